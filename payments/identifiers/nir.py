@@ -25,7 +25,7 @@ def nir_body_number(body: str) -> int:
     dept = body[5:7].upper()
     if dept in CORSICA_KEY_SUBSTITUTES:
         body = body[:5] + str(CORSICA_KEY_SUBSTITUTES[dept]) + body[7:]
-    if not body.isdigit():
+    if not (body.isascii() and body.isdigit()):
         raise ValueError("a NIR body is digits, or 2A/2B at positions 6-7")
     return int(body)
 
@@ -37,7 +37,7 @@ def nir_key(body: str) -> int:
 
 def is_valid_nir(nir: str) -> bool:
     """True when ``nir`` has 15 characters and its last two are the right key."""
-    if len(nir) != NIR_LENGTH or not nir[13:].isdigit():
+    if len(nir) != NIR_LENGTH or not (nir[13:].isascii() and nir[13:].isdigit()):
         return False
     try:
         return nir_key(nir[:13]) == int(nir[13:])

@@ -133,7 +133,9 @@ def inject_row_defects(
     k = min(int(rng.binomial(n, rate)) if rate > 0 else 0, len(free) // 2)
     picked = np.sort(rng.choice(free, size=k, replace=False)) if k else np.array([], np.int64)
     taken[picked] = True
-    assigned = rng.permutation(np.arange(k) % len(kinds)) if k else np.array([], np.int64)
+    # Kinds in turn from a random start, so small funds do not all get the first kind.
+    start = int(rng.integers(0, len(kinds)))
+    assigned = rng.permutation((np.arange(k) + start) % len(kinds))
     by_kind = {kind: picked[assigned == i] for i, kind in enumerate(kinds)}
 
     rows = by_kind.get("bad_nir_key", np.array([], np.int64))

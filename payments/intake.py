@@ -1,0 +1,214 @@
+"""Receiving fund files: is this file whole, unaltered and in the contract's shape?
+
+File-level checks only (row-level validation is ``payments.validation``'s job):
+a file that fails here is rejected *as a file*, with a reason code and a
+sentence naming the file (and line where there is one), and the other funds go
+on. A file that passes is read with every column as text, so no identifier is
+ever turned into a number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from payments.contract import Companion, Contract
+from payments.registry import Fund
+
+
+class FileError(StrEnum):
+    """Why a whole file was rejected. Codes are stable: reports and tests use them."""
+
+    FILE_MISSING = "file_missing"
+    COMPANION_MISSING = "companion_missing"
+    COMPANION_INVALID = "companion_invalid"
+    CONTRACT_VERSION = "contract_version"
+    WRONG_FUND = "wrong_fund"
+    WRONG_SCHEME = "wrong_scheme"
+    SIZE_MISMATCH = "size_mismatch"
+    SHA256_MISMATCH = "sha256_mismatch"
+    ENCODING = "encoding"
+    HEADER = "header"
+    ROW_COUNT = "row_count"
+    EMPTY = "empty"
+    DUPLICATE_CONTENT = "duplicate_content"
+    UNREADABLE = "unreadable"
+
+
+@dataclass
+class Receipt:
+    """What happened to one fund's file."""
+
+    fund_code: str
+    file: str
+    status: str  # "received" | "missing" | "rejected"
+    error: str | None = None
+    message: str | None = None
+    rows: int = 0
+    bytes: int = 0
+    sha256: str | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "received"
+
+
+class RejectedFile(Exception):
+    def __init__(self, error: FileError, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+
+def check_file(
+    data: bytes, companion_bytes: bytes, *, file_name: str, fund: Fund, scheme_id: str,
+    contract: Contract,
+) -> Companion:
+    """All file-level checks on the bytes received; raises ``RejectedFile``."""
+    try:
+        companion = Companion.from_json(companion_bytes)
+    except (ValueError, UnicodeDecodeError, TypeError) as exc:
+        raise RejectedFile(
+            FileError.COMPANION_INVALID, f"{file_name}: companion file unreadable: {exc}"
+        ) from None
+    if companion.contract_version != contract.version:
+        raise RejectedFile(
+            FileError.CONTRACT_VERSION,
+            f"{file_name}: contract version {companion.contract_version!r}, "
+            f"expected {contract.version!r}",
+        )
+    if companion.fund_code != fund.code:
+        raise RejectedFile(
+            FileError.WRONG_FUND,
+            f"{file_name}: companion says fund {companion.fund_code!r}, "
+            f"file is filed under fund {fund.code!r}",
+        )
+    if companion.scheme_id != scheme_id:
+        raise RejectedFile(
+            FileError.WRONG_SCHEME,
+            f"{file_name}: companion says scheme {companion.scheme_id!r}, run is {scheme_id!r}",
+        )
+    if len(data) != companion.byte_size:
+        raise RejectedFile(
+            FileError.SIZE_MISMATCH,
+            f"{file_name}: {len(data)} bytes received, companion announces "
+            f"{companion.byte_size} (truncated or altered in transit)",
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != companion.sha256:
+        raise RejectedFile(
+            FileError.SHA256_MISMATCH,
+            f"{file_name}: SHA-256 {digest} does not match the companion's "
+            f"{companion.sha256} (file altered)",
+        )
+    try:
+        data.decode(contract.encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise RejectedFile(
+            FileError.ENCODING,
+            f"{file_name}, line {line}: byte 0x{data[exc.start]:02x} is not valid "
+            f"{contract.encoding.upper()} (file must be UTF-8)",
+        ) from None
+    if not data:
+        raise RejectedFile(FileError.EMPTY, f"{file_name}: file is empty")
+    if not data.startswith(contract.header_line):
+        first = data.split(b"\n", 1)[0].decode(contract.encoding, errors="replace")
+        got = first.split(contract.delimiter)
+        want = contract.names
+        diff = next(
+            (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
+            min(len(got), len(want)),
+        )
+        raise RejectedFile(
+            FileError.HEADER,
+            f"{file_name}, line 1: header does not match contract {contract.version} "
+            f"(column {diff + 1}: got {got[diff] if diff < len(got) else '(none)'!r}, "
+            f"expected {want[diff] if diff < len(want) else '(none)'!r})",
+        )
+    if not data.endswith(contract.line_terminator.encode()):
+        raise RejectedFile(
+            FileError.ROW_COUNT,
+            f"{file_name}: last line is not terminated (file cut short)",
+        )
+    rows = data.count(contract.line_terminator.encode()) - 1
+    if rows != companion.row_count:
+        raise RejectedFile(
+            FileError.ROW_COUNT,
+            f"{file_name}: {rows} rows, companion announces {companion.row_count}",
+        )
+    if rows == 0:
+        raise RejectedFile(FileError.EMPTY, f"{file_name}: header only, no rows")
+    return companion
+
+
+def read_rows(data: bytes, contract: Contract) -> pa.Table:
+    """Parse a checked file with every column as text (see ``Contract.raw_schema``)."""
+    schema = contract.raw_schema()
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=schema.names, skip_rows=1,
+                                       block_size=8 << 20),
+        parse_options=pacsv.ParseOptions(delimiter=contract.delimiter, quote_char=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=True,
+        ),
+    )
+
+
+def receive_fund(
+    root: Path, fund: Fund, scheme_id: str, contract: Contract
+) -> tuple[Receipt, pa.Table | None]:
+    """Check and read one fund's file from its inbox under the storage root."""
+    name = contract.data_file_name(fund.code, scheme_id)
+    data_path = root / fund.inbox / name
+    ctl_path = root / fund.inbox / contract.companion_name(name)
+    rel = f"{fund.inbox}/{name}"
+    if not data_path.exists():
+        return Receipt(fund.code, rel, "missing", FileError.FILE_MISSING,
+                       f"{rel}: no file received"), None
+    if not ctl_path.exists():
+        return Receipt(fund.code, rel, "rejected", FileError.COMPANION_MISSING,
+                       f"{rel}: companion {ctl_path.name} missing"), None
+    data = data_path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    receipt = Receipt(fund.code, rel, "received", bytes=len(data), sha256=digest)
+    try:
+        companion = check_file(data, ctl_path.read_bytes(), file_name=rel, fund=fund,
+                               scheme_id=scheme_id, contract=contract)
+        table = read_rows(data, contract)
+    except RejectedFile as exc:
+        receipt.status, receipt.error, receipt.message = "rejected", exc.error, exc.message
+        return receipt, None
+    except pa.ArrowInvalid as exc:
+        receipt.status, receipt.error = "rejected", FileError.UNREADABLE
+        receipt.message = f"{rel}: not a readable CSV: {exc}"
+        return receipt, None
+    receipt.rows = table.num_rows
+    receipt.details = {"produced_at": companion.produced_at}
+    return receipt, table
+
+
+def reject_duplicate_contents(receipts: list[Receipt]) -> None:
+    """The same bytes filed under two funds: keep the first, reject the others."""
+    seen: dict[str, str] = {}
+    for r in receipts:
+        if not r.ok or r.sha256 is None:
+            continue
+        if r.sha256 in seen:
+            r.status, r.error = "rejected", FileError.DUPLICATE_CONTENT
+            r.message = f"{r.file}: same content as {seen[r.sha256]} (submitted twice)"
+        else:
+            seen[r.sha256] = r.file
+
+
+def receipts_json(receipts: list[Receipt]) -> str:
+    return json.dumps([r.__dict__ for r in receipts], indent=2, sort_keys=True, default=str)

@@ -1,0 +1,111 @@
+"""File-level receipt: each rejection reason from a minimal bad file."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from payments.contract import Companion, Contract
+from payments.intake import FileError, receive_fund, reject_duplicate_contents
+from payments.pipeline import run_intake
+from payments.registry import Registry
+
+ROW = (
+    "13;1234567;2020-05;285072A00401252;Martin;Léa;1985-07-14;none;;;43210;0;0;0;0;0;0;0;;"
+    "FR7630004000031234567890143;;LEA MARTIN;2017-09-01\n"
+)
+
+
+def _drop(root: Path, contract: Contract, data: bytes, *, fund: str = "13",
+          companion: dict[str, object] | None = None) -> None:
+    folder = root / "funds" / fund
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{fund}_aes-2020-05.csv"
+    (folder / name).write_bytes(data)
+    fields: dict[str, object] = {
+        "contract_version": contract.version, "fund_code": fund, "scheme_id": "aes-2020-05",
+        "file_name": name, "row_count": max(data.count(b"\n") - 1, 0), "byte_size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(), "produced_at": "2020-05-10T06:00:00+00:00",
+    }
+    fields.update(companion or {})
+    (folder / (name + ".ctl.json")).write_bytes(Companion(**fields).to_json())  # type: ignore[arg-type]
+
+
+def _receive(root: Path, registry: Registry, contract: Contract, fund: str = "13") -> str | None:
+    receipt, _ = receive_fund(root, registry.get(fund), "aes-2020-05", contract)
+    return receipt.error
+
+
+def test_good_file_is_received(tmp_path: Path, registry: Registry, contract: Contract) -> None:
+    _drop(tmp_path, contract, contract.header_line + ROW.encode())
+    receipt, table = receive_fund(tmp_path, registry.get("13"), "aes-2020-05", contract)
+    assert receipt.ok and table is not None and table.num_rows == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "companion", "error"),
+    [
+        (None, None, FileError.FILE_MISSING),
+        (b"HEADER", {"byte_size": 99}, FileError.SIZE_MISMATCH),
+        (b"HEADER" + ROW.encode(), {"sha256": "0" * 64}, FileError.SHA256_MISMATCH),
+        (b"HEADER" + ROW.replace("é", "\xe9").encode("latin-1"), None, FileError.ENCODING),
+        (b"fund;household\n" + ROW.encode(), None, FileError.HEADER),
+        (b"HEADER" + ROW.encode()[:-5], None, FileError.ROW_COUNT),
+        (b"HEADER", None, FileError.EMPTY),
+        (b"", None, FileError.EMPTY),
+        (b"HEADER" + ROW.encode(), {"fund_code": "59"}, FileError.WRONG_FUND),
+        (b"HEADER" + ROW.encode(), {"scheme_id": "other"}, FileError.WRONG_SCHEME),
+        (b"HEADER" + ROW.encode(), {"contract_version": "0.9"}, FileError.CONTRACT_VERSION),
+    ],
+)
+def test_each_file_error(
+    tmp_path: Path, registry: Registry, contract: Contract, data: bytes | None,
+    companion: dict[str, object] | None, error: FileError,
+) -> None:
+    if data is not None:
+        _drop(tmp_path, contract, data.replace(b"HEADER", contract.header_line), companion=companion)
+    assert _receive(tmp_path, registry, contract) == error
+
+
+def test_missing_or_garbled_companion(tmp_path: Path, registry: Registry, contract: Contract) -> None:
+    _drop(tmp_path, contract, contract.header_line + ROW.encode())
+    ctl = tmp_path / "funds/13/13_aes-2020-05.csv.ctl.json"
+    ctl.write_bytes(b"{not json")
+    assert _receive(tmp_path, registry, contract) == FileError.COMPANION_INVALID
+    ctl.unlink()
+    assert _receive(tmp_path, registry, contract) == FileError.COMPANION_MISSING
+
+
+def test_encoding_error_names_the_line(tmp_path: Path, registry: Registry, contract: Contract) -> None:
+    bad = ROW.replace("Léa", "L\udce9a").encode("utf-8", "surrogateescape")
+    _drop(tmp_path, contract, contract.header_line + ROW.encode() + bad)
+    receipt, _ = receive_fund(tmp_path, registry.get("13"), "aes-2020-05", contract)
+    assert receipt.error == FileError.ENCODING
+    assert "line 3" in str(receipt.message) and "13_aes-2020-05.csv" in str(receipt.message)
+
+
+def test_same_content_twice_is_rejected_once(
+    tmp_path: Path, registry: Registry, contract: Contract
+) -> None:
+    data = contract.header_line + ROW.encode()
+    _drop(tmp_path, contract, data, fund="13")
+    _drop(tmp_path, contract, data, fund="59")
+    receipts = [receive_fund(tmp_path, registry.get(f), "aes-2020-05", contract)[0]
+                for f in ("13", "59")]
+    assert receipts[0].ok and receipts[1].ok
+    reject_duplicate_contents(receipts)
+    assert receipts[0].ok and receipts[1].error == FileError.DUPLICATE_CONTENT
+
+
+def test_one_bad_fund_does_not_stop_the_others(
+    tmp_path: Path, registry: Registry, contract: Contract
+) -> None:
+    _drop(tmp_path, contract, contract.header_line + ROW.encode(), fund="13")
+    _drop(tmp_path, contract, b"garbage\n", fund="59")
+    result = run_intake(tmp_path, "aes-2020-05", funds=["13", "59", "75"])
+    assert [r.status for r in result.receipts] == ["received", "rejected", "missing"]
+    assert (result.out_dir / "received" / "13.parquet").exists()
+    again = run_intake(tmp_path, "aes-2020-05", funds=["13", "59", "75"])
+    assert again.run_id == result.run_id
