@@ -85,7 +85,8 @@ def sample(
     defects: Annotated[
         float,
         typer.Option(
-            min=0.0, max=0.5,
+            min=0.0,
+            max=0.5,
             help="Share of rows carrying an injected defect (bad NIR key, bad IBAN, missing "
             "field, duplicate row, household in two funds, shared IBAN), plus non-UTF-8 "
             "and truncated files. Ground truth goes to _sample/truth_<scheme>.parquet.",
@@ -107,8 +108,9 @@ def sample(
     spec = SampleSpec(
         households=households,
         seed=seed,
-        window=Window(scheme, tuple(m.strip() for m in months.split(",")),
-                      date.fromisoformat(as_of)),
+        window=Window(
+            scheme, tuple(m.strip() for m in months.split(",")), date.fromisoformat(as_of)
+        ),
         defect_rate=defects,
         funds=tuple(_codes(funds) or ()),
     )
@@ -153,7 +155,9 @@ def run(
     selected = load_registry().select(_codes(funds))
     with progress("receiving", len(selected), enabled=not as_json) as bar:
         result = run_intake(
-            settings.data_dir, scheme, funds=_codes(funds),
+            settings.data_dir,
+            scheme,
+            funds=_codes(funds),
             on_fund=lambda _f, _r: bar.advance(bar.task_ids[0]),
         )
     if as_json:
@@ -189,14 +193,17 @@ def list_funds(as_json: JsonOut = False) -> None:
 
     registry = load_registry()
     if as_json:
-        typer.echo(json.dumps(
-            {"version": registry.version, "funds": [f.__dict__ for f in registry.funds]},
-            indent=2, ensure_ascii=False,
-        ))
+        typer.echo(
+            json.dumps(
+                {"version": registry.version, "funds": [f.__dict__ for f in registry.funds]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     table = Table(title=f"Fund registry {registry.version} ({len(registry.funds)} funds)")
-    for col in ("code", "name", "debtor account", "inbox", "bank outbox"):
-        table.add_column(col)
+    for heading in ("code", "name", "debtor account", "inbox", "bank outbox"):
+        table.add_column(heading)
     for f in registry.funds:
         table.add_row(f.code, f.name, mask(f.debtor_iban), f.inbox, f.bank_outbox)
     stdout.print(table)
@@ -210,12 +217,17 @@ def contract(
     """Show the input contract: the columns a fund file must carry, in order."""
     c = load_contract(version)
     if as_json:
-        typer.echo(json.dumps({"version": c.version, "columns": [col.__dict__ for col in c.columns]},
-                              indent=2, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                {"version": c.version, "columns": [col.__dict__ for col in c.columns]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     table = Table(title=f"Input contract {c.version} (CSV, {c.encoding}, '{c.delimiter}')")
-    for col in ("#", "column", "kind", "required", "description"):
-        table.add_column(col, overflow="fold")
+    for heading in ("#", "column", "kind", "required", "description"):
+        table.add_column(heading, overflow="fold")
     for i, col in enumerate(c.columns, 1):
         table.add_row(str(i), col.name, col.kind, "yes" if col.required else "no", col.description)
     stdout.print(table)

@@ -69,7 +69,12 @@ class RejectedFile(Exception):
 
 
 def check_file(
-    data: bytes, companion_bytes: bytes, *, file_name: str, fund: Fund, scheme_id: str,
+    data: bytes,
+    companion_bytes: bytes,
+    *,
+    file_name: str,
+    fund: Fund,
+    scheme_id: str,
     contract: Contract,
 ) -> Companion:
     """All file-level checks on the bytes received; raises ``RejectedFile``."""
@@ -155,11 +160,12 @@ def read_rows(data: bytes, contract: Contract) -> pa.Table:
     schema = contract.raw_schema()
     return pacsv.read_csv(
         io.BytesIO(data),
-        read_options=pacsv.ReadOptions(column_names=schema.names, skip_rows=1,
-                                       block_size=8 << 20),
+        read_options=pacsv.ReadOptions(column_names=schema.names, skip_rows=1, block_size=8 << 20),
         parse_options=pacsv.ParseOptions(delimiter=contract.delimiter, quote_char=False),
         convert_options=pacsv.ConvertOptions(
-            column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=True,
+            column_types=schema,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
         ),
     )
 
@@ -173,17 +179,29 @@ def receive_fund(
     ctl_path = root / fund.inbox / contract.companion_name(name)
     rel = f"{fund.inbox}/{name}"
     if not data_path.exists():
-        return Receipt(fund.code, rel, "missing", FileError.FILE_MISSING,
-                       f"{rel}: no file received"), None
+        return Receipt(
+            fund.code, rel, "missing", FileError.FILE_MISSING, f"{rel}: no file received"
+        ), None
     if not ctl_path.exists():
-        return Receipt(fund.code, rel, "rejected", FileError.COMPANION_MISSING,
-                       f"{rel}: companion {ctl_path.name} missing"), None
+        return Receipt(
+            fund.code,
+            rel,
+            "rejected",
+            FileError.COMPANION_MISSING,
+            f"{rel}: companion {ctl_path.name} missing",
+        ), None
     data = data_path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     receipt = Receipt(fund.code, rel, "received", bytes=len(data), sha256=digest)
     try:
-        companion = check_file(data, ctl_path.read_bytes(), file_name=rel, fund=fund,
-                               scheme_id=scheme_id, contract=contract)
+        companion = check_file(
+            data,
+            ctl_path.read_bytes(),
+            file_name=rel,
+            fund=fund,
+            scheme_id=scheme_id,
+            contract=contract,
+        )
         table = read_rows(data, contract)
     except RejectedFile as exc:
         receipt.status, receipt.error, receipt.message = "rejected", exc.error, exc.message

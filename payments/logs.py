@@ -17,7 +17,9 @@ import sys
 #: A NIR: sex, year, month, département (digits or 2A/2B), commune, order and
 #: an optional key, with or without the spaces people type between groups.
 NIR_PATTERN = re.compile(
-    r"(?<![0-9A-Za-z])[1-478] ?\d{2} ?\d{2} ?(?:\d{2}|2[AaBb]) ?\d{3} ?\d{3}(?: ?\d{2})?(?![0-9A-Za-z])"
+    r"(?<![0-9A-Za-z])"
+    r"[1-478] ?\d{2} ?\d{2} ?(?:\d{2}|2[AaBb]) ?\d{3} ?\d{3}(?: ?\d{2})?"
+    r"(?![0-9A-Za-z])"
 )
 #: An IBAN, compact or printed in groups of four. Upper case only, so that
 #: lower-case hexadecimal hashes are left alone.

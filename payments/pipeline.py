@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,16 +79,21 @@ def run_intake(
     registry = registry or load_registry()
     contract = contract or load_contract()
     selected = registry.select(funds)
+    runs = root / "runs"
+    # Each fund's rows go to disk as soon as they are read (memory stays bounded
+    # by the largest fund); the folder is renamed to the run id at the end,
+    # since the id depends on every fund's hash.
+    staging = runs / f".staging-{scheme_id}"
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "received").mkdir(parents=True)
     receipts: list[Receipt] = []
-    tables = {}
     for fund in selected:
         receipt, table = receive_fund(root, fund, scheme_id, contract)
         receipts.append(receipt)
         if table is not None:
-            tables[fund.code] = table
+            pq.write_table(table, staging / "received" / f"{fund.code}.parquet")
         if receipt.ok:
-            log.info("fund %s: received %s rows (%s bytes)", fund.code, receipt.rows,
-                     receipt.bytes)
+            log.info("fund %s: received %s rows (%s bytes)", fund.code, receipt.rows, receipt.bytes)
         elif receipt.status == "missing":
             log.info("fund %s: %s", fund.code, receipt.message)
         else:
@@ -94,21 +101,23 @@ def run_intake(
         if on_fund:
             on_fund(fund, receipt)
     reject_duplicate_contents(receipts)
-    run_id = derive_run_id(scheme_id, receipts)
-    out_dir = root / "runs" / run_id
-    received_dir = out_dir / "received"
-    received_dir.mkdir(parents=True, exist_ok=True)
     for receipt in receipts:
-        table = tables.get(receipt.fund_code)
-        if receipt.ok and table is not None:
-            pq.write_table(table, received_dir / f"{receipt.fund_code}.parquet")
+        if not receipt.ok:
+            (staging / "received" / f"{receipt.fund_code}.parquet").unlink(missing_ok=True)
+    run_id = derive_run_id(scheme_id, receipts)
+    out_dir = runs / run_id
+    shutil.rmtree(out_dir, ignore_errors=True)  # same id: same inputs, same outputs
+    os.replace(staging, out_dir)
     result = RunResult(run_id=run_id, scheme_id=scheme_id, out_dir=out_dir, receipts=receipts)
     (out_dir / "intake.json").write_text(
         json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
     )
     log.info(
         "run %s: %s funds received, %s missing, %s rejected, %s rows",
-        run_id, result.count("received"), result.count("missing"), result.count("rejected"),
+        run_id,
+        result.count("received"),
+        result.count("missing"),
+        result.count("rejected"),
         result.rows,
     )
     return result

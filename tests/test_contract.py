@@ -34,8 +34,12 @@ def test_worked_example_is_a_valid_file(contract: Contract, registry: Registry) 
     data = _fenced("csv").encode("utf-8")
     companion_bytes = _fenced("json").encode("utf-8")
     companion = check_file(
-        data, companion_bytes, file_name="2A_aes-2020-05.csv", fund=registry.get("2A"),
-        scheme_id="aes-2020-05", contract=contract,
+        data,
+        companion_bytes,
+        file_name="2A_aes-2020-05.csv",
+        fund=registry.get("2A"),
+        scheme_id="aes-2020-05",
+        contract=contract,
     )
     table = read_rows(data, contract)
     assert table.num_rows == companion.row_count == 3
@@ -62,5 +66,5 @@ def test_companion_round_trip_and_rejects_incomplete() -> None:
 
 
 def test_unknown_contract_version_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="unknown input contract version '9.9'"):
+    with pytest.raises(ValueError, match=r"unknown input contract version '9\.9'"):
         load_contract("9.9")

@@ -18,16 +18,27 @@ ROW = (
 )
 
 
-def _drop(root: Path, contract: Contract, data: bytes, *, fund: str = "13",
-          companion: dict[str, object] | None = None) -> None:
+def _drop(
+    root: Path,
+    contract: Contract,
+    data: bytes,
+    *,
+    fund: str = "13",
+    companion: dict[str, object] | None = None,
+) -> None:
     folder = root / "funds" / fund
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{fund}_aes-2020-05.csv"
     (folder / name).write_bytes(data)
     fields: dict[str, object] = {
-        "contract_version": contract.version, "fund_code": fund, "scheme_id": "aes-2020-05",
-        "file_name": name, "row_count": max(data.count(b"\n") - 1, 0), "byte_size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(), "produced_at": "2020-05-10T06:00:00+00:00",
+        "contract_version": contract.version,
+        "fund_code": fund,
+        "scheme_id": "aes-2020-05",
+        "file_name": name,
+        "row_count": max(data.count(b"\n") - 1, 0),
+        "byte_size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "produced_at": "2020-05-10T06:00:00+00:00",
     }
     fields.update(companion or {})
     (folder / (name + ".ctl.json")).write_bytes(Companion(**fields).to_json())  # type: ignore[arg-type]
@@ -61,15 +72,23 @@ def test_good_file_is_received(tmp_path: Path, registry: Registry, contract: Con
     ],
 )
 def test_each_file_error(
-    tmp_path: Path, registry: Registry, contract: Contract, data: bytes | None,
-    companion: dict[str, object] | None, error: FileError,
+    tmp_path: Path,
+    registry: Registry,
+    contract: Contract,
+    data: bytes | None,
+    companion: dict[str, object] | None,
+    error: FileError,
 ) -> None:
     if data is not None:
-        _drop(tmp_path, contract, data.replace(b"HEADER", contract.header_line), companion=companion)
+        _drop(
+            tmp_path, contract, data.replace(b"HEADER", contract.header_line), companion=companion
+        )
     assert _receive(tmp_path, registry, contract) == error
 
 
-def test_missing_or_garbled_companion(tmp_path: Path, registry: Registry, contract: Contract) -> None:
+def test_missing_or_garbled_companion(
+    tmp_path: Path, registry: Registry, contract: Contract
+) -> None:
     _drop(tmp_path, contract, contract.header_line + ROW.encode())
     ctl = tmp_path / "funds/13/13_aes-2020-05.csv.ctl.json"
     ctl.write_bytes(b"{not json")
@@ -78,7 +97,9 @@ def test_missing_or_garbled_companion(tmp_path: Path, registry: Registry, contra
     assert _receive(tmp_path, registry, contract) == FileError.COMPANION_MISSING
 
 
-def test_encoding_error_names_the_line(tmp_path: Path, registry: Registry, contract: Contract) -> None:
+def test_encoding_error_names_the_line(
+    tmp_path: Path, registry: Registry, contract: Contract
+) -> None:
     bad = ROW.replace("Léa", "L\udce9a").encode("utf-8", "surrogateescape")
     _drop(tmp_path, contract, contract.header_line + ROW.encode() + bad)
     receipt, _ = receive_fund(tmp_path, registry.get("13"), "aes-2020-05", contract)
@@ -92,8 +113,9 @@ def test_same_content_twice_is_rejected_once(
     data = contract.header_line + ROW.encode()
     _drop(tmp_path, contract, data, fund="13")
     _drop(tmp_path, contract, data, fund="59")
-    receipts = [receive_fund(tmp_path, registry.get(f), "aes-2020-05", contract)[0]
-                for f in ("13", "59")]
+    receipts = [
+        receive_fund(tmp_path, registry.get(f), "aes-2020-05", contract)[0] for f in ("13", "59")
+    ]
     assert receipts[0].ok and receipts[1].ok
     reject_duplicate_contents(receipts)
     assert receipts[0].ok and receipts[1].error == FileError.DUPLICATE_CONTENT

@@ -24,7 +24,9 @@ def stream() -> io.StringIO:
 def test_masks_args_messages_and_exceptions(stream: io.StringIO) -> None:
     log = logging.getLogger("payments.test")
     log.info("household %s pays into %s", NIR, IBAN)
-    log.warning("row: %r", {"nir": "1 85 07 2A 004 012 52", "iban": "FR76 3000 4000 0312 3456 7890 143"})
+    log.warning(
+        "row: %r", {"nir": "1 85 07 2A 004 012 52", "iban": "FR76 3000 4000 0312 3456 7890 143"}
+    )
     try:
         raise ValueError(f"bad row {NIR} {IBAN}")
     except ValueError:

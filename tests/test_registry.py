@@ -6,8 +6,9 @@ from payments.registry import Registry
 from tests.reference import iban_is_valid
 
 EXPECTED = (
-    {f"{d:02d}" for d in range(1, 96) if d != 20} | {"2A", "2B"} | {"971", "972", "973", "974",
-                                                                     "976"}
+    {f"{d:02d}" for d in range(1, 96) if d != 20}
+    | {"2A", "2B"}
+    | {"971", "972", "973", "974", "976"}
 )
 
 

@@ -23,9 +23,7 @@ from tests.reference import iban_is_valid, nir_is_valid
 
 def _read_all(result: SampleResult, contract: Contract) -> pa.Table:
     root = Path(result.root)
-    return pa.concat_tables(
-        read_rows((root / f.path).read_bytes(), contract) for f in result.files
-    )
+    return pa.concat_tables(read_rows((root / f.path).read_bytes(), contract) for f in result.files)
 
 
 def test_allocate_is_exact_and_proportional() -> None:
@@ -123,8 +121,14 @@ def _line(result: SampleResult, fund: str, line: int) -> list[str]:
 
 @pytest.mark.parametrize(
     "kind",
-    ["bad_nir_key", "bad_iban", "missing_field", "duplicate_in_file", "moved_between_funds",
-     "shared_iban"],
+    [
+        "bad_nir_key",
+        "bad_iban",
+        "missing_field",
+        "duplicate_in_file",
+        "moved_between_funds",
+        "shared_iban",
+    ],
 )
 def test_each_row_defect_is_really_in_the_file(
     defect_sample: SampleResult, contract: Contract, kind: str
@@ -157,8 +161,13 @@ def test_each_row_defect_is_really_in_the_file(
     assert checked > 0
     if kind == "moved_between_funds":
         nirs = Counter(
-            dict(zip(names, _line(defect_sample, str(t["fund_code"]), int(str(t["line"]))),
-                     strict=True))["claimant_nir"]
+            dict(
+                zip(
+                    names,
+                    _line(defect_sample, str(t["fund_code"]), int(str(t["line"]))),
+                    strict=True,
+                )
+            )["claimant_nir"]
             for t in _truth(defect_sample, kind)
             if t["fund_code"] not in damaged
         )
@@ -177,7 +186,5 @@ def test_file_defects_damage_the_bytes(defect_sample: SampleResult, contract: Co
             line.decode("utf-8")
     for t in _truth(defect_sample, "truncated"):
         path = next(f.path for f in defect_sample.files if f.fund_code == t["fund_code"])
-        companion = Companion.from_json(
-            (root / (path + contract.companion_suffix)).read_bytes()
-        )
+        companion = Companion.from_json((root / (path + contract.companion_suffix)).read_bytes())
         assert (root / path).stat().st_size < companion.byte_size

@@ -35,7 +35,11 @@ DEFECT_KINDS: tuple[str, ...] = ROW_DEFECTS + FILE_DEFECTS
 
 #: Required fields the ``missing_field`` defect empties.
 BLANKABLE: tuple[str, ...] = (
-    "claimant_nir", "claimant_last_name", "claimant_birth_date", "iban", "account_holder",
+    "claimant_nir",
+    "claimant_last_name",
+    "claimant_birth_date",
+    "iban",
+    "account_holder",
 )
 
 TRUTH_SCHEMA = pa.schema(
@@ -180,11 +184,11 @@ def inject_row_defects(
             table, "iban", pc.if_else(mask, shared, table.column("iban").combine_chunks())
         )
         table = _set_column(
-            table, "bic", pc.if_else(mask, pa.scalar(None, pa.string()),
-                                     table.column("bic").combine_chunks())
+            table,
+            "bic",
+            pc.if_else(mask, pa.scalar(None, pa.string()), table.column("bic").combine_chunks()),
         )
-        truths.append(_truth(fund_code, rows, table, "shared_iban",
-                             shared.take(pa.array(rows))))
+        truths.append(_truth(fund_code, rows, table, "shared_iban", shared.take(pa.array(rows))))
 
     movers_out = empty
     rows = by_kind.get("moved_between_funds", np.array([], np.int64))
@@ -202,8 +206,13 @@ def inject_row_defects(
             index[rows] = sources
             table = table.take(pa.array(index))
             truths.append(
-                _truth(fund_code, rows, table, "duplicate_in_file",
-                       concat("copy of line ", pc.cast(pa.array(sources + 2), pa.string())))
+                _truth(
+                    fund_code,
+                    rows,
+                    table,
+                    "duplicate_in_file",
+                    concat("copy of line ", pc.cast(pa.array(sources + 2), pa.string())),
+                )
             )
 
     truth = pa.concat_tables(truths) if truths else TRUTH_SCHEMA.empty_table()

@@ -27,9 +27,7 @@ I64 = npt.NDArray[np.int64]
 EPOCH = date(1970, 1, 1)
 
 #: Metropolitan département codes as written in a NIR and as used for its key.
-METRO_CODES: tuple[str, ...] = tuple(
-    [f"{d:02d}" for d in range(1, 96) if d != 20] + ["2A", "2B"]
-)
+METRO_CODES: tuple[str, ...] = tuple([f"{d:02d}" for d in range(1, 96) if d != 20] + ["2A", "2B"])
 METRO_KEY_NUMBERS: I64 = np.array(
     [int(c) if c.isdigit() else {"2A": 19, "2B": 18}[c] for c in METRO_CODES], np.int64
 )
@@ -124,21 +122,22 @@ def _birth_places(
     return dept_text, dept_num, commune
 
 
-def make_nirs(
-    rng: np.random.Generator, fund: Fund, sex: I64, birth_days: I64
-) -> pa.Array:
+def make_nirs(rng: np.random.Generator, fund: Fund, sex: I64, birth_days: I64) -> pa.Array:
     """Valid NIRs consistent with sex, birth date and a plausible birth place."""
     year, month = _year_month(birth_days)
     dept_text, dept_num, commune = _birth_places(rng, fund, year)
     order = rng.integers(1, 1000, len(sex))
     yy = year % 100
-    body = (
-        sex * 10**12 + yy * 10**10 + month * 10**8 + dept_num * 10**6 + commune * 10**3 + order
-    )
+    body = sex * 10**12 + yy * 10**10 + month * 10**8 + dept_num * 10**6 + commune * 10**3 + order
     keys = nir_keys(body)
     return concat(
-        zpad(sex, 1), zpad(yy, 2), zpad(month, 2), dept_text,
-        zpad(commune, 3), zpad(order, 3), zpad(keys, 2),
+        zpad(sex, 1),
+        zpad(yy, 2),
+        zpad(month, 2),
+        dept_text,
+        zpad(commune, 3),
+        zpad(order, 3),
+        zpad(keys, 2),
     )
 
 
@@ -151,8 +150,9 @@ def make_ibans(rng: np.random.Generator, n: int) -> tuple[pa.Array, pa.Array]:
     account = rng.integers(0, 10**11, n)
     key = rib_keys(bank, branch, account)
     check = french_iban_check_digits(bank, branch, account, key)
-    iban = concat("FR", zpad(check, 2), zpad(bank, 5), zpad(branch, 5), zpad(account, 11),
-                  zpad(key, 2))
+    iban = concat(
+        "FR", zpad(check, 2), zpad(bank, 5), zpad(branch, 5), zpad(account, 11), zpad(key, 2)
+    )
     bic = pick([b[1] for b in BANKS], bank_idx)
     return iban, bic
 
@@ -197,7 +197,9 @@ def generate_households(
     child_birth = as_of - child_age
     order = np.lexsort((child_birth, parent))
     child_text = date_text(child_birth[order])
-    children = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), child_text), "|")
+    children = pc.binary_join(
+        pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), child_text), "|"
+    )
 
     # Benefits due for the reference month, in integer cents.
     p = MIX_P_OVERSEAS if fund.overseas else MIX_P_METRO

@@ -165,12 +165,12 @@ def write_sample(
         truths.append(injected.truth)
         data = _csv_bytes(injected.table, contract)
 
-        kind = file_defects.get(fund.code)
+        file_defect = file_defects.get(fund.code)
         sent = data
-        if kind == "non_utf8":
+        if file_defect == "non_utf8":
             lines = lines_with_non_ascii(data, limit=3)
             data = sent = reencode_lines_cp1252(data, lines)
-            truths.append(_file_truth(fund.code, lines, kind, "line re-encoded as cp1252"))
+            truths.append(_file_truth(fund.code, lines, file_defect, "line re-encoded as cp1252"))
         companion = Companion(
             contract_version=contract.version,
             fund_code=fund.code,
@@ -181,12 +181,12 @@ def write_sample(
             sha256=hashlib.sha256(data).hexdigest(),
             produced_at=produced_at,
         )
-        if kind == "truncated":
+        if file_defect == "truncated":
             header_end = data.index(b"\n") + 1
             cut = header_end + int(defect_rng.integers(1, max(2, len(data) - header_end)))
             sent = data[:cut]
             truths.append(
-                _file_truth(fund.code, [0], kind, f"cut at byte {cut} of {len(data)}")
+                _file_truth(fund.code, [0], file_defect, f"cut at byte {cut} of {len(data)}")
             )
         _write_atomic(data_path, sent)
         _write_atomic(ctl_path, companion.to_json())
@@ -206,8 +206,9 @@ def write_sample(
     counts_by_kind = dict.fromkeys(DEFECT_KINDS, 0)
     if truth.num_rows:
         vc = truth.group_by("kind").aggregate([("line", "count")])
-        for k, c in zip(vc.column("kind").to_pylist(), vc.column("line_count").to_pylist(),
-                        strict=True):
+        for k, c in zip(
+            vc.column("kind").to_pylist(), vc.column("line_count").to_pylist(), strict=True
+        ):
             counts_by_kind[k] = c
     result.defects = counts_by_kind
     meta = root / SAMPLE_META_DIR

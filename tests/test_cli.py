@@ -1,0 +1,63 @@
+"""The `payments` command: help for every command, JSON output, the real entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from payments.cli import app
+
+runner = CliRunner()
+COMMANDS = ("sample", "run", "funds", "contract")
+
+
+def test_help_lists_and_explains_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.output
+        sub = runner.invoke(app, [command, "--help"])
+        assert sub.exit_code == 0 and "Usage" in sub.output
+
+
+def test_sample_then_run_with_json(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["sample", "-n", "2000", "--defects", "0.05", "--data-dir", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["rows"] == 2000 and len(doc["files"]) == 101
+    result = runner.invoke(app, ["run", "--data-dir", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)
+    assert run["funds"]["expected"] == 101
+    assert run["funds"]["rejected"] >= 2  # the non-UTF-8 and the truncated file
+    assert run["funds"]["received"] + run["funds"]["rejected"] == 101
+    received = sum(r["rows"] for r in run["receipts"] if r["status"] == "received")
+    assert received == run["rows_received"]
+    assert Path(run["out_dir"], "intake.json").exists()
+
+
+def test_console_entry_point_runs() -> None:
+    exe = Path(sys.executable).with_name("payments")
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    assert "sample" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "payments", "funds", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    funds = json.loads(out.stdout)["funds"]
+    assert len(funds) == 101
+
+
+def test_funds_table_masks_paying_accounts() -> None:
+    result = runner.invoke(app, ["funds"])
+    assert result.exit_code == 0
+    assert "FR7640031000010000000100043" not in result.output
+    assert "0043" in result.output
