@@ -7,8 +7,9 @@ summary table at the end, and offers ``--json`` for scripts.
 from __future__ import annotations
 
 import json
+import os
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,8 @@ from payments.console import progress, stdout
 from payments.contract import load_contract
 from payments.logs import setup_logging
 from payments.registry import load_registry
+from payments.validation.folder import FolderValidation, validate_folder
+from payments.validation.schema import Window
 
 app = typer.Typer(
     name="payments",
@@ -45,6 +48,7 @@ Funds = Annotated[
     typer.Option("--funds", help="Comma-separated fund codes (default: every fund)."),
 ]
 MAX_LISTED = 20
+CPUS = os.cpu_count() or 1
 Scheme = Annotated[str, typer.Option("--scheme", help="Scheme id the files are for.")]
 
 
@@ -77,7 +81,7 @@ def sample(
     seed: Annotated[int, typer.Option(help="Seed: same seed, same bytes.")] = 2020,
     scheme: Scheme = "aes-2020-05",
     months: Annotated[
-        str, typer.Option(help="Reference months of the scheme window, comma-separated.")
+        str, typer.Option(help="Reference months written in the files, comma-separated.")
     ] = "2020-04,2020-05",
     as_of: Annotated[
         str, typer.Option("--as-of", help="Extraction date of the files (YYYY-MM-DD).")
@@ -101,14 +105,14 @@ def sample(
     Households are spread over the funds in proportion to population; NIRs and
     IBANs are valid unless a defect was injected on purpose.
     """
-    from payments.sample.households import Window
+    from payments.sample.households import Window as SampleWindow
     from payments.sample.writer import SampleSpec, write_sample
 
     settings = load_settings(data_dir)
     spec = SampleSpec(
         households=households,
         seed=seed,
-        window=Window(
+        window=SampleWindow(
             scheme, tuple(m.strip() for m in months.split(",")), date.fromisoformat(as_of)
         ),
         defect_rate=defects,
@@ -136,53 +140,136 @@ def sample(
     stdout.print(table)
 
 
+Months = Annotated[
+    str, typer.Option(help="Reference months of the scheme window, comma-separated.")
+]
+Workers = Annotated[
+    int, typer.Option(min=1, help="Processes validating funds in parallel (default: CPUs).")
+]
+ReferenceDate = Annotated[
+    str | None,
+    typer.Option(
+        "--reference-date",
+        help="Scheme's reference date (children born after it are errors). "
+        "Default: last day of the last reference month.",
+    ),
+]
+
+
+def _window(months: str, reference_date: str | None) -> Window:
+    month_list = tuple(m.strip() for m in months.split(",") if m.strip())
+    if reference_date:
+        ref = date.fromisoformat(reference_date)
+    else:
+        year, month = (int(x) for x in max(month_list).split("-"))
+        ref = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+    return Window(months=month_list, reference_date=ref)
+
+
+def _validation_tables(result: FolderValidation) -> None:
+    totals = result.totals()
+    table = Table(title=f"Validation {result.scheme_id}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    funds = totals["funds"]
+    for status in ("received", "missing", "rejected"):
+        table.add_row(f"funds {status}", f"{funds[status]:,}")
+    table.add_row("rows read", f"{totals['rows_read']:,}")
+    table.add_row("  accepted", f"{totals['accepted']:,}")
+    table.add_row("  quarantined", f"{totals['quarantined']:,}")
+    tied = totals["rows_read"] == totals["accepted"] + totals["quarantined"]
+    table.add_row("tie-out (read = accepted + quarantined)", "ok" if tied else "MISMATCH")
+    stdout.print(table)
+    if totals["rules"]:
+        rules = Table(title="Quarantine reasons (rows per rule)")
+        rules.add_column("rule")
+        rules.add_column("rows", justify="right")
+        for code, count in totals["rules"].items():
+            rules.add_row(code, f"{count:,}")
+        stdout.print(rules)
+    problems = [f for f in result.funds if f.status != "received"]
+    if problems:
+        issues = Table(title="Funds to follow up (complementary run)")
+        issues.add_column("fund")
+        issues.add_column("reason")
+        issues.add_column("detail", overflow="fold")
+        for f in problems[:MAX_LISTED]:
+            issues.add_row(f.fund_code, str(f.file_error), f.message or "")
+        if len(problems) > MAX_LISTED:
+            issues.add_row("…", f"{len(problems) - MAX_LISTED} more", "see validation.json")
+        stdout.print(issues)
+
+
+@app.command()
+def validate(
+    input_dir: Annotated[
+        Path, typer.Option("--input", help="Storage root holding funds/<code>/ inboxes.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for accepted/quarantine outputs.")],
+    scheme: Scheme = "aes-2020-05",
+    months: Months = "2020-04,2020-05",
+    reference_date: ReferenceDate = None,
+    funds: Funds = None,
+    workers: Workers = CPUS,
+    as_json: JsonOut = False,
+) -> None:
+    """Validate every fund file: each row accepted or quarantined with reasons.
+
+    Files that cannot be trusted (encoding, header, size/hash/row count against the
+    companion, wrong fund, empty, same content twice) are rejected as files; the other
+    funds go on. Writes <out>/<fund>/accepted.parquet, quarantine.parquet,
+    quarantine.csv, report.json and <out>/validation.json.
+    """
+    window = _window(months, reference_date)
+    selected = load_registry().select(_codes(funds))
+    with progress("validating", len(selected), enabled=not as_json) as bar:
+        result = validate_folder(
+            input_dir.resolve(),
+            out.resolve(),
+            scheme,
+            window,
+            funds=_codes(funds),
+            on_fund=lambda _f, _r: bar.advance(bar.task_ids[0]),
+        )
+    if as_json:
+        typer.echo(json.dumps({**result.to_dict(), "out_dir": str(result.out_dir)}, indent=2))
+        return
+    _validation_tables(result)
+    stdout.print(f"Outputs: {result.out_dir}")
+
+
 @app.command()
 def run(
     scheme: Scheme = "aes-2020-05",
+    months: Months = "2020-04,2020-05",
+    reference_date: ReferenceDate = None,
     funds: Funds = None,
+    workers: Workers = CPUS,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Run the batch on the files in the funds' inboxes (today: receipt stage).
+    """Run the batch on the files in the funds' inboxes (today: receipt and validation).
 
-    Each fund's file is checked as a file (companion, size, SHA-256, encoding,
-    header, row count) and read; a missing or rejected file is listed and the
-    other funds go on. Outputs go to <data-dir>/runs/<run-id>/.
+    A missing or rejected file is listed and the other funds go on.
+    Outputs go to <data-dir>/runs/<run-id>/.
     """
-    from payments.pipeline import run_intake
+    from payments.pipeline import run_batch
 
     settings = load_settings(data_dir)
     selected = load_registry().select(_codes(funds))
-    with progress("receiving", len(selected), enabled=not as_json) as bar:
-        result = run_intake(
+    with progress("receiving and validating", len(selected), enabled=not as_json) as bar:
+        result = run_batch(
             settings.data_dir,
             scheme,
+            _window(months, reference_date),
             funds=_codes(funds),
             on_fund=lambda _f, _r: bar.advance(bar.task_ids[0]),
         )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
-    table = Table(title=f"Run {result.run_id}")
-    table.add_column("funds")
-    table.add_column("count", justify="right")
-    table.add_column("rows", justify="right")
-    for status in ("received", "missing", "rejected"):
-        rows = sum(r.rows for r in result.receipts if r.status == status)
-        table.add_row(status, str(result.count(status)), f"{rows:,}")
-    table.add_row("total", str(len(result.receipts)), f"{result.rows:,}")
-    stdout.print(table)
-    problems = [r for r in result.receipts if not r.ok]
-    if problems:
-        issues = Table(title="Funds to follow up (complementary run)")
-        issues.add_column("fund")
-        issues.add_column("reason")
-        issues.add_column("detail", overflow="fold")
-        for r in problems[:MAX_LISTED]:
-            issues.add_row(r.fund_code, str(r.error), r.message or "")
-        if len(problems) > MAX_LISTED:
-            issues.add_row("…", f"{len(problems) - MAX_LISTED} more", "see intake.json")
-        stdout.print(issues)
+    stdout.print(f"Run {result.run_id}")
+    _validation_tables(result.validation)
     stdout.print(f"Outputs: {result.out_dir}")
 
 

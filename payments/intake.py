@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -155,24 +157,70 @@ def check_file(
     return companion
 
 
-def read_rows(data: bytes, contract: Contract) -> pa.Table:
-    """Parse a checked file with every column as text (see ``Contract.raw_schema``)."""
+@dataclass
+class InvalidRow:
+    """A line the CSV reader could not split into the contract's columns."""
+
+    line: int
+    text: str
+    fields: int
+
+
+@dataclass
+class Rows:
+    """A file's rows as text, with the file line of each and the unsplittable lines."""
+
+    table: pa.Table
+    lines: npt.NDArray[np.int64]
+    invalid: list[InvalidRow] = field(default_factory=list)
+
+
+def _read(data: bytes, contract: Contract, *, threads: bool, invalid: list[InvalidRow]) -> pa.Table:
     schema = contract.raw_schema()
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(InvalidRow(row.number or 0, row.text, row.actual_columns))
+        return "skip"
+
     return pacsv.read_csv(
         io.BytesIO(data),
-        read_options=pacsv.ReadOptions(column_names=schema.names, skip_rows=1, block_size=8 << 20),
-        parse_options=pacsv.ParseOptions(delimiter=contract.delimiter, quote_char=False),
+        read_options=pacsv.ReadOptions(
+            column_names=schema.names, skip_rows=1, block_size=8 << 20, use_threads=threads
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=contract.delimiter,
+            quote_char=False,
+            ignore_empty_lines=False,
+            invalid_row_handler=on_invalid,
+        ),
         convert_options=pacsv.ConvertOptions(
-            column_types=schema,
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
+            column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=True
         ),
     )
 
 
+def read_rows(data: bytes, contract: Contract) -> Rows:
+    """Parse a checked file with every column as text (see ``Contract.raw_schema``).
+
+    A line with the wrong number of fields does not fail the file: it is set
+    aside with its line number (the reader only knows line numbers when
+    single-threaded, so such a file is read a second time that way).
+    """
+    invalid: list[InvalidRow] = []
+    table = _read(data, contract, threads=True, invalid=invalid)
+    if invalid:
+        invalid = []
+        table = _read(data, contract, threads=False, invalid=invalid)
+    total = table.num_rows + len(invalid)
+    lines = np.arange(2, total + 2, dtype=np.int64)
+    if invalid:
+        lines = np.setdiff1d(lines, np.array([r.line for r in invalid], np.int64))
+    return Rows(table=table, lines=lines, invalid=invalid)
+
+
 def receive_fund(
     root: Path, fund: Fund, scheme_id: str, contract: Contract
-) -> tuple[Receipt, pa.Table | None]:
+) -> tuple[Receipt, Rows | None]:
     """Check and read one fund's file from its inbox under the storage root."""
     name = contract.data_file_name(fund.code, scheme_id)
     data_path = root / fund.inbox / name
@@ -202,7 +250,7 @@ def receive_fund(
             scheme_id=scheme_id,
             contract=contract,
         )
-        table = read_rows(data, contract)
+        rows = read_rows(data, contract)
     except RejectedFile as exc:
         receipt.status, receipt.error, receipt.message = "rejected", exc.error, exc.message
         return receipt, None
@@ -210,9 +258,9 @@ def receive_fund(
         receipt.status, receipt.error = "rejected", FileError.UNREADABLE
         receipt.message = f"{rel}: not a readable CSV: {exc}"
         return receipt, None
-    receipt.rows = table.num_rows
+    receipt.rows = rows.table.num_rows + len(rows.invalid)
     receipt.details = {"produced_at": companion.produced_at}
-    return receipt, table
+    return receipt, rows
 
 
 def reject_duplicate_contents(receipts: list[Receipt]) -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from payments.cli import app
 
 runner = CliRunner()
-COMMANDS = ("sample", "run", "funds", "contract")
+COMMANDS = ("sample", "validate", "run", "funds", "contract")
 
 
 def test_help_lists_and_explains_every_command() -> None:
@@ -34,12 +34,13 @@ def test_sample_then_run_with_json(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "--data-dir", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)
-    assert run["funds"]["expected"] == 101
-    assert run["funds"]["rejected"] >= 2  # the non-UTF-8 and the truncated file
-    assert run["funds"]["received"] + run["funds"]["rejected"] == 101
-    received = sum(r["rows"] for r in run["receipts"] if r["status"] == "received")
-    assert received == run["rows_received"]
-    assert Path(run["out_dir"], "intake.json").exists()
+    totals = run["totals"]
+    assert totals["funds"]["expected"] == 101
+    assert totals["funds"]["rejected"] >= 2  # the non-UTF-8 and the truncated file
+    assert totals["funds"]["received"] + totals["funds"]["rejected"] == 101
+    assert totals["rows_read"] == totals["accepted"] + totals["quarantined"]
+    assert totals["quarantined"] > 0
+    assert Path(run["out_dir"], "validation", "validation.json").exists()
 
 
 def test_console_entry_point_runs() -> None:

@@ -41,7 +41,7 @@ def test_worked_example_is_a_valid_file(contract: Contract, registry: Registry) 
         scheme_id="aes-2020-05",
         contract=contract,
     )
-    table = read_rows(data, contract)
+    table = read_rows(data, contract).table
     assert table.num_rows == companion.row_count == 3
     assert all(nir_is_valid(n) for n in table.column("claimant_nir").to_pylist())
     assert all(iban_is_valid(i) for i in table.column("iban").to_pylist())

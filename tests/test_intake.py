@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from payments.contract import Companion, Contract
-from payments.intake import FileError, receive_fund, reject_duplicate_contents
-from payments.pipeline import run_intake
+from payments.intake import FileError, read_rows, receive_fund, reject_duplicate_contents
+from payments.pipeline import run_batch
 from payments.registry import Registry
+from payments.validation.schema import Window
 
 ROW = (
     "13;1234567;2020-05;285072A00401252;Martin;Léa;1985-07-14;none;;;43210;0;0;0;0;0;0;0;;"
@@ -51,8 +53,9 @@ def _receive(root: Path, registry: Registry, contract: Contract, fund: str = "13
 
 def test_good_file_is_received(tmp_path: Path, registry: Registry, contract: Contract) -> None:
     _drop(tmp_path, contract, contract.header_line + ROW.encode())
-    receipt, table = receive_fund(tmp_path, registry.get("13"), "aes-2020-05", contract)
-    assert receipt.ok and table is not None and table.num_rows == 1
+    receipt, rows = receive_fund(tmp_path, registry.get("13"), "aes-2020-05", contract)
+    assert receipt.ok and rows is not None and rows.table.num_rows == 1
+    assert rows.lines.tolist() == [2]
 
 
 @pytest.mark.parametrize(
@@ -126,8 +129,18 @@ def test_one_bad_fund_does_not_stop_the_others(
 ) -> None:
     _drop(tmp_path, contract, contract.header_line + ROW.encode(), fund="13")
     _drop(tmp_path, contract, b"garbage\n", fund="59")
-    result = run_intake(tmp_path, "aes-2020-05", funds=["13", "59", "75"])
-    assert [r.status for r in result.receipts] == ["received", "rejected", "missing"]
-    assert (result.out_dir / "received" / "13.parquet").exists()
-    again = run_intake(tmp_path, "aes-2020-05", funds=["13", "59", "75"])
+    window = Window(("2020-04", "2020-05"), date(2020, 5, 31))
+    result = run_batch(tmp_path, "aes-2020-05", window, funds=["13", "59", "75"])
+    assert [r.status for r in result.validation.funds] == ["received", "rejected", "missing"]
+    assert (result.out_dir / "validation" / "13" / "accepted.parquet").exists()
+    again = run_batch(tmp_path, "aes-2020-05", window, funds=["13", "59", "75"])
     assert again.run_id == result.run_id
+
+
+def test_lines_with_wrong_field_count_are_set_aside(contract: Contract) -> None:
+    good = ROW.encode()
+    data = contract.header_line + good + b"13;1;2\n" + good.replace(b"1234567", b"7654321")
+    rows = read_rows(data, contract)
+    assert rows.table.num_rows == 2
+    assert rows.lines.tolist() == [2, 4]
+    assert [(r.line, r.fields) for r in rows.invalid] == [(3, 3)]

@@ -23,7 +23,9 @@ from tests.reference import iban_is_valid, nir_is_valid
 
 def _read_all(result: SampleResult, contract: Contract) -> pa.Table:
     root = Path(result.root)
-    return pa.concat_tables(read_rows((root / f.path).read_bytes(), contract) for f in result.files)
+    return pa.concat_tables(
+        read_rows((root / f.path).read_bytes(), contract).table for f in result.files
+    )
 
 
 def test_allocate_is_exact_and_proportional() -> None:

@@ -68,7 +68,7 @@ def _frame(rows: int) -> pa.Table:
             Path(tmp),
         )
         table = pa.concat_tables(
-            read_rows((Path(tmp) / f.path).read_bytes(), contract) for f in result.files
+            read_rows((Path(tmp) / f.path).read_bytes(), contract).table for f in result.files
         )
     table = table.select(["claimant_nir", "iban", "claimant_student_status", *CENTS])
     cents = {c: table.column(c).cast(pa.int64()) for c in CENTS}

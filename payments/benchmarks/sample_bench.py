@@ -18,9 +18,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from payments.pipeline import run_intake
+from payments.pipeline import run_batch
 from payments.sample.households import Window
 from payments.sample.writer import SampleSpec, write_sample
+from payments.validation.schema import Window as ValidationWindow
 
 HOUSEHOLDS = 4_100_000
 
@@ -70,9 +71,14 @@ def main(households: int = HOUSEHOLDS) -> list[dict[str, Any]]:
             funds_bytes,
         ),
         _stage(
-            "receive (hash, checks, read as text, Parquet)",
+            "receive + validate (Parquet out)",
             households,
-            lambda: run_intake(root, "aes-2020-05"),
+            lambda: run_batch(
+                root,
+                "aes-2020-05",
+                ValidationWindow(("2020-04", "2020-05"), date(2020, 5, 31)),
+                workers=os.cpu_count() or 1,
+            ),
             runs_bytes,
         ),
     ]

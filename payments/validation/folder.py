@@ -1,0 +1,239 @@
+"""Validate every fund's file under a storage root and write what happened.
+
+Per fund, under ``<out>/<fund>/``: ``accepted.parquet`` (contract types),
+``quarantine.parquet`` and ``quarantine.csv`` (rows exactly as sent, with line,
+error codes and sentences; the CSV opens in a spreadsheet), ``report.json``
+(counts per rule, the tie-out). Nationally: ``validation.json``. A fund whose
+file is missing or rejected is recorded and the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from payments.contract import Contract, load_contract
+from payments.intake import Receipt, receive_fund, reject_duplicate_contents
+from payments.registry import Fund, Registry, load_registry
+from payments.validation.rows import RowValidation, validate_rows
+from payments.validation.schema import Window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FundReport:
+    """One fund's outcome; ``rows_read == accepted + quarantined`` always."""
+
+    fund_code: str
+    file: str
+    status: str  # received | missing | rejected
+    file_error: str | None
+    message: str | None
+    sha256: str | None
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def tie_out(self) -> bool:
+        return self.rows_read == self.accepted + self.quarantined
+
+
+@dataclass
+class FolderValidation:
+    scheme_id: str
+    out_dir: Path
+    funds: list[FundReport]
+    receipts: list[Receipt]
+
+    def totals(self) -> dict[str, Any]:
+        rules: Counter[str] = Counter()
+        for f in self.funds:
+            rules.update(f.rules)
+        status = Counter(f.status for f in self.funds)
+        return {
+            "funds": {
+                "expected": len(self.funds),
+                **{k: status.get(k, 0) for k in ("received", "missing", "rejected")},
+            },
+            "rows_read": sum(f.rows_read for f in self.funds),
+            "accepted": sum(f.accepted for f in self.funds),
+            "quarantined": sum(f.quarantined for f in self.funds),
+            "rules": dict(sorted(rules.items())),
+            "file_errors": dict(
+                sorted(Counter(f.file_error for f in self.funds if f.file_error).items())
+            ),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scheme_id": self.scheme_id,
+            "totals": self.totals(),
+            "funds": [{**asdict(f), "tie_out": f.tie_out} for f in self.funds],
+        }
+
+
+def write_quarantine_csv(quarantine: pa.Table, path: Path) -> None:
+    """The quarantine as a CSV a fund's staff open in a spreadsheet (UTF-8 with BOM)."""
+    flat = quarantine.set_column(
+        quarantine.schema.get_field_index("error_codes"),
+        "error_codes",
+        pc.binary_join(quarantine.column("error_codes"), "|"),
+    )
+    flat = flat.set_column(
+        flat.schema.get_field_index("error_messages"),
+        "error_messages",
+        pc.binary_join(quarantine.column("error_messages"), " ; "),
+    )
+    with path.open("wb") as fh:
+        fh.write("\ufeff".encode())
+        pacsv.write_csv(flat, fh, pacsv.WriteOptions(delimiter=";", quoting_style="needed"))
+
+
+def _as_of(receipt: Receipt, fallback: date) -> date:
+    produced = receipt.details.get("produced_at")
+    try:
+        return datetime.fromisoformat(str(produced)).date() if produced else fallback
+    except ValueError:
+        return fallback
+
+
+def _write_fund(out: Path, result: RowValidation, report: FundReport) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(result.accepted, out / "accepted.parquet")
+    pq.write_table(result.quarantine, out / "quarantine.parquet")
+    write_quarantine_csv(result.quarantine, out / "quarantine.csv")
+    (out / "report.json").write_text(
+        json.dumps({**asdict(report), "tie_out": report.tie_out}, indent=2, sort_keys=True) + "\n"
+    )
+
+
+def _validate_one(
+    root: Path,
+    out_dir: Path,
+    fund: Fund,
+    scheme_id: str,
+    window: Window,
+    contract_version: str,
+) -> tuple[FundReport, Receipt]:
+    """Receive, validate and write one fund (runs in a worker process when asked)."""
+    contract = load_contract(contract_version)
+    receipt, rows = receive_fund(root, fund, scheme_id, contract)
+    report = FundReport(
+        fund.code,
+        receipt.file,
+        receipt.status,
+        str(receipt.error) if receipt.error else None,
+        receipt.message,
+        receipt.sha256,
+    )
+    if rows is not None:
+        result = validate_rows(
+            rows.table,
+            rows.lines,
+            contract=contract,
+            fund_code=fund.code,
+            window=window,
+            as_of=_as_of(receipt, window.reference_date),
+            invalid_rows=rows.invalid,
+        )
+        report.rows_read = result.rows_read
+        report.accepted = result.accepted_rows
+        report.quarantined = result.quarantined_rows
+        report.rules = result.rule_counts
+        _write_fund(out_dir / fund.code, result, report)
+    return report, receipt
+
+
+def validate_folder(
+    root: Path,
+    out_dir: Path,
+    scheme_id: str,
+    window: Window,
+    *,
+    funds: list[str] | None = None,
+    registry: Registry | None = None,
+    contract: Contract | None = None,
+    workers: int = 1,
+    on_fund: Callable[[Fund, FundReport], None] | None = None,
+) -> FolderValidation:
+    """Receive and validate every selected fund's file; one fund never hides another.
+
+    ``workers`` > 1 validates funds in that many processes (spawned, not forked:
+    polars' thread pool does not survive a fork). Funds are independent, so
+    the outputs are the same whatever the number of workers.
+    """
+    registry = registry or load_registry()
+    contract = contract or load_contract()
+    selected = registry.select(funds)
+    args = [(root, out_dir, f, scheme_id, window, contract.version) for f in selected]
+    done: list[tuple[FundReport, Receipt]] = []
+    if workers > 1 and len(selected) > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_validate_one, *a) for a in args]
+            for fund, future in zip(selected, futures, strict=True):
+                done.append(future.result())
+                _log_and_notify(fund, done[-1][0], on_fund)
+    else:
+        for fund, a in zip(selected, args, strict=True):
+            done.append(_validate_one(*a))
+            _log_and_notify(fund, done[-1][0], on_fund)
+    reports = [d[0] for d in done]
+    receipts = [d[1] for d in done]
+    reject_duplicate_contents(receipts)
+    for receipt, report in zip(receipts, reports, strict=True):
+        if report.status == "received" and not receipt.ok:  # same bytes as another fund's
+            report.status, report.file_error, report.message = (
+                receipt.status,
+                str(receipt.error),
+                receipt.message,
+            )
+            report.rows_read = report.accepted = report.quarantined = 0
+            report.rules = {}
+            for name in ("accepted.parquet", "quarantine.parquet", "quarantine.csv"):
+                (out_dir / report.fund_code / name).unlink(missing_ok=True)
+            (out_dir / report.fund_code / "report.json").write_text(
+                json.dumps({**asdict(report), "tie_out": report.tie_out}, indent=2, sort_keys=True)
+                + "\n"
+            )
+    result = FolderValidation(scheme_id, out_dir, reports, receipts)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "validation.json").write_text(
+        json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n"
+    )
+    return result
+
+
+def _log_and_notify(
+    fund: Fund, report: FundReport, on_fund: Callable[[Fund, FundReport], None] | None
+) -> None:
+    if report.status == "received":
+        log.info(
+            "fund %s: %s rows read, %s accepted, %s quarantined",
+            fund.code,
+            report.rows_read,
+            report.accepted,
+            report.quarantined,
+        )
+    elif report.status == "rejected":
+        log.warning("fund %s: file rejected: %s", fund.code, report.message)
+    else:
+        log.info("fund %s: %s", fund.code, report.message)
+    if on_fund:
+        on_fund(fund, report)

@@ -1,0 +1,182 @@
+"""From a fund file's text rows to accepted and quarantined rows (pure, no I/O).
+
+Every row ends in exactly one of the two tables, and the tie-out is checked
+here: rows read = accepted + quarantined, or ``TieOutError``. Quarantined rows
+keep every value exactly as sent, plus their file line, error codes and one
+sentence per error. Accepted rows are converted to the contract's types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+import pandera.errors
+import polars as pl
+import pyarrow as pa
+
+from payments.contract import Contract
+from payments.intake import InvalidRow
+from payments.validation.rules import RULES, sentence
+from payments.validation.schema import DATE, ROW_HASH, Window, row_schema
+
+#: Pandera's own check names, mapped to our rule codes.
+PANDERA_CODES = {"not_nullable": "required"}
+
+
+class TieOutError(RuntimeError):
+    """Rows were lost or counted twice: a bug, never a data problem."""
+
+
+@dataclass
+class RowValidation:
+    accepted: pa.Table
+    quarantine: pa.Table
+    rows_read: int
+    rule_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def accepted_rows(self) -> int:
+        return int(self.accepted.num_rows)
+
+    @property
+    def quarantined_rows(self) -> int:
+        return int(self.quarantine.num_rows)
+
+
+def quarantine_schema(contract: Contract) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("line", pa.int64(), nullable=False),
+            pa.field("error_codes", pa.list_(pa.string()), nullable=False),
+            pa.field("error_messages", pa.list_(pa.string()), nullable=False),
+            *contract.raw_schema(),
+            pa.field("raw_line", pa.string()),
+        ]
+    )
+
+
+def _failures(df: pl.DataFrame, schema: object) -> pl.DataFrame:
+    """(row, column, code) of every failure, via Pandera's lazy validation."""
+    try:
+        schema.validate(df, lazy=True)  # type: ignore[attr-defined]
+    except pandera.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        if not isinstance(cases, pl.DataFrame):
+            cases = pl.from_pandas(cases)
+        if cases.get_column("index").null_count():
+            unplaced = cases.filter(pl.col("index").is_null()).head(3).to_dicts()
+            raise TieOutError(f"validation failure without a row: {unplaced}") from None
+        return cases.select(
+            pl.col("index").cast(pl.Int64).alias("row"),
+            pl.col("column").fill_null("(row)"),
+            pl.col("check").replace(PANDERA_CODES).alias("code"),
+        ).unique()
+    return pl.DataFrame(schema={"row": pl.Int64, "column": pl.String, "code": pl.String})
+
+
+def typed(accepted: pl.DataFrame, contract: Contract) -> pa.Table:
+    """Accepted text rows in the contract's types (money as int64 cents)."""
+    exprs = []
+    for c in contract.columns:
+        col = pl.col(c.name)
+        if c.kind == "cents":
+            col = col.cast(pl.Int64)
+        elif c.kind == "date":
+            col = col.str.to_date(DATE)
+        elif c.kind == "dates":
+            col = col.str.split("|").list.eval(pl.element().str.to_date(DATE))
+        exprs.append(col.alias(c.name))
+    table = accepted.select(exprs).to_arrow()
+    return table.cast(contract.accepted_schema())
+
+
+def validate_rows(
+    raw: pa.Table,
+    lines: npt.NDArray[np.int64],
+    *,
+    contract: Contract,
+    fund_code: str,
+    window: Window,
+    as_of: date,
+    invalid_rows: list[InvalidRow] | None = None,
+) -> RowValidation:
+    """Split ``raw`` (text, contract columns) into accepted and quarantined rows.
+
+    ``lines`` gives each raw row's file line; ``invalid_rows`` are lines the
+    reader could not split, quarantined as they are.
+    """
+    invalid_rows = invalid_rows or []
+    if len(lines) != raw.num_rows:
+        raise TieOutError(f"{raw.num_rows} rows but {len(lines)} line numbers")
+    df = pl.from_arrow(raw)
+    assert isinstance(df, pl.DataFrame)
+    df = df.with_columns(pl.struct(pl.all()).hash(seed=0).reinterpret(signed=True).alias(ROW_HASH))
+    schema = row_schema(contract, fund_code=fund_code, window=window, as_of=as_of)
+    failures = _failures(df, schema)
+    unknown = set(failures.get_column("code").unique().to_list()) - RULES.keys()
+    if unknown:
+        raise TieOutError(f"failures with no rule code: {sorted(unknown)}")
+
+    per_row = (
+        failures.sort("row", "column", "code")
+        .with_columns(
+            pl.struct("column", "code")
+            .map_elements(lambda s: f"{s['column']}: {sentence(s['code'])}", return_dtype=pl.String)
+            .alias("message")
+        )
+        .group_by("row", maintain_order=True)
+        .agg(pl.col("code").alias("error_codes"), pl.col("message").alias("error_messages"))
+    )
+    bad = per_row.get_column("row").to_numpy()
+    is_bad = np.zeros(raw.num_rows, bool)
+    is_bad[bad] = True
+
+    accepted = typed(df.filter(pl.Series(~is_bad)), contract)
+    q_rows = df[bad].with_columns(
+        pl.Series("line", lines[bad], pl.Int64),
+        per_row.get_column("error_codes"),
+        per_row.get_column("error_messages"),
+        pl.lit(None, pl.String).alias("raw_line"),
+    )
+    extra = pl.DataFrame(
+        {
+            "line": [r.line for r in invalid_rows],
+            "error_codes": [["field_count"] for _ in invalid_rows],
+            "error_messages": [
+                [f"(row): {sentence('field_count')} ({r.fields} instead of {len(contract.names)})"]
+                for r in invalid_rows
+            ],
+            "raw_line": [r.text for r in invalid_rows],
+        },
+        schema={
+            "line": pl.Int64,
+            "error_codes": pl.List(pl.String),
+            "error_messages": pl.List(pl.String),
+            "raw_line": pl.String,
+        },
+    )
+    q_schema = quarantine_schema(contract)
+    quarantine = (
+        pl.concat([q_rows, extra], how="diagonal_relaxed")
+        .sort("line")
+        .select(q_schema.names)
+        .to_arrow()
+        .cast(q_schema)
+    )
+
+    rows_read = raw.num_rows + len(invalid_rows)
+    if accepted.num_rows + quarantine.num_rows != rows_read:
+        raise TieOutError(
+            f"fund {fund_code}: read {rows_read}, accepted {accepted.num_rows} + "
+            f"quarantined {quarantine.num_rows}"
+        )
+    counts = failures.unique(["row", "code"]).group_by("code").len().sort("code").iter_rows()
+    rule_counts = {str(code): int(n) for code, n in counts}
+    if invalid_rows:
+        rule_counts["field_count"] = len(invalid_rows)
+    return RowValidation(
+        accepted=accepted, quarantine=quarantine, rows_read=rows_read, rule_counts=rule_counts
+    )

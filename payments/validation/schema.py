@@ -1,0 +1,197 @@
+"""The Pandera schema (polars backend) of a fund file's rows, built from the contract.
+
+Every column is validated as text: casts are checks like any other, so every
+failure is element-wise and Pandera reports its row (column-level dtype
+failures carry no row index; see docs/decisions.md). Each check is named by its
+rule code (``payments.validation.rules``), which is how failures are mapped
+back to codes and sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+import pandera.polars as pa
+import polars as pl
+
+from payments.contract import Column, Contract
+from payments.validation.kernels import (
+    BIC_FORMAT,
+    FRENCH_IBAN_FORMAT,
+    IBAN_FORMAT,
+    NIR_FORMAT,
+    french_rib_remainders,
+    iban_mod97_remainders,
+    nir_key_ok,
+)
+
+EARLIEST = date(1900, 1, 1)
+#: Helper column added before validation: a hash of the whole row as sent, so
+#: the duplicate checks compare one integer instead of 23 strings.
+ROW_HASH = "_row_hash"
+DATE = "%Y-%m-%d"
+
+
+@dataclass(frozen=True)
+class Window:
+    """What row validation needs to know of the scheme run."""
+
+    months: tuple[str, ...]  # reference months accepted, YYYY-MM
+    reference_date: date  # children born after it are errors (the scheme's age date)
+
+
+def _check(code: str, rule: Callable[[pl.Expr], pl.Expr]) -> pa.Check:
+    """A Pandera check named by its rule code; nulls pass (nullability is its own rule)."""
+
+    def run(data: pa.PolarsData) -> pl.LazyFrame:
+        value = pl.col(data.key)
+        return data.lazyframe.select((value.is_null() | rule(value)).fill_null(True))
+
+    return pa.Check(run, name=code)
+
+
+def _array_check(code: str, rule: Callable[[pl.Series], npt.NDArray[np.bool_]]) -> pa.Check:
+    """A check computed by a NumPy kernel over the column (see ``kernels``)."""
+
+    def run(data: pa.PolarsData) -> pl.LazyFrame:
+        column = data.lazyframe.select(data.key).collect().to_series()
+        ok = column.is_null().to_numpy() | rule(column)
+        return pl.LazyFrame({code: ok})
+
+    return pa.Check(run, name=code)
+
+
+def _iban_checksum(column: pl.Series) -> npt.NDArray[np.bool_]:
+    well_formed = column.str.contains(IBAN_FORMAT).fill_null(False).to_numpy()
+    return np.asarray(~well_formed | (iban_mod97_remainders(column.to_arrow()) == 1), bool)
+
+
+def _iban_rib(column: pl.Series) -> npt.NDArray[np.bool_]:
+    """French IBANs whose mod-97 passes must also carry a right RIB key (and 27 chars)."""
+    arrow = column.to_arrow()
+    well_formed = column.str.contains(IBAN_FORMAT).fill_null(False).to_numpy()
+    french = column.str.starts_with("FR").fill_null(False).to_numpy()
+    checked = french & well_formed & (iban_mod97_remainders(arrow) == 1)
+    french_ok = column.str.contains(FRENCH_IBAN_FORMAT).fill_null(False).to_numpy()
+    return np.asarray(~checked | (french_ok & (french_rib_remainders(arrow) == 0)), bool)
+
+
+def _frame_check(code: str, rule: pl.Expr) -> pa.Check:
+    def run(data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(rule.fill_null(True).alias(code))
+
+    return pa.Check(run, name=code)
+
+
+def _date_checks(as_of: date) -> list[pa.Check]:
+    def parsed(e: pl.Expr) -> pl.Expr:
+        return e.str.to_date(DATE, strict=False)
+
+    return [
+        _check("date_format", lambda e: parsed(e).is_not_null() & (e.str.len_bytes() == 10)),
+        _check(
+            "date_implausible",
+            lambda e: parsed(e).is_null() | parsed(e).is_between(EARLIEST, as_of),
+        ),
+    ]
+
+
+def column_checks(column: Column, *, fund_code: str, window: Window, as_of: date) -> list[pa.Check]:
+    """The checks of one contract column."""
+    name, kind = column.name, column.kind
+    if name == "fund_code":
+        return [_check("fund_code_mismatch", lambda e: e == fund_code)]
+    if name == "household_id":
+        return [_check("household_id_format", lambda e: e.str.contains(r"^[0-9]{7,10}$"))]
+    if name.endswith("_nir"):
+        return [
+            _check("nir_format", lambda e: e.str.contains(NIR_FORMAT)),
+            _check("nir_key", nir_key_ok),
+        ]
+    if name == "iban":
+        return [
+            _check("iban_format", lambda e: e.str.contains(IBAN_FORMAT)),
+            _array_check("iban_checksum", _iban_checksum),
+            _array_check("iban_rib_key", _iban_rib),
+        ]
+    if name == "bic":
+        return [_check("bic_format", lambda e: e.str.contains(BIC_FORMAT))]
+    if kind == "month":
+        months = list(window.months)
+        return [
+            _check("month_format", lambda e: e.str.contains(r"^[0-9]{4}-(0[1-9]|1[0-2])$")),
+            _check(
+                "month_outside_window",
+                lambda e: ~e.str.contains(r"^[0-9]{4}-[0-9]{2}$") | e.is_in(months),
+            ),
+        ]
+    if kind == "date":
+        return _date_checks(as_of)
+    if kind == "cents":
+        return [
+            _check("amount_format", lambda e: e.str.contains(r"^-?[0-9]{1,11}$")),
+            _check("amount_negative", lambda e: ~e.str.starts_with("-")),
+        ]
+    if kind == "dates":
+        each = pl.element().str.to_date(DATE, strict=False)
+        return [
+            _check(
+                "children_format",
+                lambda e: (
+                    e.str.split("|")
+                    .list.eval(each.is_not_null() & (pl.element().str.len_bytes() == 10))
+                    .list.all()
+                ),
+            ),
+            _check(
+                "child_after_reference",
+                lambda e: (
+                    e.str.split("|")
+                    .list.eval(each.is_null() | (each <= window.reference_date))
+                    .list.all()
+                ),
+            ),
+        ]
+    if kind == "enum":
+        values = list(column.values)
+        return [_check("enum_value", lambda e: e.is_in(values))]
+    return []
+
+
+def row_schema(
+    contract: Contract, *, fund_code: str, window: Window, as_of: date
+) -> pa.DataFrameSchema:
+    """Pandera schema of one fund file's rows (all text), with every rule as a named check."""
+    columns = {
+        c.name: pa.Column(
+            str,
+            checks=column_checks(c, fund_code=fund_code, window=window, as_of=as_of),
+            nullable=not c.required,
+        )
+        for c in contract.columns
+    }
+    key = pl.struct(list(contract.row_key))
+    row = pl.col(ROW_HASH)
+    columns[ROW_HASH] = pa.Column(pl.Int64, nullable=False)
+    return pa.DataFrameSchema(
+        columns,
+        checks=[
+            # An exact copy of an earlier row: keep the first, quarantine the copies.
+            _frame_check("duplicate_row", ~key.is_duplicated() | row.is_first_distinct()),
+            # Same household and month with different data: nobody can tell which is right.
+            _frame_check(
+                "duplicate_household",
+                ~key.is_duplicated() | (row.n_unique().over(list(contract.row_key)) == 1),
+            ),
+            _frame_check(
+                "spouse_nir_same",
+                pl.col("spouse_nir").is_null() | (pl.col("spouse_nir") != pl.col("claimant_nir")),
+            ),
+        ],
+        strict=True,
+        ordered=True,
+    )
