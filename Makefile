@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 --dist loadfile -q
 
 bench: $(STAMP)
 	$(BIN)/python -m payments.benchmarks.sample_bench

@@ -42,6 +42,7 @@ class FileError(StrEnum):
     EMPTY = "empty"
     DUPLICATE_CONTENT = "duplicate_content"
     UNREADABLE = "unreadable"
+    LINE_ENDINGS = "line_endings"
 
 
 @dataclass
@@ -127,6 +128,14 @@ def check_file(
         ) from None
     if not data:
         raise RejectedFile(FileError.EMPTY, f"{file_name}: file is empty")
+    carriage_return = data.find(b"\r")
+    if carriage_return >= 0:
+        line = data.count(b"\n", 0, carriage_return) + 1
+        raise RejectedFile(
+            FileError.LINE_ENDINGS,
+            f"{file_name}, line {line}: carriage return found; lines must end with LF only "
+            "(a Windows export with CRLF must be converted)",
+        )
     if not data.startswith(contract.header_line):
         first = data.split(b"\n", 1)[0].decode(contract.encoding, errors="replace")
         got = first.split(contract.delimiter)

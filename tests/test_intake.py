@@ -68,6 +68,7 @@ def test_good_file_is_received(tmp_path: Path, registry: Registry, contract: Con
         (b"fund;household\n" + ROW.encode(), None, FileError.HEADER),
         (b"HEADER" + ROW.encode()[:-5], None, FileError.ROW_COUNT),
         (b"HEADER", None, FileError.EMPTY),
+        (b"HEADER" + ROW.replace("\n", "\r\n").encode(), None, FileError.LINE_ENDINGS),
         (b"", None, FileError.EMPTY),
         (b"HEADER" + ROW.encode(), {"fund_code": "59"}, FileError.WRONG_FUND),
         (b"HEADER" + ROW.encode(), {"scheme_id": "other"}, FileError.WRONG_SCHEME),

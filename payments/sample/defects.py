@@ -196,24 +196,26 @@ def inject_row_defects(
         movers_out = table.take(pa.array(rows))
         truths.append(_truth(fund_code, rows, table, "moved_between_funds", "moved to next fund"))
 
-    # Last, so that a duplicated row is an exact copy of a clean one.
+    # Last, so that a duplicated row is an exact copy of a clean one, and of an
+    # *earlier* one: the first occurrence is the one a receiver keeps.
     rows = by_kind.get("duplicate_in_file", np.array([], np.int64))
+    clean = np.flatnonzero(~taken)
+    before = np.searchsorted(clean, rows)
+    rows, before = rows[before > 0], before[before > 0]
     if len(rows):
-        clean = np.flatnonzero(~taken)
-        if len(clean):
-            sources = clean[rng.integers(0, len(clean), len(rows))]
-            index = np.arange(n)
-            index[rows] = sources
-            table = table.take(pa.array(index))
-            truths.append(
-                _truth(
-                    fund_code,
-                    rows,
-                    table,
-                    "duplicate_in_file",
-                    concat("copy of line ", pc.cast(pa.array(sources + 2), pa.string())),
-                )
+        sources = clean[(rng.random(len(rows)) * before).astype(np.int64)]
+        index = np.arange(n)
+        index[rows] = sources
+        table = table.take(pa.array(index))
+        truths.append(
+            _truth(
+                fund_code,
+                rows,
+                table,
+                "duplicate_in_file",
+                concat("copy of line ", pc.cast(pa.array(sources + 2), pa.string())),
             )
+        )
 
     truth = pa.concat_tables(truths) if truths else TRUTH_SCHEMA.empty_table()
     return RowDefectResult(table=table, truth=truth, movers_out=movers_out)

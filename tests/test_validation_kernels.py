@@ -1,0 +1,109 @@
+"""Vectorised NIR and IBAN checks agree with independent references on every row."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from payments.identifiers.iban import french_iban
+from payments.identifiers.nir import nir_key
+from payments.sample.households import make_ibans
+from payments.validation.kernels import french_rib_remainders, iban_mod97_remainders, nir_key_ok
+from tests.reference import iban_is_valid, nir_is_valid
+
+ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _mutate(draw: st.DrawFn, text: str) -> str:
+    """Sometimes change, drop or add a character, as typing mistakes do."""
+    action = draw(st.sampled_from(["keep", "change", "drop", "add", "swap"]))
+    if action == "keep" or not text:
+        return text
+    i = draw(st.integers(0, len(text) - 1))
+    c = draw(st.sampled_from(ALNUM))
+    if action == "change":
+        return text[:i] + c + text[i + 1 :]
+    if action == "drop":
+        return text[:i] + text[i + 1 :]
+    if action == "add":
+        return text[:i] + c + text[i:]
+    j = min(i + 1, len(text) - 1)
+    return text[:i] + text[j] + text[i] + text[j + 1 :]
+
+
+@st.composite
+def nirs(draw: st.DrawFn) -> str:
+    sex = draw(st.sampled_from("12"))
+    yy, mm = draw(st.integers(0, 99)), draw(st.integers(1, 12))
+    dept = draw(st.sampled_from(["2A", "2B", "20", "75", "01", "97", "99", "13"]))
+    rest = draw(st.integers(0, 999_999))
+    body = f"{sex}{yy:02d}{mm:02d}{dept}{rest:06d}"
+    return _mutate(draw, body + f"{nir_key(body):02d}")
+
+
+@st.composite
+def ibans(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["fr", "fr_letters", "foreign", "junk"]))
+    if kind == "junk":
+        return draw(st.text(alphabet=ALNUM + " é", min_size=0, max_size=36))
+    if kind == "foreign":
+        country = draw(st.sampled_from(["DE", "BE", "ES", "IT", "GB", "NL"]))
+        bban_len = {"DE": 18, "BE": 12, "ES": 20, "IT": 23, "GB": 18, "NL": 14}[country]
+        bban = draw(st.text(alphabet="0123456789", min_size=bban_len, max_size=bban_len))
+        check = 98 - int("".join(str(int(c, 36)) for c in bban + country + "00")) % 97
+        return _mutate(draw, f"{country}{check:02d}{bban}")
+    bank, branch = draw(st.integers(0, 99_999)), draw(st.integers(0, 99_999))
+    alphabet = ALNUM if kind == "fr_letters" else "0123456789"
+    account = draw(st.text(alphabet=alphabet, min_size=11, max_size=11))
+    return _mutate(draw, french_iban(f"{bank:05d}", f"{branch:05d}", account))
+
+
+@settings(max_examples=300)
+@given(st.lists(nirs(), min_size=1, max_size=200))
+def test_nir_kernel_agrees_with_reference(values: list[str]) -> None:
+    df = pl.DataFrame({"nir": values})
+    fmt = df.select(pl.col("nir").str.contains(r"^[1-478][0-9]{4}(?:2A|2B|[0-9]{2})[0-9]{8}$"))
+    ok = df.select(nir_key_ok(pl.col("nir"))).to_series().to_list()
+    for value, well_formed, key_ok in zip(values, fmt.to_series().to_list(), ok, strict=True):
+        assert (well_formed and key_ok) == nir_is_valid(value), value
+
+
+@settings(max_examples=300)
+@given(st.lists(ibans(), min_size=1, max_size=200))
+def test_iban_kernels_agree_with_schwifty(values: list[str]) -> None:
+    arr = pa.array(values, pa.string())
+    mod = iban_mod97_remainders(arr)
+    rib = french_rib_remainders(arr)
+    for value, m, r in zip(values, mod, rib, strict=True):
+        plain = value.isascii() and value.isalnum() and value == value.upper() and value
+        if plain:
+            # straightforward ISO 13616: letters to 10..35, rotate, one big integer
+            digits = "".join(str(int(c, 36)) for c in value[4:] + value[:4])
+            assert (m == 1) == (int(digits) % 97 == 1), value
+        else:
+            assert m != 1, value
+        if value.startswith("FR") and len(value) == 27 and plain:
+            # French IBAN: mod-97 and RIB key both right <=> schwifty with its BBAN check.
+            assert (m == 1 and r == 0) == iban_is_valid(value), value
+
+
+def test_kernels_on_a_large_generated_sample() -> None:
+    rng = np.random.default_rng(3)
+    good, _ = make_ibans(rng, 20_000)
+    values = good.to_pylist()
+    # one wrong character in every other IBAN
+    bad = [
+        v[:10] + str((int(v[10]) + 1) % 10) + v[11:] if i % 2 else v for i, v in enumerate(values)
+    ]
+    mod = iban_mod97_remainders(pa.array(bad))
+    expected = np.array([iban_is_valid(v) for v in bad])
+    assert ((mod == 1) == expected).all()
+    assert expected.sum() == 10_000
+
+
+def test_nulls_and_non_ascii_never_pass() -> None:
+    arr = pa.array([None, "FR14é20041010050500013M02606", ""], pa.string())
+    assert (iban_mod97_remainders(arr) != 1).all()
