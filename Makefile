@@ -45,6 +45,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m payments.benchmarks.sample_bench
+	$(BIN)/python -m payments.benchmarks.pandera_backends 1000000
 
 national: $(STAMP)
 	$(BIN)/pytest -q -m national -p no:cacheprovider tests/test_national.py

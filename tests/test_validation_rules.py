@@ -177,3 +177,12 @@ def test_tie_out_holds_on_mixed_input(contract: Contract) -> None:
     assert result.accepted_rows + result.quarantined_rows == len(rows)
     lines = pa.concat_arrays([result.quarantine.column("line").combine_chunks()]).to_numpy()
     assert len(np.unique(lines)) == len(lines)
+
+
+def test_docs_list_every_rule_and_file_error() -> None:
+    from payments.intake import FileError
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs" / "validation.md").read_text()
+    for code in [*RULES, *(e.value for e in FileError)]:
+        assert f"| `{code}` |" in doc, code
