@@ -11,7 +11,7 @@ import os
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,6 +22,7 @@ from payments.console import progress, stdout
 from payments.contract import load_contract
 from payments.logs import setup_logging
 from payments.registry import load_registry
+from payments.schemes import load_scheme, scheme_ids
 from payments.validation.folder import FolderValidation, validate_folder
 from payments.validation.schema import Window
 
@@ -81,11 +82,16 @@ def sample(
     seed: Annotated[int, typer.Option(help="Seed: same seed, same bytes.")] = 2020,
     scheme: Scheme = "aes-2020-05",
     months: Annotated[
-        str, typer.Option(help="Reference months written in the files, comma-separated.")
-    ] = "2020-04,2020-05",
+        str | None,
+        typer.Option(help="Reference months written in the files (default: the scheme's)."),
+    ] = None,
     as_of: Annotated[
-        str, typer.Option("--as-of", help="Extraction date of the files (YYYY-MM-DD).")
-    ] = "2020-05-10",
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Extraction date of the files (default: 5 days before the scheme's payment).",
+        ),
+    ] = None,
     defects: Annotated[
         float,
         typer.Option(
@@ -109,6 +115,10 @@ def sample(
     from payments.sample.writer import SampleSpec, write_sample
 
     settings = load_settings(data_dir)
+    if months is None or as_of is None:
+        scheme_spec = load_scheme(scheme).spec
+        months = months or ",".join(scheme_spec.reference_months)
+        as_of = as_of or (scheme_spec.payment_date - timedelta(days=5)).isoformat()
     spec = SampleSpec(
         households=households,
         seed=seed,
@@ -141,7 +151,8 @@ def sample(
 
 
 Months = Annotated[
-    str, typer.Option(help="Reference months of the scheme window, comma-separated.")
+    str | None,
+    typer.Option(help="Reference months accepted, comma-separated (default: the scheme's)."),
 ]
 Workers = Annotated[
     int, typer.Option(min=1, help="Processes validating funds in parallel (default: CPUs).")
@@ -150,13 +161,18 @@ ReferenceDate = Annotated[
     str | None,
     typer.Option(
         "--reference-date",
-        help="Scheme's reference date (children born after it are errors). "
-        "Default: last day of the last reference month.",
+        help="Reference date (children born after it are errors). Default: the scheme's age date.",
     ),
 ]
 
 
-def _window(months: str, reference_date: str | None) -> Window:
+def _window(scheme_id: str, months: str | None, reference_date: str | None) -> Window:
+    """The validation window: from the scheme file, unless given on the command line."""
+    if months is None:
+        spec = load_scheme(scheme_id).spec
+        month_list = tuple(spec.reference_months)
+        ref = date.fromisoformat(reference_date) if reference_date else spec.age_date
+        return Window(months=month_list, reference_date=ref)
     month_list = tuple(m.strip() for m in months.split(",") if m.strip())
     if reference_date:
         ref = date.fromisoformat(reference_date)
@@ -207,7 +223,7 @@ def validate(
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder for accepted/quarantine outputs.")],
     scheme: Scheme = "aes-2020-05",
-    months: Months = "2020-04,2020-05",
+    months: Months = None,
     reference_date: ReferenceDate = None,
     funds: Funds = None,
     workers: Workers = CPUS,
@@ -220,7 +236,7 @@ def validate(
     funds go on. Writes <out>/<fund>/accepted.parquet, quarantine.parquet,
     quarantine.csv, report.json and <out>/validation.json.
     """
-    window = _window(months, reference_date)
+    window = _window(scheme, months, reference_date)
     selected = load_registry().select(_codes(funds))
     with progress("validating", len(selected), enabled=not as_json) as bar:
         result = validate_folder(
@@ -238,31 +254,127 @@ def validate(
     stdout.print(f"Outputs: {result.out_dir}")
 
 
+RunDate = Annotated[
+    str | None,
+    typer.Option(
+        "--run-date",
+        help="Date of the run (recent bank changes are held). Default: the scheme's payment date.",
+    ),
+]
+
+
+@app.command()
+def compute(
+    input_dir: Annotated[
+        Path, typer.Option("--input", help="Validated folder (<fund>/accepted.parquet).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for decisions and the preview.")],
+    scheme: Scheme = "aes-2020-05",
+    run_date: RunDate = None,
+    data_dir: DataDir = None,
+    workers: Workers = CPUS,
+    as_json: JsonOut = False,
+) -> None:
+    """Compute every household's decision and amount under a scheme, nationally.
+
+    Deduplicates households across funds (keyed hash of NIRs), applies prior
+    payments and fraud holds, and writes decisions.parquet, review.parquet (held
+    payments), preview.json/.csv (the budget preview) and compute.json to --out.
+    The keyed-hash secret comes from $PAYMENTS_KEY_SECRET or <data-dir>/secrets.
+    """
+    from payments.entitlement.folder import compute_folder, load_secret
+
+    settings = load_settings(data_dir)
+    loaded = load_scheme(scheme)
+    result = compute_folder(
+        input_dir.resolve(),
+        out.resolve(),
+        loaded,
+        secret=load_secret(settings.data_dir, create=True),
+        run_date=date.fromisoformat(run_date) if run_date else loaded.spec.payment_date,
+        workers=workers,
+    )
+    if as_json:
+        typer.echo(json.dumps({**result.to_dict(), "out_dir": str(result.out_dir)}, indent=2))
+        return
+    _preview_tables(result.preview)
+    stdout.print(f"Outputs: {result.out_dir}")
+
+
+def _euros(cents: int) -> str:
+    """Cents as a euro amount for display only (integer arithmetic, no float)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole:,}.{part:02d} €".replace(",", " ")
+
+
+def _preview_tables(preview: dict[str, Any]) -> None:
+    national = preview["national"]
+    table = Table(title=f"Budget preview {preview['scheme_id']}")
+    table.add_column("households")
+    table.add_column("count", justify="right")
+    table.add_column("children", justify="right")
+    table.add_column("amount", justify="right")
+    for status in ("payable", "held", "not_eligible", "paid_by_other_fund", "already_paid"):
+        part = national[status]
+        table.add_row(
+            status,
+            f"{part['households']:,}",
+            f"{part['children']:,}",
+            _euros(part["entitled_cents"]),
+        )
+    table.add_row("total", f"{national['households']:,}", "", "")
+    stdout.print(table)
+    rules = Table(title="Payable by rule")
+    for heading in ("rule", "households", "base", "children part", "total"):
+        rules.add_column(heading, justify="right" if heading != "rule" else "left")
+    for rule, t in preview["by_rule"].items():
+        rules.add_row(
+            rule,
+            f"{t['households']:,}",
+            _euros(t["base_cents"]),
+            _euros(t["child_cents"]),
+            _euros(t["payable_cents"]),
+        )
+    stdout.print(rules)
+    if preview["by_hold_reason"]:
+        holds = Table(title="Held for review (a household may have several reasons)")
+        holds.add_column("reason")
+        holds.add_column("households", justify="right")
+        holds.add_column("amount", justify="right")
+        for reason, t in preview["by_hold_reason"].items():
+            holds.add_row(reason, f"{t['households']:,}", _euros(t["cents"]))
+        stdout.print(holds)
+
+
 @app.command()
 def run(
     scheme: Scheme = "aes-2020-05",
-    months: Months = "2020-04,2020-05",
-    reference_date: ReferenceDate = None,
+    run_date: RunDate = None,
     funds: Funds = None,
     workers: Workers = CPUS,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Run the batch on the files in the funds' inboxes (today: receipt and validation).
+    """Run the batch on the files in the funds' inboxes: receive, validate, compute.
 
     A missing or rejected file is listed and the other funds go on.
-    Outputs go to <data-dir>/runs/<run-id>/.
+    Outputs go to <data-dir>/runs/<run-id>/ (validation/, compute/).
     """
+    from payments.entitlement.folder import load_secret
     from payments.pipeline import run_batch
 
     settings = load_settings(data_dir)
+    loaded = load_scheme(scheme)
     selected = load_registry().select(_codes(funds))
     with progress("receiving and validating", len(selected), enabled=not as_json) as bar:
         result = run_batch(
             settings.data_dir,
-            scheme,
-            _window(months, reference_date),
+            loaded,
+            secret=load_secret(settings.data_dir, create=True),
+            run_date=date.fromisoformat(run_date) if run_date else None,
             funds=_codes(funds),
+            workers=workers,
             on_fund=lambda _f, _r: bar.advance(bar.task_ids[0]),
         )
     if as_json:
@@ -270,7 +382,35 @@ def run(
         return
     stdout.print(f"Run {result.run_id}")
     _validation_tables(result.validation)
+    if result.compute:
+        _preview_tables(result.compute.preview)
     stdout.print(f"Outputs: {result.out_dir}")
+
+
+@app.command("schemes")
+def list_schemes(as_json: JsonOut = False) -> None:
+    """List the schemes (one reviewed file per decree under payments/schemes/)."""
+    loaded = [load_scheme(i) for i in scheme_ids()]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [s.spec.model_dump(mode="json") for s in loaded], indent=2, ensure_ascii=False
+            )
+        )
+        return
+    table = Table(title="Schemes")
+    for heading in ("id", "legal reference", "months", "age date", "payment", "rules"):
+        table.add_column(heading)
+    for s in loaded:
+        table.add_row(
+            s.id,
+            s.spec.legal_reference,
+            ", ".join(s.spec.reference_months),
+            s.spec.age_date.isoformat(),
+            s.spec.payment_date.isoformat(),
+            ", ".join(r.spec.id for r in s.rules),
+        )
+    stdout.print(table)
 
 
 @app.command("funds")

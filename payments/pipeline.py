@@ -1,9 +1,9 @@
-"""The command-line batch (``payments run``): receipt and validation of every fund's file.
+"""The command-line batch (``payments run``): receive, validate, compute.
 
-The imperative shell that later stages plug into (entitlement, payment files,
-ledger). It keeps going when one fund's file is missing or rejected, and writes
-everything under ``runs/<run_id>/``. The run id is derived from the scheme and
-the hashes of the files received, so the same inputs give the same run id.
+The imperative shell that later stages plug into (payment files, ledger). It
+keeps going when one fund's file is missing or rejected, and writes under
+``runs/<run_id>/``. The run id is derived from the scheme and the hashes of the
+files received, so the same inputs give the same run id.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from payments.entitlement.folder import ComputeResult, compute_folder
 from payments.intake import Receipt
 from payments.registry import Fund
+from payments.schemes import Scheme
 from payments.validation.folder import FolderValidation, FundReport, validate_folder
 from payments.validation.schema import Window
 
@@ -31,14 +34,21 @@ class RunResult:
     scheme_id: str
     out_dir: Path
     validation: FolderValidation
+    compute: ComputeResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, **self.validation.to_dict(), "out_dir": str(self.out_dir)}
+        return {
+            "run_id": self.run_id,
+            **self.validation.to_dict(),
+            "preview": self.compute.preview if self.compute else None,
+            "out_dir": str(self.out_dir),
+        }
 
 
-def derive_run_id(scheme_id: str, receipts: list[Receipt]) -> str:
-    """Same scheme and same received bytes: same id (no clock, no randomness)."""
+def derive_run_id(scheme_id: str, receipts: list[Receipt], scheme_text: str = "") -> str:
+    """Same scheme (id and text) and same received bytes: same id (no clock, no randomness)."""
     h = hashlib.sha256(scheme_id.encode())
+    h.update(hashlib.sha256(scheme_text.encode()).digest())
     for r in sorted(receipts, key=lambda r: r.fund_code):
         h.update(f"\n{r.fund_code}:{r.status}:{r.sha256 or '-'}".encode())
     return f"{scheme_id}-{h.hexdigest()[:12]}"
@@ -46,27 +56,52 @@ def derive_run_id(scheme_id: str, receipts: list[Receipt]) -> str:
 
 def run_batch(
     root: Path,
-    scheme_id: str,
-    window: Window,
+    scheme: Scheme,
     *,
+    secret: bytes,
+    run_date: date | None = None,
+    window: Window | None = None,
     funds: list[str] | None = None,
     workers: int = 1,
     on_fund: Callable[[Fund, FundReport], None] | None = None,
 ) -> RunResult:
-    """Receive and validate every selected fund's file under the storage root."""
+    """Receive, validate and compute every selected fund's file under the storage root.
+
+    ``window`` defaults to the scheme's reference months and age date;
+    ``run_date`` (for the recent-bank-change hold) to the scheme's payment date.
+    """
+    window = window or Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
     runs = root / "runs"
     # The run id depends on every fund's hash: work in a staging folder, then
     # rename it to the id.
-    staging = runs / f".staging-{scheme_id}"
+    staging = runs / f".staging-{scheme.id}"
     shutil.rmtree(staging, ignore_errors=True)
     validation = validate_folder(
-        root, staging / "validation", scheme_id, window, funds=funds, on_fund=on_fund
+        root,
+        staging / "validation",
+        scheme.id,
+        window,
+        funds=funds,
+        workers=workers,
+        on_fund=on_fund,
     )
-    run_id = derive_run_id(scheme_id, validation.receipts)
+    computed = None
+    if any(f.accepted for f in validation.funds):
+        computed = compute_folder(
+            staging / "validation",
+            staging / "compute",
+            scheme,
+            secret=secret,
+            run_date=run_date or scheme.spec.payment_date,
+            workers=workers,
+        )
+    run_id = derive_run_id(scheme.id, validation.receipts, scheme.text)
     out_dir = runs / run_id
     shutil.rmtree(out_dir, ignore_errors=True)  # same id: same inputs, same outputs
     os.replace(staging, out_dir)
     validation.out_dir = out_dir / "validation"
+    if computed:
+        computed.out_dir = out_dir / "compute"
     totals = validation.totals()
     log.info(
         "run %s: %s rows read, %s accepted, %s quarantined",
@@ -75,4 +110,6 @@ def run_batch(
         totals["accepted"],
         totals["quarantined"],
     )
-    return RunResult(run_id=run_id, scheme_id=scheme_id, out_dir=out_dir, validation=validation)
+    return RunResult(
+        run_id=run_id, scheme_id=scheme.id, out_dir=out_dir, validation=validation, compute=computed
+    )

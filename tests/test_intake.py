@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from payments.contract import Companion, Contract
 from payments.intake import FileError, read_rows, receive_fund, reject_duplicate_contents
 from payments.pipeline import run_batch
 from payments.registry import Registry
-from payments.validation.schema import Window
+from payments.schemes import load_scheme
 
 ROW = (
     "13;1234567;2020-05;285072A00401252;Martin;Léa;1985-07-14;none;;;43210;0;0;0;0;0;0;0;;"
@@ -130,11 +129,13 @@ def test_one_bad_fund_does_not_stop_the_others(
 ) -> None:
     _drop(tmp_path, contract, contract.header_line + ROW.encode(), fund="13")
     _drop(tmp_path, contract, b"garbage\n", fund="59")
-    window = Window(("2020-04", "2020-05"), date(2020, 5, 31))
-    result = run_batch(tmp_path, "aes-2020-05", window, funds=["13", "59", "75"])
+    scheme = load_scheme("aes-2020-05")
+    result = run_batch(tmp_path, scheme, secret=b"s" * 32, funds=["13", "59", "75"])
     assert [r.status for r in result.validation.funds] == ["received", "rejected", "missing"]
     assert (result.out_dir / "validation" / "13" / "accepted.parquet").exists()
-    again = run_batch(tmp_path, "aes-2020-05", window, funds=["13", "59", "75"])
+    assert result.compute is not None
+    assert result.compute.preview["national"]["households"] == 1
+    again = run_batch(tmp_path, scheme, secret=b"s" * 32, funds=["13", "59", "75"])
     assert again.run_id == result.run_id
 
 

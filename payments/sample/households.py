@@ -122,12 +122,60 @@ def _birth_places(
     return dept_text, dept_num, commune
 
 
-def make_nirs(rng: np.random.Generator, fund: Fund, sex: I64, birth_days: I64) -> pa.Array:
-    """Valid NIRs consistent with sex, birth date and a plausible birth place."""
+class NirAllocator:
+    """Hands out NIR order numbers so that no two generated people share a NIR.
+
+    Two people collide when sex, birth year and month, département and commune
+    (the "cell") are equal and so is the order number. Each cell's order
+    numbers are handed out in sequence from a counter, so the same number never
+    comes twice. Counters live in a fixed table indexed by a hash of the cell:
+    cells sharing a slot share a counter, which only skips numbers. Memory is
+    fixed (8 MB), whatever the sample size; no Python object per person.
+    """
+
+    SLOTS = 1 << 22
+
+    def __init__(self) -> None:
+        self.counter = np.zeros(self.SLOTS, np.int64)
+
+    def orders(self, cell: I64) -> I64:
+        slot = (cell * 0x9E3779B1) % self.SLOTS
+        order = np.argsort(slot, kind="stable")
+        sorted_slot = slot[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(sorted_slot)) + 1]
+        run_start = np.repeat(starts, np.diff(np.r_[starts, len(slot)]))
+        rank = np.empty(len(slot), np.int64)
+        rank[order] = np.arange(len(slot)) - run_start
+        seq = self.counter[slot] + rank
+        np.add.at(self.counter, slot, 1)
+        # 1..999, looking random but distinct for distinct seq (7 is prime to 999).
+        return 1 + (seq * 7 + cell % 999) % 999
+
+
+def make_nirs(
+    rng: np.random.Generator,
+    fund: Fund,
+    sex: I64,
+    birth_days: I64,
+    allocator: NirAllocator | None = None,
+) -> pa.Array:
+    """Valid NIRs consistent with sex, birth date and a plausible birth place.
+
+    With an ``allocator`` shared by every call of a sample, NIRs are unique
+    across the whole sample: a household in two funds' files is then always an
+    injected defect, never chance.
+    """
     year, month = _year_month(birth_days)
     dept_text, dept_num, commune = _birth_places(rng, fund, year)
-    order = rng.integers(1, 1000, len(sex))
     yy = year % 100
+    if allocator is None:
+        order = rng.integers(1, 1000, len(sex))
+    else:
+        # Corsica's 2A/2B (19/18 in the key) must not share cells with 19 and 18.
+        corsica = pc.is_in(dept_text, pa.array(["2A", "2B"])).to_numpy(zero_copy_only=False)
+        ident = np.where(corsica, np.where(dept_num == 19, 196, 198), dept_num)
+        cell = (((sex * 100 + yy) * 100 + month) * 1000 + ident) * 1000 + commune
+        order = allocator.orders(cell)
     body = sex * 10**12 + yy * 10**10 + month * 10**8 + dept_num * 10**6 + commune * 10**3 + order
     keys = nir_keys(body)
     return concat(
@@ -163,6 +211,7 @@ def generate_households(
     n: int,
     window: Window,
     contract: Contract,
+    allocator: NirAllocator | None = None,
 ) -> pa.Table:
     """``n`` households of ``fund`` as the fund would send them, in contract order."""
     as_of = _days(window.as_of)
@@ -180,7 +229,7 @@ def generate_households(
     couple = rng.random(n) < 0.33
     spouse_age_days = np.maximum(age_days + rng.integers(-5 * 365, 5 * 365, n), 18 * 366)
     spouse_birth = as_of - spouse_age_days
-    spouse_nir = make_nirs(rng, fund, 3 - sex, spouse_birth)
+    spouse_nir = make_nirs(rng, fund, 3 - sex, spouse_birth, allocator)
 
     # Children in the household's care: none for the oldest, siblings spread out.
     n_children = rng.choice(6, size=n, p=[0.44, 0.22, 0.19, 0.10, 0.035, 0.015])
@@ -260,7 +309,7 @@ def generate_households(
         "fund_code": pa.array([fund.code] * n, pa.string()) if n else pa.array([], pa.string()),
         "household_id": zpad(household, 7),
         "reference_month": pick(window.months, month_idx),
-        "claimant_nir": make_nirs(rng, fund, sex, birth),
+        "claimant_nir": make_nirs(rng, fund, sex, birth, allocator),
         "claimant_last_name": last,
         "claimant_first_name": first,
         "claimant_birth_date": date_text(birth),

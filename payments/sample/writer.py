@@ -29,7 +29,7 @@ from payments.sample.defects import (
     lines_with_non_ascii,
     reencode_lines_cp1252,
 )
-from payments.sample.households import Window, generate_households, make_ibans
+from payments.sample.households import NirAllocator, Window, generate_households, make_ibans
 
 SAMPLE_META_DIR = "_sample"
 
@@ -138,6 +138,7 @@ def write_sample(
                 file_defects[candidates[j]] = kind
 
     result = SampleResult(root=str(root), households=spec.households)
+    allocator = NirAllocator()
     truths: list[pa.Table] = []
     movers: pa.Table | None = None
     produced_at = f"{spec.window.as_of.isoformat()}T06:00:00+00:00"
@@ -150,7 +151,7 @@ def write_sample(
                 stale.unlink(missing_ok=True)
             continue
         fund_rng = np.random.default_rng([spec.seed, index_of[fund.code]])
-        table = generate_households(fund_rng, fund, n, spec.window, contract)
+        table = generate_households(fund_rng, fund, n, spec.window, contract, allocator)
         defect_rng = np.random.default_rng([spec.seed, index_of[fund.code], 1])
         injected = inject_row_defects(
             defect_rng,

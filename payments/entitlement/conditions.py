@@ -1,0 +1,154 @@
+"""A small, safe condition language for scheme rules, compiled to Arrow expressions.
+
+Conditions read like Python: ``rsa_cents > 0 and (children > 0 or couple)``,
+``claimant_student_status in ('none', 'apprentice')``. They are parsed with
+``ast`` and only these forms are allowed: ``and``/``or``/``not``, comparisons
+(chained too), ``in``/``not in`` with a tuple of literals, ``+``/``-`` of
+numbers, integer and string literals, and names of household facts. Anything
+else, or an unknown fact, is an error naming the offending text, raised when
+the scheme is loaded, never while paying.
+
+A comparison with a missing value (no spouse: ``spouse_age`` is null) is false.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: Household facts a condition may use, and their Arrow types.
+FACTS: dict[str, pa.DataType] = {
+    "rsa_cents": pa.int64(),
+    "rso_cents": pa.int64(),
+    "ass_cents": pa.int64(),
+    "aer_cents": pa.int64(),
+    "prime_forfaitaire_cents": pa.int64(),
+    "apl_cents": pa.int64(),
+    "alf_cents": pa.int64(),
+    "als_cents": pa.int64(),
+    "housing_cents": pa.int64(),  # apl + alf + als
+    "claimant_age": pa.int64(),  # whole years on the scheme's age date
+    "spouse_age": pa.int64(),  # null without a spouse
+    "youngest_adult_age": pa.int64(),  # the younger of claimant and spouse
+    "children": pa.int64(),  # dependent children on the age date
+    "couple": pa.bool_(),
+    "overseas": pa.bool_(),
+    "claimant_student_status": pa.string(),
+}
+
+
+class ConditionError(ValueError):
+    """A condition that cannot be compiled; the message says where and why."""
+
+
+_COMPARE = {
+    ast.Eq: pc.equal,
+    ast.NotEq: pc.not_equal,
+    ast.Lt: pc.less,
+    ast.LtE: pc.less_equal,
+    ast.Gt: pc.greater,
+    ast.GtE: pc.greater_equal,
+}
+
+
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_boolean(t):
+        return "yes/no"
+    return "text" if pa.types.is_string(t) else "number"
+
+
+def _literal(node: ast.expr, text: str) -> tuple[Any, str]:
+    if isinstance(node, ast.Constant) and not isinstance(node.value, bool):
+        if isinstance(node.value, int):
+            return node.value, "number"
+        if isinstance(node.value, str):
+            return node.value, "text"
+    raise ConditionError(f"{text!r}: expected a number or a quoted text, got {ast.unparse(node)!r}")
+
+
+def _need(kind: str, want: str, node: ast.expr, text: str) -> None:
+    if kind != want:
+        raise ConditionError(f"{text!r}: {ast.unparse(node)!r} is {kind}, {want} expected here")
+
+
+def _compile(node: ast.expr, text: str) -> tuple[pc.Expression, str]:
+    """Compile ``node``; returns the expression and its kind (number, text, yes/no)."""
+    if isinstance(node, ast.BoolOp):
+        parts = []
+        for v in node.values:
+            expr, kind = _compile(v, text)
+            _need(kind, "yes/no", v, text)
+            parts.append(_truth(expr))
+        combined = parts[0]
+        for p in parts[1:]:
+            combined = (combined & p) if isinstance(node.op, ast.And) else (combined | p)
+        return combined, "yes/no"
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        expr, kind = _compile(node.operand, text)
+        _need(kind, "yes/no", node.operand, text)
+        return ~_truth(expr), "yes/no"
+    if isinstance(node, ast.Compare):
+        left, left_kind = _compile(node.left, text)
+        out: pc.Expression | None = None
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            if isinstance(op, ast.In | ast.NotIn):
+                if not isinstance(right_node, ast.Tuple | ast.List) or not right_node.elts:
+                    raise ConditionError(f"{text!r}: 'in' needs a tuple of literals")
+                values = []
+                for e in right_node.elts:
+                    value, kind = _literal(e, text)
+                    _need(kind, left_kind, e, text)
+                    values.append(value)
+                term = pc.is_in(left, value_set=pa.array(values))
+                term = ~term if isinstance(op, ast.NotIn) else term
+            elif type(op) in _COMPARE:
+                right, right_kind = _compile(right_node, text)
+                _need(right_kind, left_kind, right_node, text)
+                term = _COMPARE[type(op)](left, right)
+                left = right
+            else:
+                raise ConditionError(f"{text!r}: operator {type(op).__name__} is not allowed")
+            out = term if out is None else out & term
+        assert out is not None
+        return out, "yes/no"
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
+        a, ka = _compile(node.left, text)
+        b, kb = _compile(node.right, text)
+        _need(ka, "number", node.left, text)
+        _need(kb, "number", node.right, text)
+        op = pc.add_checked if isinstance(node.op, ast.Add) else pc.subtract_checked
+        return op(a, b), "number"
+    if isinstance(node, ast.Name):
+        if node.id not in FACTS:
+            close = difflib.get_close_matches(node.id, FACTS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConditionError(f"{text!r}: unknown fact {node.id!r}{hint}")
+        return pc.field(node.id), _kind(FACTS[node.id])
+    if isinstance(node, ast.Constant):
+        value, kind = _literal(node, text)
+        return pc.scalar(value), kind
+    raise ConditionError(f"{text!r}: {ast.unparse(node)!r} is not allowed in a condition")
+
+
+def _truth(expr: pc.Expression) -> pc.Expression:
+    """Missing means false: a null comparison never makes a rule fire."""
+    return pc.coalesce(expr, pc.scalar(False))
+
+
+def compile_condition(text: str) -> pc.Expression:
+    """Compile a rule condition; raises ``ConditionError`` with a readable reason."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise ConditionError(f"{text!r}: not a valid condition ({exc.msg})") from None
+    expr, kind = _compile(tree.body, text)
+    _need(kind, "yes/no", tree.body, text)
+    return _truth(expr)
+
+
+def facts_used(text: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}

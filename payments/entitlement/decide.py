@@ -1,0 +1,284 @@
+"""National decisions: deduplicate across funds, apply prior payments and holds.
+
+Every household of every fund gets exactly one status:
+
+- ``paid_by_other_fund``: the same household (a shared claimant or spouse key)
+  is in another fund's file, and that row wins: latest reference month first,
+  then the fund registry's order, then the lowest household number;
+- ``already_paid``: a previous run of this scheme paid it (complementary runs);
+- ``not_eligible``: no rule fires, or a scheme it is not cumulable with paid it;
+- ``held``: eligible, but a fraud/risk hold applies (``hold_reasons``); not paid
+  until finance releases it;
+- ``payable``: paid ``payable_cents`` = base + per-child part.
+
+The tie-out is checked here (``TieOutError``): households = sum of statuses, and
+the payable total = sum of base and child parts, per fund and nationally.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow as pa
+
+from payments.entitlement.holds import (
+    FOREIGN_IBAN,
+    HOLDER_MISMATCH,
+    NON_SEPA_IBAN,
+    RECENT_BANK_CHANGE,
+    SHARED_IBAN,
+    HoldPolicy,
+)
+from payments.schemes import Scheme
+
+STATUSES = ("payable", "held", "not_eligible", "paid_by_other_fund", "already_paid")
+
+#: Payments already made, as the ledger gives them: one row per key and scheme.
+PRIOR_SCHEMA = pa.schema(
+    [("beneficiary_key", pa.string()), ("scheme_id", pa.string()), ("base_cents", pa.int64())]
+)
+
+
+class TieOutError(RuntimeError):
+    """Households or cents were lost or counted twice: a bug, never a data problem."""
+
+
+def components(claimant: pa.Array, spouse: pa.Array) -> npt.NDArray[np.int64]:
+    """Label each household with the smallest index of the households it shares a key with.
+
+    Keys are graph edges (claimant key and spouse key of each household). Only
+    keys seen more than once can link households, so the propagation runs on
+    those few rows; labels are propagated until stable (a few rounds: real
+    components have two or three households).
+    """
+    n = len(claimant)
+    edges = pl.DataFrame(
+        {
+            "key": pl.concat([pl.Series(claimant), pl.Series(spouse)]),
+            "owner": np.concatenate([np.arange(n), np.arange(n)]),
+        }
+    ).drop_nulls()
+    linked = edges.filter(pl.col("key").is_duplicated())
+    label = np.arange(n, dtype=np.int64)
+    if linked.height == 0:
+        return label
+    codes = linked.get_column("key").cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    owner = linked.get_column("owner").to_numpy()
+    while True:
+        per_key = np.full(int(codes.max()) + 1, n, np.int64)
+        np.minimum.at(per_key, codes, label[owner])
+        new = label.copy()
+        np.minimum.at(new, owner, per_key[codes])
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
+def _normalise_name(expr: pl.Expr) -> pl.Expr:
+    """Upper-case ASCII letters and single spaces: 'Lœuillet' → 'LOEUILLET'."""
+    return (
+        expr.str.replace_many(["œ", "Œ", "æ", "Æ", "ß"], ["oe", "OE", "ae", "AE", "ss"])
+        .str.normalize("NFKD")
+        .str.replace_all(r"\p{M}", "")
+        .str.to_uppercase()
+        .str.replace_all(r"[^A-Z]+", " ")
+        .str.strip_chars()
+    )
+
+
+def decide(
+    facts: pa.Table,
+    scheme: Scheme,
+    *,
+    holds: HoldPolicy,
+    fund_order: list[str],
+    run_date: date,
+    prior: pa.Table | None = None,
+) -> pa.Table:
+    """Give every household (all funds' facts together) its status and payable amount."""
+    df = pl.from_arrow(facts)
+    assert isinstance(df, pl.DataFrame)
+    n = df.height
+    rank = {code: i for i, code in enumerate(fund_order)}
+    label = components(
+        facts.column("claimant_key").combine_chunks(), facts.column("spouse_key").combine_chunks()
+    )
+    shared = np.bincount(label, minlength=n)[label] > 1
+    df = df.with_columns(
+        pl.Series("component", label),
+        pl.Series("_shared", shared),
+        pl.col("fund_code").replace_strict(rank, return_dtype=pl.Int64).alias("_fund_rank"),
+        pl.int_range(n, dtype=pl.Int64).alias("_row"),
+    )
+    # Winner of each shared component: latest month, then registry order, then
+    # household number. Singletons (nearly everyone) win by themselves.
+    contenders = df.filter(pl.col("_shared")).sort(
+        ["component", "reference_month", "_fund_rank", "household_id"],
+        descending=[False, True, False, False],
+    )
+    winners = contenders.group_by("component", maintain_order=True).first()
+    losers = contenders.join(winners.select("_row"), on="_row", how="anti").join(
+        winners.select("component", pl.col("fund_code").alias("_wf")), on="component"
+    )
+    df = df.join(losers.select("_row", "_wf"), on="_row", how="left", maintain_order="left")
+    duplicate = pl.col("_wf").is_not_null()
+
+    prior_df = pl.DataFrame(prior if prior is not None else PRIOR_SCHEMA.empty_table())
+
+    households: pl.DataFrame = df
+
+    def paid_components(schemes: list[str], *, base_only: bool) -> pl.Expr:
+        rows = prior_df.filter(pl.col("scheme_id").is_in(schemes))
+        if base_only:
+            rows = rows.filter(pl.col("base_cents") > 0)
+        if rows.height == 0:
+            return pl.lit(False)
+        paid = rows.get_column("beneficiary_key").unique()
+        hit = households.filter(
+            pl.col("claimant_key").is_in(paid.implode())
+            | pl.col("spouse_key").is_in(paid.implode()).fill_null(False)
+        ).get_column("component")
+        return pl.col("component").is_in(hit.unique().implode())
+
+    already = paid_components([scheme.id], base_only=False)
+    not_cumulable = paid_components(list(scheme.spec.not_cumulable_with), base_only=True)
+    eligible = pl.col("rule_id").is_not_null() & ~not_cumulable
+
+    df = df.with_columns(
+        pl.when(duplicate)
+        .then(pl.lit("paid_by_other_fund"))
+        .when(already)
+        .then(pl.lit("already_paid"))
+        .when(~eligible)
+        .then(pl.lit("not_eligible"))
+        .otherwise(pl.lit("payable"))
+        .alias("status"),
+        pl.when(duplicate)
+        .then(pl.concat_str(pl.lit("paid_by_other_fund:"), pl.col("_wf")))
+        .when(already)
+        .then(pl.lit("already_paid"))
+        .when(not_cumulable & pl.col("rule_id").is_not_null())
+        .then(pl.lit("not_cumulable:" + ",".join(scheme.spec.not_cumulable_with)))
+        .when(~eligible)
+        .then(pl.lit("no_rule"))
+        .otherwise(None)
+        .alias("reason"),
+    )
+    df = _apply_holds(df, holds, run_date)
+    df = df.with_columns(
+        pl.when(pl.col("status") == "payable")
+        .then(pl.col("entitled_cents"))
+        .otherwise(0)
+        .cast(pl.Int64)
+        .alias("payable_cents"),
+        pl.lit(scheme.id).alias("scheme_id"),
+    ).sort("_fund_rank", "household_id")
+    df = df.drop("component", "_shared", "_fund_rank", "_row", "_wf")
+    check_tie_out(df, expected_households=n)
+    return df.to_arrow()
+
+
+def _apply_holds(df: pl.DataFrame, policy: HoldPolicy, run_date: date) -> pl.DataFrame:
+    """Hold payable households that match a risk rule; each rule has its own reason code."""
+    payable = df.filter(pl.col("status") == "payable")
+    crowded = (
+        payable.group_by("iban")
+        .len()
+        .filter(pl.col("len") > policy.max_households_per_iban)
+        .get_column("iban")
+    )
+    mismatched = pl.Series("_row", [], pl.Int64)
+    if policy.check_holder_name:
+        # Cheap test first (the holder literally carries the name), then the
+        # accent- and punctuation-blind comparison only for the rest.
+        holder_upper = pl.col("account_holder").str.to_uppercase()
+        unsure = payable.filter(
+            ~holder_upper.str.contains(
+                pl.col("claimant_last_name").str.to_uppercase(), literal=True
+            )
+        )
+        holder = _normalise_name(pl.col("account_holder"))
+        related = holder.str.contains(
+            _normalise_name(pl.col("claimant_last_name")), literal=True
+        ) | holder.str.contains(_normalise_name(pl.col("claimant_first_name")), literal=True)
+        mismatched = unsure.filter(~related).get_column("_row")
+    country = pl.col("iban").str.slice(0, 2)
+    checks = {
+        SHARED_IBAN: pl.col("iban").is_in(crowded.implode()),
+        RECENT_BANK_CHANGE: (pl.lit(run_date) - pl.col("bank_details_changed_on")).dt.total_days()
+        < policy.recent_bank_change_days,
+        FOREIGN_IBAN: ~country.is_in(policy.home_countries) & country.is_in(policy.sepa_countries),
+        NON_SEPA_IBAN: ~country.is_in(policy.sepa_countries),
+        HOLDER_MISMATCH: pl.col("_row").is_in(mismatched.implode()),
+    }
+    is_payable = pl.col("status") == "payable"
+    flags = [f"_hold_{code}" for code in checks]
+    df = df.with_columns(
+        (is_payable & cond.fill_null(False)).alias(flag)
+        for flag, cond in zip(flags, checks.values(), strict=True)
+    )
+    held_rows = df.filter(pl.any_horizontal(flags)).select(
+        "_row",
+        pl.concat_list(
+            [pl.when(pl.col(f)).then(pl.lit(code)) for f, code in zip(flags, checks, strict=True)]
+        )
+        .list.drop_nulls()
+        .alias("hold_reasons"),
+    )
+    df = df.drop(flags).join(held_rows, on="_row", how="left", maintain_order="left")
+    held = pl.col("hold_reasons").is_not_null()
+    return df.with_columns(
+        pl.col("hold_reasons").fill_null(pl.lit([], pl.List(pl.String))),
+        pl.when(held).then(pl.lit("held")).otherwise(pl.col("status")).alias("status"),
+        pl.when(held)
+        .then(pl.col("hold_reasons").list.join(","))
+        .otherwise(pl.col("reason"))
+        .alias("reason"),
+    )
+
+
+def check_tie_out(decisions: pa.Table | pl.DataFrame, *, expected_households: int) -> None:
+    """Households = sum of statuses; payable cents = base + child parts of payable rows."""
+    df = decisions if isinstance(decisions, pl.DataFrame) else pl.from_arrow(decisions)
+    assert isinstance(df, pl.DataFrame)
+    if df.height != expected_households:
+        raise TieOutError(f"{expected_households} households in, {df.height} decisions out")
+    unknown = set(df.get_column("status").unique().to_list()) - set(STATUSES)
+    if unknown:
+        raise TieOutError(f"unknown statuses {sorted(unknown)}")
+    per_fund = df.group_by("fund_code").agg(
+        pl.len().alias("households"),
+        *[(pl.col("status") == s).sum().alias(s) for s in STATUSES],
+        pl.col("payable_cents").sum().alias("_payable_cents"),
+        pl.when(pl.col("status") == "payable")
+        .then(pl.col("base_cents") + pl.col("child_cents"))
+        .otherwise(0)
+        .sum()
+        .alias("parts"),
+        (pl.col("payable_cents") < 0).any().alias("negative"),
+    )
+    bad = per_fund.filter(
+        (pl.sum_horizontal(*STATUSES) != pl.col("households"))
+        | (pl.col("_payable_cents") != pl.col("parts"))
+        | pl.col("negative")
+    )
+    if bad.height:
+        raise TieOutError(f"tie-out fails for funds {bad.get_column('fund_code').to_list()}")
+    paid_keys = df.filter(pl.col("status") == "payable")
+    keys = pl.concat(
+        [paid_keys.get_column("claimant_key"), paid_keys.get_column("spouse_key").drop_nulls()]
+    )
+    if keys.n_unique() != keys.len():
+        raise TieOutError("a beneficiary key is payable twice")
+
+
+def ascii_name(text: str) -> str:
+    """Scalar twin of the name normalisation (for messages and tests)."""
+    for a, b in (("œ", "oe"), ("Œ", "OE"), ("æ", "ae"), ("Æ", "AE"), ("ß", "ss")):
+        text = text.replace(a, b)
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return " ".join("".join(c if "A" <= c <= "Z" else " " for c in text.upper()).split())

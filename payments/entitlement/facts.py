@@ -1,0 +1,148 @@
+"""One fund's accepted rows → one row of facts per household (pure, per fund).
+
+- Rows of the same household for several reference months are merged: each
+  benefit counts if due in *any* month of the window (its largest amount is
+  kept); every other fact comes from the latest month.
+- NIRs are replaced by keyed hashes (``keys``): nothing downstream holds a NIR.
+- Ages are whole years on the scheme's age date (a birthday on that date
+  counts); children are dependent when born on or before that date and under
+  the scheme's age limit on it.
+- The scheme's rules are evaluated in order; the first that holds decides the
+  base and per-child amounts (non-cumulation is rule order).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from payments.entitlement.conditions import FACTS
+from payments.entitlement.keys import beneficiary_keys
+from payments.schemes import Scheme
+
+BENEFITS = (
+    "rsa_cents",
+    "rso_cents",
+    "ass_cents",
+    "aer_cents",
+    "prime_forfaitaire_cents",
+    "apl_cents",
+    "alf_cents",
+    "als_cents",
+)
+#: Columns of the facts table, in order (no NIR among them).
+COLUMNS = (
+    "fund_code",
+    "household_id",
+    "reference_month",
+    "months",
+    "claimant_key",
+    "spouse_key",
+    *BENEFITS,
+    "housing_cents",
+    "claimant_age",
+    "spouse_age",
+    "youngest_adult_age",
+    "children",
+    "couple",
+    "overseas",
+    "claimant_student_status",
+    "claimant_last_name",
+    "claimant_first_name",
+    "iban",
+    "bic",
+    "account_holder",
+    "bank_details_changed_on",
+    "rule_id",
+    "base_cents",
+    "per_child_cents",
+    "child_cents",
+    "entitled_cents",
+)
+
+
+def _age(birth: pl.Expr, on: date) -> pl.Expr:
+    """Whole years on ``on``: the year difference, minus one before the birthday."""
+    before_birthday = (birth.dt.month() * 100 + birth.dt.day()) > (on.month * 100 + on.day)
+    return (on.year - birth.dt.year()).cast(pl.Int64) - before_birthday.cast(pl.Int64)
+
+
+def merge_months(accepted: pl.DataFrame, months: list[str]) -> pl.DataFrame:
+    """One row per household: benefits due in any month of the window, the rest latest."""
+    rows = accepted.filter(pl.col("reference_month").is_in(months))
+    others = [c for c in rows.columns if c not in BENEFITS and c != "household_id"]
+    return (
+        rows.sort("household_id", "reference_month")
+        .group_by("household_id", maintain_order=True)
+        .agg(
+            *[pl.col(c).max() for c in BENEFITS],
+            *[pl.col(c).last() for c in others],
+            pl.len().cast(pl.Int64).alias("months"),
+        )
+    )
+
+
+def evaluate_rules(facts: pa.Table, scheme: Scheme) -> pa.Table:
+    """Add the rule that fires (first in order) and the amounts it gives, in cents."""
+    dataset = ds.dataset(facts)
+    fired = dataset.to_table(
+        columns={f"r{i}": rule.condition for i, rule in enumerate(scheme.rules)}
+    )
+    n = facts.num_rows
+    index = pa.nulls(n, pa.int64())
+    for i in reversed(range(len(scheme.rules))):  # first rule in order wins
+        index = pc.if_else(fired.column(f"r{i}"), i, index)
+    specs = [r.spec for r in scheme.rules]
+
+    def pick(values: list[int] | list[str]) -> pa.Array:
+        return pa.array(values).take(index)
+
+    base = pick([s.base_cents for s in specs])
+    per_child = pick([s.per_child_cents for s in specs])
+    child = pc.multiply_checked(per_child, facts.column("children"))
+    entitled = pc.add_checked(base, child)
+    zero = pa.scalar(0, pa.int64())
+    return (
+        facts.append_column("rule_id", pick([s.id for s in specs]))
+        .append_column("base_cents", pc.coalesce(base, zero))
+        .append_column("per_child_cents", pc.coalesce(per_child, zero))
+        .append_column("child_cents", pc.coalesce(child, zero))
+        .append_column("entitled_cents", pc.coalesce(entitled, zero))
+    )
+
+
+def household_facts(
+    accepted: pa.Table, scheme: Scheme, *, secret: bytes, overseas: bool
+) -> pa.Table:
+    """Facts and rule outcome of every household of one fund's accepted rows."""
+    spec = scheme.spec
+    df = pl.from_arrow(accepted)
+    assert isinstance(df, pl.DataFrame)
+    merged = merge_months(df, spec.reference_months)
+    on = spec.age_date
+    child_age = _age(pl.element(), on)
+    facts = merged.with_columns(
+        pl.sum_horizontal("apl_cents", "alf_cents", "als_cents").alias("housing_cents"),
+        _age(pl.col("claimant_birth_date"), on).alias("claimant_age"),
+        _age(pl.col("spouse_birth_date"), on).alias("spouse_age"),
+        pl.col("children_birth_dates")
+        .list.eval(((pl.element() <= on) & (child_age < spec.children.max_age)).cast(pl.Int64))
+        .list.sum()
+        .fill_null(0)
+        .alias("children"),
+        pl.col("spouse_nir").is_not_null().alias("couple"),
+        pl.lit(overseas).alias("overseas"),
+    ).with_columns(
+        pl.min_horizontal("claimant_age", "spouse_age").alias("youngest_adult_age"),
+    )
+    table = facts.to_arrow()
+    table = table.append_column(
+        "claimant_key", beneficiary_keys(table.column("claimant_nir"), secret)
+    ).append_column("spouse_key", beneficiary_keys(table.column("spouse_nir"), secret))
+    table = table.select([c for c in COLUMNS if c in table.column_names])
+    table = table.cast(pa.schema([(f.name, FACTS.get(f.name, f.type)) for f in table.schema]))
+    return evaluate_rules(table, scheme).select(list(COLUMNS))

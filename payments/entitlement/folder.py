@@ -1,0 +1,152 @@
+"""The shell of the compute stage: read validated funds, decide nationally, write outputs.
+
+Reads ``<input>/<fund>/accepted.parquet`` (the validation stage's output),
+builds household facts per fund (in worker processes: the keyed hash is the
+costly part), decides nationally and writes to ``<out>/``:
+``decisions.parquet`` (every household, no NIR), ``review.parquet`` (held
+payments for finance), ``preview.json`` / ``preview.csv`` (the budget preview)
+and ``compute.json`` (counts and the tie-out).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import secrets
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from payments.entitlement.decide import decide
+from payments.entitlement.facts import household_facts
+from payments.entitlement.holds import HoldPolicy, load_hold_policy
+from payments.entitlement.preview import budget_preview, preview_rows
+from payments.registry import Registry, load_registry
+from payments.schemes import Scheme, load_scheme
+
+ENV_SECRET = "PAYMENTS_KEY_SECRET"
+
+
+def load_secret(data_dir: Path, *, create: bool) -> bytes:
+    """The beneficiary-key secret: $PAYMENTS_KEY_SECRET (hex), else <data>/secrets/beneficiary-key.
+
+    ``create`` makes a throw-away one for the demo when none exists (never in
+    production: keys would change and "paid once" across runs would break).
+    """
+    if os.environ.get(ENV_SECRET):
+        return bytes.fromhex(os.environ[ENV_SECRET])
+    path = data_dir / "secrets" / "beneficiary-key"
+    if not path.exists():
+        if not create:
+            raise FileNotFoundError(f"no beneficiary-key secret: set {ENV_SECRET} or create {path}")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+    return bytes.fromhex(path.read_text().strip())
+
+
+@dataclass
+class ComputeResult:
+    scheme_id: str
+    out_dir: Path
+    preview: dict[str, Any]
+    funds: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scheme_id": self.scheme_id, "funds": self.funds, "preview": self.preview}
+
+
+def _facts_one(
+    path: Path, scheme_id: str, scheme_text: str, secret: bytes, overseas: bool
+) -> pa.Table:
+    from payments.schemes import parse_scheme
+
+    scheme = parse_scheme(scheme_text, f"<{scheme_id}>")
+    return household_facts(pq.read_table(path), scheme, secret=secret, overseas=overseas)
+
+
+def compute_folder(
+    input_dir: Path,
+    out_dir: Path,
+    scheme: Scheme,
+    *,
+    secret: bytes,
+    run_date: date,
+    prior: pa.Table | None = None,
+    holds: HoldPolicy | None = None,
+    registry: Registry | None = None,
+    workers: int = 1,
+) -> ComputeResult:
+    """Compute the decisions of every validated fund under ``input_dir``."""
+    registry = registry or load_registry()
+    holds = holds or load_hold_policy()
+    funds = [f for f in registry.funds if (input_dir / f.code / "accepted.parquet").exists()]
+    args = [
+        (input_dir / f.code / "accepted.parquet", scheme.id, scheme.text, secret, f.overseas)
+        for f in funds
+    ]
+    if workers > 1 and len(args) > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            tables = list(pool.map(_facts_one, *zip(*args, strict=True)))
+    else:
+        tables = [_facts_one(*a) for a in args]
+    if not tables:
+        raise FileNotFoundError(f"no accepted.parquet under {input_dir}")
+    facts = pa.concat_tables(tables)
+    decisions = decide(
+        facts, scheme, holds=holds, fund_order=registry.codes, run_date=run_date, prior=prior
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(decisions, out_dir / "decisions.parquet")
+    df = pl.from_arrow(decisions)
+    assert isinstance(df, pl.DataFrame)
+    review = df.filter(pl.col("status") == "held").select(
+        "scheme_id",
+        "fund_code",
+        "household_id",
+        "claimant_key",
+        "reason",
+        "hold_reasons",
+        "rule_id",
+        "entitled_cents",
+        "iban",
+        "account_holder",
+        "bank_details_changed_on",
+    )
+    pq.write_table(review.to_arrow(), out_dir / "review.parquet")
+    preview = budget_preview(decisions)
+    (out_dir / "preview.json").write_text(json.dumps(preview, indent=2, sort_keys=True) + "\n")
+    pacsv.write_csv(
+        preview_rows(preview), out_dir / "preview.csv", pacsv.WriteOptions(delimiter=";")
+    )
+    result = ComputeResult(scheme.id, out_dir, preview, [f.code for f in funds])
+    (out_dir / "compute.json").write_text(
+        json.dumps(
+            {
+                "scheme_id": scheme.id,
+                "scheme_version": scheme.spec.version,
+                "run_date": run_date.isoformat(),
+                "holds_version": holds.version,
+                "funds": result.funds,
+                "national": preview["national"],
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
+    return result
+
+
+def scheme_for(scheme_id: str) -> Scheme:
+    return load_scheme(scheme_id)

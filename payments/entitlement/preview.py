@@ -1,0 +1,103 @@
+"""The budget preview finance reads before approving: totals by fund, rule, status, hold.
+
+All amounts are integer cents; every total is the sum of the lines above it
+(the tie-out is checked in ``decide``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from payments.entitlement.decide import STATUSES
+
+
+def budget_preview(decisions: pa.Table) -> dict[str, Any]:
+    """National totals, per fund, per rule and per hold reason, as plain JSON-able data."""
+    df = pl.from_arrow(decisions)
+    assert isinstance(df, pl.DataFrame)
+    scheme = df.get_column("scheme_id")[0] if df.height else None
+
+    def totals(frame: pl.DataFrame) -> dict[str, Any]:
+        out: dict[str, Any] = {"households": frame.height}
+        for status in STATUSES:
+            part = frame.filter(pl.col("status") == status)
+            out[status] = {
+                "households": part.height,
+                "children": int(part.get_column("children").sum()),
+                "entitled_cents": int(part.get_column("entitled_cents").sum()),
+            }
+        out["payable_cents"] = int(frame.get_column("payable_cents").sum())
+        return out
+
+    by_fund = {
+        str(code): totals(df.filter(pl.col("fund_code") == code))
+        for code in df.get_column("fund_code").unique(maintain_order=True).to_list()
+    }
+    payable = df.filter(pl.col("status") == "payable")
+    by_rule = {
+        str(row["rule_id"]): {
+            "households": row["households"],
+            "children": row["children"],
+            "base_cents": row["base_cents"],
+            "child_cents": row["child_cents"],
+            "payable_cents": row["payable_cents"],
+        }
+        for row in payable.group_by("rule_id")
+        .agg(
+            pl.len().alias("households"),
+            pl.col("children").sum(),
+            pl.col("base_cents").sum(),
+            pl.col("child_cents").sum(),
+            pl.col("payable_cents").sum(),
+        )
+        .sort("rule_id")
+        .iter_rows(named=True)
+    }
+    held = df.filter(pl.col("status") == "held").explode("hold_reasons")
+    by_hold = {
+        str(row["hold_reasons"]): {"households": row["households"], "cents": row["cents"]}
+        for row in held.group_by("hold_reasons")
+        .agg(pl.len().alias("households"), pl.col("entitled_cents").sum().alias("cents"))
+        .sort("hold_reasons")
+        .iter_rows(named=True)
+    }
+    return {
+        "scheme_id": scheme,
+        "national": totals(df),
+        "by_rule": by_rule,
+        "by_hold_reason": by_hold,
+        "by_fund": by_fund,
+    }
+
+
+def preview_rows(preview: dict[str, Any]) -> pa.Table:
+    """The per-fund preview as a flat table (one row per fund and status) for CSV."""
+    rows = []
+    for fund, t in preview["by_fund"].items():
+        for status in STATUSES:
+            rows.append(
+                {
+                    "scheme_id": preview["scheme_id"],
+                    "fund_code": fund,
+                    "status": status,
+                    "households": t[status]["households"],
+                    "children": t[status]["children"],
+                    "entitled_cents": t[status]["entitled_cents"],
+                }
+            )
+    return pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("scheme_id", pa.string()),
+                ("fund_code", pa.string()),
+                ("status", pa.string()),
+                ("households", pa.int64()),
+                ("children", pa.int64()),
+                ("entitled_cents", pa.int64()),
+            ]
+        ),
+    )
