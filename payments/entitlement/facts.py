@@ -67,8 +67,10 @@ COLUMNS = (
 
 def _age(birth: pl.Expr, on: date) -> pl.Expr:
     """Whole years on ``on``: the year difference, minus one before the birthday."""
-    before_birthday = (birth.dt.month() * 100 + birth.dt.day()) > (on.month * 100 + on.day)
-    return (on.year - birth.dt.year()).cast(pl.Int64) - before_birthday.cast(pl.Int64)
+    # month() and day() are Int8: widen before multiplying, or 5 * 100 overflows.
+    month_day = birth.dt.month().cast(pl.Int32) * 100 + birth.dt.day().cast(pl.Int32)
+    before_birthday = month_day > (on.month * 100 + on.day)
+    return (on.year - birth.dt.year().cast(pl.Int64)) - before_birthday.cast(pl.Int64)
 
 
 def merge_months(accepted: pl.DataFrame, months: list[str]) -> pl.DataFrame:

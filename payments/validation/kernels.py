@@ -79,13 +79,19 @@ _IBAN_MAX = 34
 
 
 def iban_mod97_remainders(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
-    """ISO 13616 remainder of every IBAN (1 when valid; -1 for non-ASCII text)."""
+    """ISO 13616 remainder of every IBAN: 1 when valid.
+
+    -1 when the text cannot be an IBAN at all: longer than 34 characters, or
+    holding anything but digits and upper-case letters (a space, an accent).
+    """
     b = _Bytes(values)
     r = np.zeros(len(b.start), np.int64)
+    bad = ~b.ascii | (b.length > _IBAN_MAX)
     for j in [*range(4, _IBAN_MAX), *range(4)]:  # BBAN first, then country + check
         byte = b.at(j)
+        bad |= (j < b.length) & (_ISO_SHIFT[byte] == 1)
         r = (r * _ISO_SHIFT[byte] + _ISO_VALUE[byte]) % 97
-    return np.where(b.ascii, r, -1)
+    return np.where(bad, -1, r)
 
 
 _RIB_DIGIT = np.zeros(256, np.int64)
