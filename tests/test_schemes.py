@@ -114,3 +114,12 @@ def test_id_must_match_file_name(tmp_path: Path) -> None:
 def test_unknown_scheme() -> None:
     with pytest.raises(SchemeError, match="unknown scheme 'nope'"):
         load_scheme("nope")
+
+
+def test_docs_list_every_fact() -> None:
+    from payments.entitlement.conditions import FACTS
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs" / "schemes.md").read_text()
+    for fact in FACTS:
+        assert f"| `{fact}` |" in doc, fact
