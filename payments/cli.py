@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +23,16 @@ from payments.contract import load_contract
 from payments.logs import setup_logging
 from payments.registry import load_registry
 from payments.schemes import load_scheme, scheme_ids
+from payments.sepa.batch import BatchResult
+from payments.sepa.signing import (
+    ENV_CERT,
+    ENV_KEY,
+    Signer,
+    generate_demo_pair,
+    load_certificate,
+    load_signer,
+    signer_paths,
+)
 from payments.validation.folder import FolderValidation, validate_folder
 from payments.validation.schema import Window
 
@@ -347,19 +357,138 @@ def _preview_tables(preview: dict[str, Any]) -> None:
         stdout.print(holds)
 
 
+MaxTransactions = Annotated[
+    int, typer.Option("--max-transactions", min=1, help="Most transactions in one payment file.")
+]
+
+
+def _signer(data_dir: Path, *, create: bool) -> Signer:
+    """The signing key and certificate from configuration; the demo pair when asked."""
+    key, cert = signer_paths(data_dir)
+    if not key.exists() or not cert.exists():
+        if not create:
+            raise typer.BadParameter(
+                f"no signing key: set {ENV_KEY} and {ENV_CERT}, or run payments keygen"
+            )
+        generate_demo_pair(key, cert, common_name="solidarity-payments demo signer")
+    return load_signer(key, cert)
+
+
+def _payment_tables(batch: BatchResult) -> None:
+    totals = batch.manifest["totals"]
+    table = Table(title="Payment files (signed, not sent)")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("files", f"{totals['files']:,}")
+    table.add_row("transactions", f"{totals['nb_of_txs']:,}")
+    table.add_row("control sum", _euros(totals["ctrl_sum_cents"]))
+    table.add_row("excluded (name not writable)", f"{len(batch.excluded):,}")
+    stdout.print(table)
+    stdout.print(f"Payment files: {batch.out_dir}  (check: payments verify {batch.out_dir})")
+
+
+@app.command()
+def keygen(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for signing-key.pem and signing-cert.pem.")
+    ],
+    name: Annotated[
+        str, typer.Option(help="Certificate common name.")
+    ] = "solidarity-payments demo",
+) -> None:
+    """Make a throw-away RSA key and self-signed certificate (demo and tests only).
+
+    Production keys come from the operator's PKI; point PAYMENTS_SIGNING_KEY and
+    PAYMENTS_SIGNING_CERT at them. Never commit a key.
+    """
+    key, cert = out / "signing-key.pem", out / "signing-cert.pem"
+    generate_demo_pair(key, cert, common_name=name)
+    stdout.print(f"Key: {key} (mode 600)\nCertificate: {cert}")
+
+
+@app.command("payment-files")
+def payment_files(
+    decisions: Annotated[Path, typer.Option("--decisions", help="decisions.parquet from compute.")],
+    out: Annotated[Path, typer.Option("--out", help="Batch folder to write.")],
+    run_id: Annotated[str, typer.Option("--run-id", help="Run id (goes into MsgIds).")],
+    scheme: Scheme = "aes-2020-05",
+    created_at: Annotated[
+        str | None,
+        typer.Option(
+            "--created-at", help="Creation time, ISO (default: 08:00 the day before payment)."
+        ),
+    ] = None,
+    max_transactions: MaxTransactions = 100_000,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Write signed SEPA pain.001.001.03 files and a signed manifest for the payable households."""
+    import pyarrow.parquet as pq
+
+    from payments.pipeline import default_creation_time
+    from payments.sepa.batch import write_batch
+
+    settings = load_settings(data_dir)
+    loaded = load_scheme(scheme)
+    batch = write_batch(
+        pq.read_table(decisions),
+        loaded,
+        run_id=run_id,
+        created_at=datetime.fromisoformat(created_at)
+        if created_at
+        else default_creation_time(loaded),
+        signer=_signer(settings.data_dir, create=False),
+        out_dir=out.resolve(),
+        max_transactions=max_transactions,
+    )
+    if as_json:
+        typer.echo(json.dumps(batch.manifest, indent=2))
+        return
+    _payment_tables(batch)
+
+
+@app.command()
+def verify(
+    path: Annotated[Path, typer.Argument(help="Batch folder (holds manifest.json).")],
+    cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--cert",
+            help="Trusted signer certificate (default: $PAYMENTS_SIGNING_CERT or the demo one).",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Check a payment batch: signatures, hashes, schema, control sums, nothing added or removed.
+
+    Exit code 0 when everything holds, 1 with the list of problems otherwise.
+    """
+    from payments.sepa.verify import verify_batch
+
+    trusted = cert or signer_paths(load_settings(data_dir).data_dir)[1]
+    problems = verify_batch(path, load_certificate(trusted))
+    if problems:
+        for problem in problems:
+            stdout.print(f"[red]✗[/red] {problem}")
+        raise typer.Exit(1)
+    stdout.print(f"[green]✓[/green] {path}: every file and signature verified")
+
+
 @app.command()
 def run(
     scheme: Scheme = "aes-2020-05",
     run_date: RunDate = None,
+    max_transactions: MaxTransactions = 100_000,
     funds: Funds = None,
     workers: Workers = CPUS,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Run the batch on the files in the funds' inboxes: receive, validate, compute.
+    """Run the batch on the funds' inboxes: receive, validate, compute, write payment files.
 
-    A missing or rejected file is listed and the other funds go on.
-    Outputs go to <data-dir>/runs/<run-id>/ (validation/, compute/).
+    A missing or rejected file is listed and the other funds go on. Outputs go to
+    <data-dir>/runs/<run-id>/ (validation/, compute/, payments/). Payment files are
+    signed but not sent: sending comes after finance's approval.
     """
     from payments.entitlement.folder import load_secret
     from payments.pipeline import run_batch
@@ -372,6 +501,8 @@ def run(
             settings.data_dir,
             loaded,
             secret=load_secret(settings.data_dir, create=True),
+            signer=_signer(settings.data_dir, create=True),
+            max_transactions=max_transactions,
             run_date=date.fromisoformat(run_date) if run_date else None,
             funds=_codes(funds),
             workers=workers,
@@ -384,6 +515,8 @@ def run(
     _validation_tables(result.validation)
     if result.compute:
         _preview_tables(result.compute.preview)
+    if result.payments:
+        _payment_tables(result.payments)
     stdout.print(f"Outputs: {result.out_dir}")
 
 

@@ -14,14 +14,18 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+
+import pyarrow.parquet as pq
 
 from payments.entitlement.folder import ComputeResult, compute_folder
 from payments.intake import Receipt
 from payments.registry import Fund
 from payments.schemes import Scheme
+from payments.sepa.batch import DEFAULT_MAX_TRANSACTIONS, BatchResult, write_batch
+from payments.sepa.signing import Signer
 from payments.validation.folder import FolderValidation, FundReport, validate_folder
 from payments.validation.schema import Window
 
@@ -35,12 +39,14 @@ class RunResult:
     out_dir: Path
     validation: FolderValidation
     compute: ComputeResult | None = None
+    payments: BatchResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             **self.validation.to_dict(),
             "preview": self.compute.preview if self.compute else None,
+            "payments": self.payments.manifest["totals"] if self.payments else None,
             "out_dir": str(self.out_dir),
         }
 
@@ -59,6 +65,9 @@ def run_batch(
     scheme: Scheme,
     *,
     secret: bytes,
+    signer: Signer | None = None,
+    created_at: datetime | None = None,
+    max_transactions: int = DEFAULT_MAX_TRANSACTIONS,
     run_date: date | None = None,
     window: Window | None = None,
     funds: list[str] | None = None,
@@ -68,7 +77,10 @@ def run_batch(
     """Receive, validate and compute every selected fund's file under the storage root.
 
     ``window`` defaults to the scheme's reference months and age date;
-    ``run_date`` (for the recent-bank-change hold) to the scheme's payment date.
+    ``run_date`` (for the recent-bank-change hold) to the scheme's payment date;
+    ``created_at`` (the payment files' creation time) to 08:00 the day before the
+    payment date. With a ``signer``, signed payment files and their manifest are
+    written too (``payments/``); nothing is sent anywhere.
     """
     window = window or Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
     runs = root / "runs"
@@ -85,7 +97,8 @@ def run_batch(
         workers=workers,
         on_fund=on_fund,
     )
-    computed = None
+    run_id = derive_run_id(scheme.id, validation.receipts, scheme.text)
+    computed = batch = None
     if any(f.accepted for f in validation.funds):
         computed = compute_folder(
             staging / "validation",
@@ -95,13 +108,24 @@ def run_batch(
             run_date=run_date or scheme.spec.payment_date,
             workers=workers,
         )
-    run_id = derive_run_id(scheme.id, validation.receipts, scheme.text)
+        if signer is not None:
+            batch = write_batch(
+                pq.read_table(staging / "compute" / "decisions.parquet"),
+                scheme,
+                run_id=run_id,
+                created_at=created_at or default_creation_time(scheme),
+                signer=signer,
+                out_dir=staging / "payments",
+                max_transactions=max_transactions,
+            )
     out_dir = runs / run_id
     shutil.rmtree(out_dir, ignore_errors=True)  # same id: same inputs, same outputs
     os.replace(staging, out_dir)
     validation.out_dir = out_dir / "validation"
     if computed:
         computed.out_dir = out_dir / "compute"
+    if batch:
+        batch.out_dir = out_dir / "payments"
     totals = validation.totals()
     log.info(
         "run %s: %s rows read, %s accepted, %s quarantined",
@@ -111,5 +135,15 @@ def run_batch(
         totals["quarantined"],
     )
     return RunResult(
-        run_id=run_id, scheme_id=scheme.id, out_dir=out_dir, validation=validation, compute=computed
+        run_id=run_id,
+        scheme_id=scheme.id,
+        out_dir=out_dir,
+        validation=validation,
+        compute=computed,
+        payments=batch,
     )
+
+
+def default_creation_time(scheme: Scheme) -> datetime:
+    """08:00 on the day before the payment date: a parameter, never the clock."""
+    return datetime.combine(scheme.spec.payment_date - timedelta(days=1), time(8, 0))

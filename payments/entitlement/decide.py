@@ -146,7 +146,8 @@ def decide(
 
     already = paid_components([scheme.id], base_only=False)
     not_cumulable = paid_components(list(scheme.spec.not_cumulable_with), base_only=True)
-    eligible = pl.col("rule_id").is_not_null() & ~not_cumulable
+    # A rule that fires with a zero amount (no base, no dependent child) pays nothing.
+    eligible = pl.col("rule_id").is_not_null() & ~not_cumulable & (pl.col("entitled_cents") > 0)
 
     df = df.with_columns(
         pl.when(duplicate)
@@ -163,8 +164,10 @@ def decide(
         .then(pl.lit("already_paid"))
         .when(not_cumulable & pl.col("rule_id").is_not_null())
         .then(pl.lit("not_cumulable:" + ",".join(scheme.spec.not_cumulable_with)))
-        .when(~eligible)
+        .when(pl.col("rule_id").is_null())
         .then(pl.lit("no_rule"))
+        .when(~eligible)
+        .then(pl.lit("zero_amount"))
         .otherwise(None)
         .alias("reason"),
     )

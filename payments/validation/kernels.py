@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 NIR_FORMAT = r"^[1-478][0-9]{4}(?:2A|2B|[0-9]{2})[0-9]{8}$"
 IBAN_FORMAT = r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$"
-BIC_FORMAT = r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?$"
+BIC_FORMAT = r"^[A-Z]{6}[A-Z2-9][A-NP-Z0-9](?:[A-Z0-9]{3})?$"  # ISO 9362, as the XSD
 FRENCH_IBAN_FORMAT = r"^FR[0-9]{2}[0-9]{5}[0-9]{5}[A-Z0-9]{11}[0-9]{2}$"
 
 

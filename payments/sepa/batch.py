@@ -1,0 +1,190 @@
+"""A batch of payment files for one run: per fund, split, written, signed, with a manifest.
+
+Layout under the batch folder::
+
+    manifest.json, manifest.json.p7s
+    <fund>/<MsgId>.xml, <fund>/<MsgId>.xml.p7s
+
+Everything is derived from the inputs: same decisions, scheme, run id, creation
+time and key give byte-identical files, signatures and manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from cryptography.hazmat.primitives import hashes
+
+from payments.registry import Registry, load_registry
+from payments.schemes import Scheme
+from payments.sepa.charset import transliterate_expr
+from payments.sepa.pain001 import (
+    PAIN_001_001_03,
+    FileHeader,
+    Pain001Format,
+    cents_text,
+    transactions_xml,
+    write_file,
+)
+from payments.sepa.signing import SIGNATURE_SUFFIX, Signer
+
+NAME_MAX = 70  # SEPA limit for names (the XSD allows 140)
+MANIFEST = "manifest.json"
+DEFAULT_MAX_TRANSACTIONS = 100_000
+
+
+@dataclass
+class PaymentFile:
+    path: str
+    fund_code: str
+    msg_id: str
+    nb_of_txs: int
+    ctrl_sum: str
+    ctrl_sum_cents: int
+    sha256: str
+    bytes: int
+
+
+@dataclass
+class BatchResult:
+    out_dir: Path
+    manifest: dict[str, Any]
+    files: list[PaymentFile] = field(default_factory=list)
+    excluded: list[dict[str, str]] = field(default_factory=list)
+
+
+def scheme_code(scheme_id: str) -> str:
+    return "".join(c for c in scheme_id.upper() if c.isalnum())[:15]
+
+
+def end_to_end_ids(scheme_id: str, fund: pl.Expr, household: pl.Expr) -> pl.Expr:
+    """Deterministic EndToEndId the bank returns in its reports: SCHEME-FUND-HOUSEHOLD."""
+    return pl.concat_str(pl.lit(scheme_code(scheme_id)), fund, household, separator="-")
+
+
+def prepare_transactions(decisions: pa.Table, scheme_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Payable households as transactions, and those whose name cannot be written.
+
+    The creditor is the account holder (as the bank knows the account); when that
+    is empty after transliteration, the claimant's first and last names.
+    """
+    df = pl.DataFrame(decisions).filter(pl.col("status") == "payable")
+    holder = transliterate_expr(pl.col("account_holder"), NAME_MAX)
+    claimant = transliterate_expr(
+        pl.concat_str("claimant_first_name", "claimant_last_name", separator=" "), NAME_MAX
+    )
+    txs = df.select(
+        "fund_code",
+        "household_id",
+        end_to_end_ids(scheme_id, pl.col("fund_code"), pl.col("household_id")).alias(
+            "end_to_end_id"
+        ),
+        pl.col("payable_cents").alias("amount_cents"),
+        pl.when(holder.str.len_chars() > 0).then(holder).otherwise(claimant).alias("creditor_name"),
+        "iban",
+        "bic",
+    )
+    bad = txs.filter(pl.col("creditor_name").str.contains(r"[^A-Za-z0-9/\-?:().,'+ ]"))
+    return txs.filter(~pl.col("creditor_name").str.contains(r"[^A-Za-z0-9/\-?:().,'+ ]")), bad
+
+
+def _one_name(text: str) -> str:
+    out = pl.select(transliterate_expr(pl.lit(text), NAME_MAX)).item()
+    return str(out)
+
+
+def write_batch(
+    decisions: pa.Table,
+    scheme: Scheme,
+    *,
+    run_id: str,
+    created_at: datetime,
+    signer: Signer,
+    out_dir: Path,
+    registry: Registry | None = None,
+    max_transactions: int = DEFAULT_MAX_TRANSACTIONS,
+    fmt: Pain001Format = PAIN_001_001_03,
+) -> BatchResult:
+    """Write, sign and list every payment file of the payable households in ``decisions``."""
+    if max_transactions < 1:
+        raise ValueError("max_transactions must be at least 1")
+    registry = registry or load_registry()
+    txs, bad = prepare_transactions(decisions, scheme.id)
+    run_tag = hashlib.sha256(run_id.encode()).hexdigest()[:8].upper()
+    code = scheme_code(scheme.id)
+    remittance = scheme.spec.remittance
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = BatchResult(out_dir=out_dir, manifest={})
+    by_fund = txs.partition_by("fund_code", as_dict=True)
+    for fund in registry.funds:
+        rows = by_fund.get((fund.code,), txs.clear()).sort("household_id")
+        for seq, start in enumerate(range(0, rows.height, max_transactions), start=1):
+            part = rows.slice(start, max_transactions)
+            msg_id = f"{code}-{run_tag}-{fund.code}-{seq:03d}"
+            header = FileHeader(
+                msg_id=msg_id,
+                created_at=created_at,
+                initiating_party=_one_name(fund.debtor_name),
+                debtor_name=_one_name(fund.debtor_name),
+                debtor_iban=fund.debtor_iban,
+                debtor_bic=fund.debtor_bic,
+                execution_date=scheme.spec.payment_date,
+                nb_of_txs=part.height,
+                ctrl_sum_cents=int(part.get_column("amount_cents").sum()),
+            )
+            xml = transactions_xml(part.to_arrow(), remittance=remittance, fmt=fmt)
+            path = out_dir / fund.code / f"{msg_id}.xml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as fh:
+                write_file(fh, header, xml, fmt=fmt)
+            data = path.read_bytes()
+            path.with_name(path.name + SIGNATURE_SUFFIX).write_bytes(signer.sign(data))
+            result.files.append(
+                PaymentFile(
+                    path=str(path.relative_to(out_dir)),
+                    fund_code=fund.code,
+                    msg_id=msg_id,
+                    nb_of_txs=header.nb_of_txs,
+                    ctrl_sum=cents_text(header.ctrl_sum_cents),
+                    ctrl_sum_cents=header.ctrl_sum_cents,
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    bytes=len(data),
+                )
+            )
+    result.excluded = [
+        {
+            "fund_code": r["fund_code"],
+            "household_id": r["household_id"],
+            "reason": "name_not_transliterable",
+        }
+        for r in bad.select("fund_code", "household_id").iter_rows(named=True)
+    ]
+    total = sum(f.ctrl_sum_cents for f in result.files)
+    result.manifest = {
+        "format": fmt.name,
+        "scheme_id": scheme.id,
+        "scheme_version": scheme.spec.version,
+        "run_id": run_id,
+        "created_at": created_at.isoformat(),
+        "execution_date": scheme.spec.payment_date.isoformat(),
+        "signer_sha256": signer.certificate.fingerprint(hashes.SHA256()).hex(),
+        "files": [asdict(f) for f in result.files],
+        "totals": {
+            "files": len(result.files),
+            "nb_of_txs": sum(f.nb_of_txs for f in result.files),
+            "ctrl_sum": cents_text(total),
+            "ctrl_sum_cents": total,
+        },
+        "excluded": result.excluded,
+    }
+    manifest = (json.dumps(result.manifest, indent=2, sort_keys=True) + "\n").encode()
+    (out_dir / MANIFEST).write_bytes(manifest)
+    (out_dir / (MANIFEST + SIGNATURE_SUFFIX)).write_bytes(signer.sign(manifest))
+    return result

@@ -1,0 +1,57 @@
+"""Transliteration to the SEPA character set (EPC: the Latin subset below).
+
+Allowed: a-z A-Z 0-9 / - ? : ( ) . , ' + and space. Accents are dropped
+(é→e, ç→c), ligatures spelled out (œ→oe, æ→ae, ß→ss), typographic apostrophes
+and dashes become ' and -. Anything still outside the set after that (a
+Cyrillic or Chinese name, an emoji) is *reported*, never dropped silently: the
+payment cannot be written with a name the bank would mangle.
+
+None of the allowed characters needs escaping in XML text, so a transliterated
+value can go into the file as it is.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+
+SEPA_CHARS = r"[A-Za-z0-9/\-?:().,'+ ]"
+NOT_SEPA = r"[^A-Za-z0-9/\-?:().,'+ ]"
+
+_FROM = ["œ", "Œ", "æ", "Æ", "ß", "’", "‘", "ʼ", "`", "´", "–", "—", "‐", "\u00a0", "&", "_"]
+_TO = ["oe", "OE", "ae", "AE", "ss", "'", "'", "'", "'", "'", "-", "-", "-", " ", "+", " "]
+
+
+def transliterate_expr(expr: pl.Expr, max_length: int) -> pl.Expr:
+    """SEPA-set text, cut to ``max_length``; characters that cannot be mapped stay
+    (so ``untransliterable`` can report them)."""
+    return (
+        expr.str.replace_many(_FROM, _TO)
+        .str.normalize("NFKD")
+        .str.replace_all(r"\p{M}", "")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+        .str.slice(0, max_length)
+    )
+
+
+def transliterate(values: pa.Array | pa.ChunkedArray, max_length: int) -> pa.Array:
+    """Vectorised transliteration of an Arrow string array."""
+    series = pl.Series(values)
+    return (
+        series.to_frame("v")
+        .select(transliterate_expr(pl.col("v"), max_length))
+        .to_series()
+        .to_arrow()
+    )
+
+
+def untransliterable(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Boolean: the (already transliterated) value still holds a non-SEPA character."""
+    return pl.Series(values).str.contains(NOT_SEPA).fill_null(False).to_arrow()
+
+
+def transliterate_one(text: str, max_length: int = 70) -> str:
+    """Scalar convenience (messages, tests): the same rules on one value."""
+    out = transliterate(pa.array([text]), max_length)[0].as_py()
+    return str(out)
