@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,7 +14,7 @@ from payments.validation.folder import FolderValidation, validate_folder
 from payments.validation.schema import Window
 from tests.conftest import MAY_2020
 
-WINDOW = Window(("2020-04", "2020-05"), __import__("datetime").date(2020, 5, 31))
+WINDOW = Window(("2020-04", "2020-05"), date(2020, 5, 31))
 #: Where each injected defect kind must end.
 ROW_CODES = {
     "bad_nir_key": "nir_key",

@@ -1,0 +1,286 @@
+"""pain.001 batches: schema-valid, sums right, deterministic, signed, tamper-evident."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given
+from hypothesis import strategies as st
+from lxml import etree
+
+from payments.entitlement.decide import decide
+from payments.entitlement.facts import household_facts
+from payments.entitlement.holds import load_hold_policy
+from payments.registry import load_registry
+from payments.sample.names import FEMALE_FIRST_NAMES, LAST_NAMES, MALE_FIRST_NAMES
+from payments.schemes import load_scheme
+from payments.sepa.batch import BatchResult, write_batch
+from payments.sepa.charset import transliterate_one, untransliterable
+from payments.sepa.pain001 import cents_text
+from payments.sepa.signing import Signer, generate_demo_pair, load_signer
+from payments.sepa.verify import _cents, verify_batch
+from tests.conftest import SHARED
+from tests.households import SECRET, household, table
+
+NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
+OFFICIAL_XSD = etree.XMLSchema(etree.parse(str(SHARED / "reference/iso20022/pain.001.001.03.xsd")))
+CREATED = datetime(2020, 5, 14, 8, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
+    folder = tmp_path_factory.mktemp("keys")
+    generate_demo_pair(folder / "key.pem", folder / "cert.pem", common_name="Caf test")
+    return load_signer(folder / "key.pem", folder / "cert.pem")
+
+
+@pytest.fixture(scope="module")
+def decisions() -> pa.Table:
+    scheme = load_scheme("aes-2020-05")
+    registry = load_registry()
+    rows = []
+    for i, fund in enumerate(["13", "2A", "974"]):
+        for j in range(7 + i * 3):
+            rows.append(
+                household(
+                    fund_code=fund,
+                    rsa_cents=1 if j % 3 else 0,
+                    ass_cents=1 if j % 3 == 0 else 0,
+                    claimant_last_name=LAST_NAMES[(i * 7 + j) % len(LAST_NAMES)],
+                    claimant_first_name="Zoé",
+                    account_holder=""
+                    if j == 4
+                    else f"M OU MME {LAST_NAMES[(i * 7 + j) % len(LAST_NAMES)].upper()}",
+                    bic="BNPAFRPPXXX" if j % 2 else None,
+                    children_birth_dates=[date(2010, 1, 1)] * (j % 3),
+                )
+            )
+    facts = pa.concat_tables(
+        household_facts(
+            table([r for r in rows if r["fund_code"] == f]),
+            scheme,
+            secret=SECRET,
+            overseas=registry.get(f).overseas,
+        )
+        for f in ["13", "2A", "974"]
+    )
+    return decide(
+        facts,
+        scheme,
+        holds=load_hold_policy(),
+        fund_order=registry.codes,
+        run_date=date(2020, 5, 15),
+    )
+
+
+def _batch(decisions: pa.Table, signer: Signer, out: Path, max_tx: int = 4) -> BatchResult:
+    return write_batch(
+        decisions,
+        load_scheme("aes-2020-05"),
+        run_id="aes-2020-05-test",
+        created_at=CREATED,
+        signer=signer,
+        out_dir=out,
+        max_transactions=max_tx,
+    )
+
+
+def test_files_are_valid_against_the_official_schema(
+    decisions: pa.Table, signer: Signer, tmp_path: Path
+) -> None:
+    batch = _batch(decisions, signer, tmp_path)
+    assert len(batch.files) >= 5
+    for f in batch.files:
+        doc = etree.parse(str(tmp_path / f.path))
+        assert OFFICIAL_XSD.validate(doc), OFFICIAL_XSD.error_log
+
+
+def test_control_sums_and_counts_per_file_and_block(
+    decisions: pa.Table, signer: Signer, tmp_path: Path
+) -> None:
+    batch = _batch(decisions, signer, tmp_path)
+    payable = [d for d in decisions.to_pylist() if d["status"] == "payable"]
+    assert batch.manifest["totals"]["nb_of_txs"] == len(payable)
+    assert batch.manifest["totals"]["ctrl_sum_cents"] == sum(d["payable_cents"] for d in payable)
+    for f in batch.files:
+        doc = etree.parse(str(tmp_path / f.path))
+        amounts = [_cents(a) for a in doc.xpath("//p:InstdAmt/text()", namespaces=NS)]
+        grp = doc.find("p:CstmrCdtTrfInitn/p:GrpHdr", NS)
+        for block in [grp, *doc.findall("p:CstmrCdtTrfInitn/p:PmtInf", NS)]:
+            assert int(block.findtext("p:NbOfTxs", namespaces=NS)) == len(amounts) == f.nb_of_txs
+            assert _cents(block.findtext("p:CtrlSum", namespaces=NS)) == sum(amounts)
+        assert f.ctrl_sum_cents == sum(amounts) and f.nb_of_txs <= 4
+        assert doc.findtext(".//p:ReqdExctnDt", namespaces=NS) == "2020-05-15"
+        ids = doc.xpath("//p:EndToEndId/text()", namespaces=NS)
+        assert all(i.startswith("AES202005-") and len(i) <= 35 for i in ids)
+
+
+def test_splitting_and_bytes_are_deterministic(
+    decisions: pa.Table, signer: Signer, tmp_path: Path
+) -> None:
+    a = _batch(decisions, signer, tmp_path / "a")
+    b = _batch(decisions, signer, tmp_path / "b")
+    files = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
+    )
+    assert files == sorted(
+        p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file()
+    )
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    assert [f.msg_id for f in a.files] == [f.msg_id for f in b.files]
+    one_file = _batch(decisions, signer, tmp_path / "c", max_tx=100)
+    assert len(one_file.files) == 3  # one per fund
+
+
+def _openssl_verify(data: Path, cert: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            f"{data}.p7s",
+            "-content",
+            str(data),
+            "-CAfile",
+            str(cert),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_openssl_verifies_files_and_catches_tampering(
+    decisions: pa.Table, signer: Signer, tmp_path: Path
+) -> None:
+    batch = _batch(decisions, signer, tmp_path / "batch")
+    cert = tmp_path / "cert.pem"
+    cert.write_bytes(signer.certificate.public_bytes(Encoding.PEM))
+    first = tmp_path / "batch" / batch.files[0].path
+    assert _openssl_verify(first, cert).returncode == 0
+    assert _openssl_verify(tmp_path / "batch" / "manifest.json", cert).returncode == 0
+    data = bytearray(first.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    first.write_bytes(bytes(data))
+    result = _openssl_verify(first, cert)
+    assert result.returncode != 0 and "Verification failure" in result.stderr
+
+
+@pytest.mark.parametrize("tamper", ["byte", "remove", "add", "manifest", "signature"])
+def test_payments_verify_reports_tampering(
+    decisions: pa.Table, signer: Signer, tmp_path: Path, tamper: str
+) -> None:
+    batch = _batch(decisions, signer, tmp_path)
+    assert verify_batch(tmp_path, signer.certificate) == []
+    target = tmp_path / batch.files[1].path
+    if tamper == "byte":
+        data = bytearray(target.read_bytes())
+        data[-30] ^= 0x20
+        target.write_bytes(bytes(data))
+        expected = "SHA-256 differs"
+    elif tamper == "remove":
+        target.unlink()
+        expected = "missing (removed)"
+    elif tamper == "add":
+        shutil.copy(target, target.with_name("EXTRA.xml"))
+        expected = "not in the manifest (added)"
+    elif tamper == "manifest":
+        manifest = json.loads((tmp_path / "manifest.json").read_text())
+        manifest["totals"]["ctrl_sum_cents"] += 1
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+        expected = "manifest.json: signature"
+    else:
+        target.with_name(target.name + ".p7s").write_bytes(b"\x30\x03\x02\x01\x00")
+        expected = "signature"
+    problems = verify_batch(tmp_path, signer.certificate)
+    assert any(expected in p for p in problems), problems
+
+
+def test_cli_verify_exit_codes(decisions: pa.Table, signer: Signer, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from payments.cli import app
+
+    _batch(decisions, signer, tmp_path / "b")
+    cert = tmp_path / "cert.pem"
+    cert.write_bytes(signer.certificate.public_bytes(Encoding.PEM))
+    ok = CliRunner().invoke(app, ["verify", str(tmp_path / "b"), "--cert", str(cert)])
+    assert ok.exit_code == 0, ok.output
+    (tmp_path / "b" / "manifest.json.p7s").unlink()
+    bad = CliRunner().invoke(app, ["verify", str(tmp_path / "b"), "--cert", str(cert)])
+    assert bad.exit_code == 1 and "signature missing" in bad.output
+
+
+def test_every_generated_name_transliterates_to_the_sepa_set() -> None:
+    names = [*FEMALE_FIRST_NAMES, *MALE_FIRST_NAMES, *LAST_NAMES]
+    out = pa.array([transliterate_one(n) for n in names])
+    assert not any(untransliterable(out).to_pylist()), [
+        (n, o) for n, o in zip(names, out.to_pylist(), strict=True)
+    ]
+    assert transliterate_one("Lœuillet") == "Loeuillet"
+    assert transliterate_one("Faÿ") == "Fay"
+    assert transliterate_one("Nguyễn") == "Nguyen"
+    assert transliterate_one("N’Diaye") == "N'Diaye"
+    assert transliterate_one("Jean-Baptiste  Müller") == "Jean-Baptiste Muller"
+    assert len(transliterate_one("A" * 100)) == 70
+
+
+def test_names_that_cannot_be_written_are_reported_not_dropped(
+    signer: Signer, tmp_path: Path
+) -> None:
+    scheme = load_scheme("aes-2020-05")
+    rows = [
+        household(
+            rsa_cents=1,
+            account_holder="Иван Петров",
+            claimant_first_name="Иван",
+            claimant_last_name="Петров",
+        ),
+        household(rsa_cents=1),
+    ]
+    facts = household_facts(table(rows), scheme, secret=SECRET, overseas=False)
+    d = decide(
+        facts,
+        scheme,
+        holds=load_hold_policy().model_copy(update={"check_holder_name": False}),
+        fund_order=load_registry().codes,
+        run_date=date(2020, 5, 15),
+    )
+    batch = _batch(d, signer, tmp_path)
+    assert batch.manifest["totals"]["nb_of_txs"] == 1
+    assert batch.excluded == [
+        {
+            "fund_code": "13",
+            "household_id": rows[0]["household_id"],
+            "reason": "name_not_transliterable",
+        }
+    ]
+
+
+@given(st.integers(0, 10**12))
+def test_amount_text_round_trips(cents: int) -> None:
+    assert _cents(cents_text(cents)) == cents
+
+
+def test_vendored_xsd_is_the_official_one() -> None:
+    from importlib import resources
+
+    vendored = resources.files("payments.reference").joinpath("iso20022/pain.001.001.03.xsd")
+    official = SHARED / "reference/iso20022/pain.001.001.03.xsd"
+    assert vendored.read_bytes() == official.read_bytes()
