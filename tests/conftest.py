@@ -15,7 +15,20 @@ from payments.sample.households import Window
 from payments.sample.writer import SampleResult, SampleSpec, write_sample
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("PAYMENTS_SHARED_DIR", ROOT.parent / "shared"))
+#: SHA-256 of the official pain.001.001.03 XSD, as published in ../shared/README.md.
+OFFICIAL_XSD_SHA256 = "87bd9b06f7f74128764d304af60f96f0d5583c92031113a892048272c8934d14"
+
+
+def official_xsd() -> Path:
+    """The official XSD from ../shared; without it (a clone elsewhere), the vendored
+    copy, which is only used after its SHA-256 is checked against the published one."""
+    import hashlib
+
+    shared = SHARED / "reference/iso20022/pain.001.001.03.xsd"
+    path = shared if shared.exists() else ROOT / "payments/reference/iso20022/pain.001.001.03.xsd"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == OFFICIAL_XSD_SHA256, path
+    return path
 MAY_2020 = Window("aes-2020-05", ("2020-04", "2020-05"), date(2020, 5, 10))
 
 

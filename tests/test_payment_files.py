@@ -26,11 +26,11 @@ from payments.sepa.charset import transliterate_one, untransliterable
 from payments.sepa.pain001 import cents_text
 from payments.sepa.signing import Signer, generate_demo_pair, load_signer
 from payments.sepa.verify import _cents, verify_batch
-from tests.conftest import SHARED
+from tests.conftest import official_xsd
 from tests.households import SECRET, household, table
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
-OFFICIAL_XSD = etree.XMLSchema(etree.parse(str(SHARED / "reference/iso20022/pain.001.001.03.xsd")))
+OFFICIAL_XSD = etree.XMLSchema(etree.parse(str(official_xsd())))
 CREATED = datetime(2020, 5, 14, 8, 0, 0)
 
 
@@ -282,5 +282,4 @@ def test_vendored_xsd_is_the_official_one() -> None:
     from importlib import resources
 
     vendored = resources.files("payments.reference").joinpath("iso20022/pain.001.001.03.xsd")
-    official = SHARED / "reference/iso20022/pain.001.001.03.xsd"
-    assert vendored.read_bytes() == official.read_bytes()
+    assert vendored.read_bytes() == official_xsd().read_bytes()
