@@ -1,0 +1,160 @@
+"""Ledger tables (SQLAlchemy 2 declarative). The DDL is also in sql/ledger.sql.
+
+Money is BIGINT cents. Beneficiaries are keyed hashes, never NIRs. The rule
+"no household is paid twice for the same scheme" is a primary key in
+``beneficiary_claims`` (scheme, key) that every payment claims for its
+claimant's key and its spouse's: the database refuses a second claim, whatever
+Python does.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from payments.ledger.states import STATES
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scheme_id: Mapped[str] = mapped_column(String(64))
+    scheme_version: Mapped[int] = mapped_column(Integer)
+    scheme_sha256: Mapped[str] = mapped_column(String(64))
+    parameters: Mapped[str] = mapped_column(Text)  # canonical JSON
+    code_version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    triggered_by: Mapped[str | None] = mapped_column(String(128))
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    decision: Mapped[str | None] = mapped_column(String(16))  # approved | rejected
+
+
+class InputFile(Base):
+    __tablename__ = "input_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"))
+    fund_code: Mapped[str] = mapped_column(String(3))
+    file_name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # received | missing | rejected
+    file_error: Mapped[str | None] = mapped_column(String(32))
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (UniqueConstraint("run_id", "fund_code"),)
+
+
+class Payment(Base):
+    """One household's payment decision under a scheme (payable or held)."""
+
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scheme_id: Mapped[str] = mapped_column(String(64))
+    beneficiary_key: Mapped[str] = mapped_column(String(32))
+    spouse_key: Mapped[str | None] = mapped_column(String(32))
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"))
+    fund_code: Mapped[str] = mapped_column(String(3))
+    household_id: Mapped[str] = mapped_column(String(10))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    base_cents: Mapped[int] = mapped_column(BigInteger)
+    child_cents: Mapped[int] = mapped_column(BigInteger)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    end_to_end_id: Mapped[str] = mapped_column(String(35), unique=True)
+    state: Mapped[str] = mapped_column(String(16))
+    payment_file_id: Mapped[int | None] = mapped_column(ForeignKey("payment_files.id"))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    __table_args__ = (
+        UniqueConstraint("scheme_id", "beneficiary_key"),
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        CheckConstraint("amount_cents = base_cents + child_cents", name="amount_parts"),
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{s}'" for s in STATES) + ")", name="state_known"
+        ),
+    )
+
+
+class BeneficiaryClaim(Base):
+    """(scheme, key) can be claimed once: the database's guarantee of "paid once"."""
+
+    __tablename__ = "beneficiary_claims"
+    scheme_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    beneficiary_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+
+
+class PaymentFileRow(Base):
+    __tablename__ = "payment_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"))
+    fund_code: Mapped[str] = mapped_column(String(3))
+    msg_id: Mapped[str] = mapped_column(String(35), unique=True)
+    path: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    nb_of_txs: Mapped[int] = mapped_column(Integer)
+    ctrl_sum_cents: Mapped[int] = mapped_column(BigInteger)
+    execution_date: Mapped[date] = mapped_column(Date)
+    upload_state: Mapped[str] = mapped_column(String(16), default="written")
+    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class BankEvent(Base):
+    __tablename__ = "bank_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_file: Mapped[str] = mapped_column(String(255))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    msg_id: Mapped[str | None] = mapped_column(String(35))
+    end_to_end_id: Mapped[str | None] = mapped_column(String(35))
+    status: Mapped[str] = mapped_column(String(16))  # accepted | rejected | returned
+    reason_code: Mapped[str | None] = mapped_column(String(8))
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    __table_args__ = (UniqueConstraint("source_sha256", "end_to_end_id", "status"),)
+
+
+class Hold(Base):
+    __tablename__ = "holds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
+    reasons: Mapped[str] = mapped_column(String(255))
+    released_by: Mapped[str | None] = mapped_column(String(128))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime)
+    release_note: Mapped[str | None] = mapped_column(Text)
+
+
+class Event(Base):
+    """Append-only, hash-chained: each row's hash covers the previous row's hash."""
+
+    __tablename__ = "event_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

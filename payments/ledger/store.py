@@ -1,0 +1,351 @@
+"""Ledger operations the pipeline calls: record, claim, move through states, release.
+
+Every change appends to the hash-chained event log in the same transaction.
+Times come in as arguments (the shell passes the clock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from payments.entitlement.decide import PRIOR_SCHEMA
+from payments.ledger import events, states
+from payments.ledger.models import (
+    BeneficiaryClaim,
+    Hold,
+    InputFile,
+    Payment,
+    PaymentFileRow,
+    Run,
+)
+from payments.schemes import Scheme
+
+CHUNK = 20_000
+
+
+@dataclass
+class Recorded:
+    inserted: int
+    already_claimed: int
+    held: int
+    cents: int
+
+
+def record_run(
+    session: Session,
+    *,
+    run_id: str,
+    scheme: Scheme,
+    parameters: dict[str, Any],
+    code_version: str,
+    at: datetime,
+    triggered_by: str | None = None,
+) -> Run:
+    """The run row (idempotent: a rerun of the same run id finds it)."""
+    run = session.get(Run, run_id)
+    if run is None:
+        run = Run(
+            run_id=run_id,
+            scheme_id=scheme.id,
+            scheme_version=scheme.spec.version,
+            scheme_sha256=hashlib.sha256(scheme.text.encode()).hexdigest(),
+            parameters=events.canonical(parameters),
+            code_version=code_version,
+            started_at=at,
+            triggered_by=triggered_by,
+        )
+        session.add(run)
+        session.flush()
+        events.append(
+            session,
+            "run_started",
+            {"scheme": scheme.id, "parameters": parameters, "code_version": code_version},
+            at=at,
+            run_id=run_id,
+        )
+    return run
+
+
+def record_input_files(session: Session, run_id: str, reports: Iterable[Any], at: datetime) -> None:
+    for r in reports:
+        exists = session.execute(
+            select(InputFile.id).where(
+                InputFile.run_id == run_id, InputFile.fund_code == r.fund_code
+            )
+        ).first()
+        if exists:
+            continue
+        session.add(
+            InputFile(
+                run_id=run_id,
+                fund_code=r.fund_code,
+                file_name=r.file,
+                sha256=r.sha256,
+                status=r.status,
+                file_error=r.file_error,
+                rows_read=r.rows_read,
+                accepted=r.accepted,
+                quarantined=r.quarantined,
+            )
+        )
+        events.append(
+            session,
+            "input_file",
+            {"fund": r.fund_code, "status": r.status, "sha256": r.sha256, "rows": r.rows_read},
+            at=at,
+            run_id=run_id,
+        )
+    session.flush()
+
+
+def _claimed(session: Session, scheme_id: str, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(keys), CHUNK):
+        part = list(keys[i : i + CHUNK])
+        found.update(
+            session.execute(
+                select(BeneficiaryClaim.beneficiary_key).where(
+                    BeneficiaryClaim.scheme_id == scheme_id,
+                    BeneficiaryClaim.beneficiary_key.in_(part),
+                )
+            ).scalars()
+        )
+    return found
+
+
+def record_decisions(
+    session: Session,
+    *,
+    run_id: str,
+    scheme: Scheme,
+    decisions: pa.Table,
+    end_to_end: pa.Array | None = None,
+    at: datetime,
+) -> Recorded:
+    """Record payable and held households; those already claimed for the scheme are skipped.
+
+    The claims table's primary key is the guarantee: if another writer claimed a
+    key since we looked, the insert fails and the transaction rolls back whole.
+    """
+    from payments.sepa.batch import end_to_end_ids
+
+    df = pl.DataFrame(decisions).filter(pl.col("status").is_in(["payable", "held"]))
+    df = df.with_columns(
+        end_to_end_ids(scheme.id, pl.col("fund_code"), pl.col("household_id")).alias("e2e")
+    )
+    keys = (
+        df.get_column("claimant_key").to_list() + df.get_column("spouse_key").drop_nulls().to_list()
+    )
+    taken = _claimed(session, scheme.id, keys)
+    fresh = df.filter(
+        ~pl.col("claimant_key").is_in(pl.Series(sorted(taken)).implode())
+        & ~pl.col("spouse_key").is_in(pl.Series(sorted(taken)).implode()).fill_null(False)
+    )
+    rows = fresh.select(
+        pl.lit(scheme.id).alias("scheme_id"),
+        pl.col("claimant_key").alias("beneficiary_key"),
+        "spouse_key",
+        pl.lit(run_id).alias("run_id"),
+        "fund_code",
+        "household_id",
+        "rule_id",
+        "base_cents",
+        "child_cents",
+        pl.col("entitled_cents").alias("amount_cents"),
+        pl.col("e2e").alias("end_to_end_id"),
+        pl.when(pl.col("status") == "held")
+        .then(pl.lit(states.HELD))
+        .otherwise(pl.lit(states.COMPUTED))
+        .alias("state"),
+        "reason",
+    ).to_dicts()
+    for i in range(0, len(rows), CHUNK):
+        session.execute(insert(Payment), rows[i : i + CHUNK])
+    session.flush()
+    ids = dict(
+        session.execute(select(Payment.end_to_end_id, Payment.id).where(Payment.run_id == run_id))
+        .tuples()
+        .all()
+    )
+    claims = [
+        {
+            "scheme_id": scheme.id,
+            "beneficiary_key": r["beneficiary_key"],
+            "payment_id": ids[r["end_to_end_id"]],
+        }
+        for r in rows
+    ]
+    claims += [
+        {
+            "scheme_id": scheme.id,
+            "beneficiary_key": r["spouse_key"],
+            "payment_id": ids[r["end_to_end_id"]],
+        }
+        for r in rows
+        if r["spouse_key"]
+    ]
+    for i in range(0, len(claims), CHUNK):
+        session.execute(insert(BeneficiaryClaim), claims[i : i + CHUNK])
+    holds = [
+        {"payment_id": ids[r["end_to_end_id"]], "reasons": r["reason"] or ""}
+        for r in rows
+        if r["state"] == states.HELD
+    ]
+    if holds:
+        session.execute(insert(Hold), holds)
+    cents = sum(r["amount_cents"] for r in rows)
+    result = Recorded(
+        inserted=len(rows), already_claimed=df.height - len(rows), held=len(holds), cents=cents
+    )
+    events.append(session, "decisions_recorded", result.__dict__, at=at, run_id=run_id)
+    session.flush()
+    return result
+
+
+def prior_payments(session: Session, scheme_ids: Sequence[str]) -> pa.Table:
+    """Keys already claimed under these schemes (for ``decide``'s ``prior``)."""
+    rows = session.execute(
+        select(BeneficiaryClaim.beneficiary_key, BeneficiaryClaim.scheme_id, Payment.base_cents)
+        .join(Payment, Payment.id == BeneficiaryClaim.payment_id)
+        .where(BeneficiaryClaim.scheme_id.in_(list(scheme_ids)), Payment.state != states.CANCELLED)
+    ).all()
+    return pa.Table.from_pylist(
+        [{"beneficiary_key": k, "scheme_id": s, "base_cents": b} for k, s, b in rows],
+        schema=PRIOR_SCHEMA,
+    )
+
+
+def transition(
+    session: Session,
+    payment_ids: Sequence[int],
+    new_state: str,
+    *,
+    at: datetime,
+    actor: str,
+    run_id: str | None = None,
+) -> int:
+    """Move payments to ``new_state``; one illegal move refuses them all."""
+    current = session.execute(
+        select(Payment.id, Payment.state).where(Payment.id.in_(list(payment_ids)))
+    ).all()
+    if len(current) != len(set(payment_ids)):
+        raise states.IllegalTransition("unknown payment id")
+    for _pid, state in current:
+        states.check(state, new_state)
+    session.execute(
+        update(Payment).where(Payment.id.in_(list(payment_ids))).values(state=new_state)
+    )
+    events.append(
+        session,
+        "payments_state",
+        {"to": new_state, "count": len(current), "by": actor},
+        at=at,
+        run_id=run_id,
+    )
+    return len(current)
+
+
+def approve_run(session: Session, run_id: str, *, by: str, at: datetime) -> int:
+    """Finance's approval: every computed payment of the run becomes approved."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise KeyError(run_id)
+    if run.triggered_by and run.triggered_by == by:
+        raise PermissionError("the user who triggered a run cannot approve it (four eyes)")
+    ids = list(
+        session.execute(
+            select(Payment.id).where(Payment.run_id == run_id, Payment.state == states.COMPUTED)
+        ).scalars()
+    )
+    run.approved_by, run.approved_at, run.decision = by, at, "approved"
+    events.append(session, "run_approved", {"by": by, "payments": len(ids)}, at=at, run_id=run_id)
+    return transition(session, ids, states.APPROVED, at=at, actor=by, run_id=run_id) if ids else 0
+
+
+def release_hold(session: Session, payment_id: int, *, by: str, note: str, at: datetime) -> None:
+    hold = session.execute(select(Hold).where(Hold.payment_id == payment_id)).scalar_one()
+    if hold.released_at is not None:
+        raise states.IllegalTransition("hold already released")
+    transition(session, [payment_id], states.COMPUTED, at=at, actor=by)
+    hold.released_by, hold.released_at, hold.release_note = by, at, note
+    events.append(session, "hold_released", {"payment": payment_id, "by": by, "note": note}, at=at)
+
+
+def record_payment_files(
+    session: Session, run_id: str, manifest: dict[str, Any], at: datetime
+) -> int:
+    """Payment files of a batch; their approved payments go ``in_file``."""
+    count = 0
+    for f in manifest["files"]:
+        if session.execute(
+            select(PaymentFileRow.id).where(PaymentFileRow.msg_id == f["msg_id"])
+        ).first():
+            continue
+        row = PaymentFileRow(
+            run_id=run_id,
+            fund_code=f["fund_code"],
+            msg_id=f["msg_id"],
+            path=f["path"],
+            sha256=f["sha256"],
+            bytes=f["bytes"],
+            nb_of_txs=f["nb_of_txs"],
+            ctrl_sum_cents=f["ctrl_sum_cents"],
+            execution_date=datetime.fromisoformat(manifest["execution_date"]).date(),
+        )
+        session.add(row)
+        session.flush()
+        count += 1
+    events.append(
+        session,
+        "payment_files",
+        {
+            "files": count,
+            "manifest_sha256": hashlib.sha256(
+                json.dumps(manifest, sort_keys=True).encode()
+            ).hexdigest(),
+        },
+        at=at,
+        run_id=run_id,
+    )
+    return count
+
+
+def claim_upload(session: Session, msg_id: str) -> bool:
+    """Take the right to upload a file: true for exactly one caller (an atomic UPDATE)."""
+    result = session.execute(
+        update(PaymentFileRow)
+        .where(PaymentFileRow.msg_id == msg_id, PaymentFileRow.upload_state == "written")
+        .values(upload_state="uploading")
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def mark_uploaded(session: Session, msg_id: str, *, at: datetime) -> None:
+    session.execute(
+        update(PaymentFileRow)
+        .where(PaymentFileRow.msg_id == msg_id)
+        .values(upload_state="uploaded", uploaded_at=at)
+    )
+    events.append(session, "file_uploaded", {"msg_id": msg_id}, at=at)
+
+
+def count_by_state(session: Session, scheme_id: str) -> dict[str, int]:
+    return dict(
+        session.execute(
+            select(Payment.state, func.count())
+            .where(Payment.scheme_id == scheme_id)
+            .group_by(Payment.state)
+        )
+        .tuples()
+        .all()
+    )
