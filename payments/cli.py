@@ -481,6 +481,9 @@ def run(
     max_transactions: MaxTransactions = 100_000,
     funds: Funds = None,
     workers: Workers = CPUS,
+    no_ledger: Annotated[
+        bool, typer.Option("--no-ledger", help="Do not read or record the ledger.")
+    ] = False,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
@@ -503,6 +506,7 @@ def run(
             secret=load_secret(settings.data_dir, create=True),
             signer=_signer(settings.data_dir, create=True),
             max_transactions=max_transactions,
+            ledger_url=None if no_ledger else settings.ledger_url,
             run_date=date.fromisoformat(run_date) if run_date else None,
             funds=_codes(funds),
             workers=workers,
@@ -518,6 +522,54 @@ def run(
     if result.payments:
         _payment_tables(result.payments)
     stdout.print(f"Outputs: {result.out_dir}")
+
+
+ledger_app = typer.Typer(
+    help="The payment ledger (SQLite by default, PostgreSQL in production).", no_args_is_help=True
+)
+audit_app = typer.Typer(help="Audit checks.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(audit_app, name="audit")
+
+
+@ledger_app.command("upgrade")
+def ledger_upgrade(data_dir: DataDir = None) -> None:
+    """Create or migrate the ledger to the current schema (Alembic)."""
+    from payments.ledger.migrate import upgrade
+
+    settings = load_settings(data_dir)
+    upgrade(settings.ledger_url)
+    stdout.print(f"Ledger at the current schema: {mask_url(settings.ledger_url)}")
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDir = None) -> None:
+    """Check the ledger's hash-chained event log: any edited or deleted row is reported.
+
+    Exit code 0 when the chain is intact, 1 otherwise.
+    """
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.events import verify_chain
+    from payments.ledger.migrate import engine_for
+
+    settings = load_settings(data_dir)
+    with Session(engine_for(settings.ledger_url)) as session:
+        problems = verify_chain(session)
+    if problems:
+        for problem in problems:
+            stdout.print(f"[red]✗[/red] {problem}")
+        raise typer.Exit(1)
+    stdout.print("[green]✓[/green] event log intact")
+
+
+def mask_url(url: str) -> str:
+    """A database URL without its password, for printing."""
+    head, sep, tail = url.partition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, creds = head.partition("//")
+    return f"{scheme}//{creds.split(':', 1)[0]}:***@{tail}"
 
 
 @app.command("schemes")

@@ -14,14 +14,28 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
+from payments import __version__
 from payments.entitlement.folder import ComputeResult, compute_folder
 from payments.intake import Receipt
+from payments.ledger.migrate import engine_for, upgrade
+from payments.ledger.models import Payment
+from payments.ledger.states import COMPUTED
+from payments.ledger.store import (
+    prior_payments,
+    record_decisions,
+    record_input_files,
+    record_run,
+)
 from payments.registry import Fund
 from payments.schemes import Scheme
 from payments.sepa.batch import DEFAULT_MAX_TRANSACTIONS, BatchResult, write_batch
@@ -69,6 +83,8 @@ def run_batch(
     created_at: datetime | None = None,
     max_transactions: int = DEFAULT_MAX_TRANSACTIONS,
     run_date: date | None = None,
+    ledger_url: str | None = None,
+    started_at: datetime | None = None,
     window: Window | None = None,
     funds: list[str] | None = None,
     workers: int = 1,
@@ -81,6 +97,11 @@ def run_batch(
     ``created_at`` (the payment files' creation time) to 08:00 the day before the
     payment date. With a ``signer``, signed payment files and their manifest are
     written too (``payments/``); nothing is sent anywhere.
+
+    With a ``ledger_url``, households already claimed for this scheme (or a
+    scheme it is not cumulable with) are ``already_paid``/``not_cumulable``, and
+    the run, its input files and its decisions are recorded; payment files then
+    hold only the households the ledger accepted for this run.
     """
     window = window or Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
     runs = root / "runs"
@@ -99,6 +120,15 @@ def run_batch(
     )
     run_id = derive_run_id(scheme.id, validation.receipts, scheme.text)
     computed = batch = None
+    engine = None
+    prior = None
+    if ledger_url:
+        upgrade(ledger_url)
+        engine = engine_for(ledger_url)
+        with Session(engine) as session:
+            prior = prior_payments(
+                session, [scheme.id, *scheme.spec.not_cumulable_with], exclude_run=run_id
+            )
     if any(f.accepted for f in validation.funds):
         computed = compute_folder(
             staging / "validation",
@@ -107,10 +137,21 @@ def run_batch(
             secret=secret,
             run_date=run_date or scheme.spec.payment_date,
             workers=workers,
+            prior=prior,
         )
+        decisions = pq.read_table(staging / "compute" / "decisions.parquet")
+        if engine is not None:
+            decisions = _record(
+                engine,
+                run_id,
+                scheme,
+                validation,
+                decisions,
+                at=started_at or datetime.now(UTC).replace(tzinfo=None),
+            )
         if signer is not None:
             batch = write_batch(
-                pq.read_table(staging / "compute" / "decisions.parquet"),
+                decisions,
                 scheme,
                 run_id=run_id,
                 created_at=created_at or default_creation_time(scheme),
@@ -142,6 +183,43 @@ def run_batch(
         compute=computed,
         payments=batch,
     )
+
+
+def _record(
+    engine: Engine,
+    run_id: str,
+    scheme: Scheme,
+    validation: FolderValidation,
+    decisions: pa.Table,
+    *,
+    at: datetime,
+) -> pa.Table:
+    """Record the run in the ledger; return the decisions with only this run's payments payable."""
+    with Session(engine) as session, session.begin():
+        record_run(
+            session,
+            run_id=run_id,
+            scheme=scheme,
+            parameters={"funds": [f.fund_code for f in validation.funds]},
+            code_version=__version__,
+            at=at,
+        )
+        record_input_files(session, run_id, validation.funds, at)
+        record_decisions(session, run_id=run_id, scheme=scheme, decisions=decisions, at=at)
+        mine = set(
+            session.execute(
+                select(Payment.beneficiary_key).where(
+                    Payment.run_id == run_id, Payment.state == COMPUTED
+                )
+            ).scalars()
+        )
+    frame = pl.DataFrame(decisions)
+    keep = (pl.col("status") != "payable") | pl.col("claimant_key").is_in(
+        pl.Series(sorted(mine), dtype=pl.String).implode()
+    )
+    return frame.with_columns(
+        pl.when(keep).then(pl.col("status")).otherwise(pl.lit("already_paid")).alias("status")
+    ).to_arrow()
 
 
 def default_creation_time(scheme: Scheme) -> datetime:

@@ -29,6 +29,8 @@ def official_xsd() -> Path:
     path = shared if shared.exists() else ROOT / "payments/reference/iso20022/pain.001.001.03.xsd"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == OFFICIAL_XSD_SHA256, path
     return path
+
+
 MAY_2020 = Window("aes-2020-05", ("2020-04", "2020-05"), date(2020, 5, 10))
 
 
@@ -62,3 +64,6 @@ def defect_sample(tmp_path_factory: pytest.TempPathFactory) -> SampleResult:
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+from tests.ledger_fixtures import ledger, pg_url  # noqa: E402,F401 - shared ledger fixtures

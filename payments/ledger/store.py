@@ -172,11 +172,12 @@ def record_decisions(
     for i in range(0, len(rows), CHUNK):
         session.execute(insert(Payment), rows[i : i + CHUNK])
     session.flush()
-    ids = dict(
-        session.execute(select(Payment.end_to_end_id, Payment.id).where(Payment.run_id == run_id))
-        .tuples()
-        .all()
-    )
+    ids = {
+        str(e2e): int(pid)
+        for e2e, pid in session.execute(
+            select(Payment.end_to_end_id, Payment.id).where(Payment.run_id == run_id)
+        )
+    }
     claims = [
         {
             "scheme_id": scheme.id,
@@ -212,12 +213,22 @@ def record_decisions(
     return result
 
 
-def prior_payments(session: Session, scheme_ids: Sequence[str]) -> pa.Table:
-    """Keys already claimed under these schemes (for ``decide``'s ``prior``)."""
+def prior_payments(
+    session: Session, scheme_ids: Sequence[str], *, exclude_run: str | None = None
+) -> pa.Table:
+    """Keys already claimed under these schemes (for ``decide``'s ``prior``).
+
+    ``exclude_run``: claims made by that run are not "prior" to it, so rerunning
+    a run reproduces its own decisions and files instead of finding itself paid.
+    """
     rows = session.execute(
         select(BeneficiaryClaim.beneficiary_key, BeneficiaryClaim.scheme_id, Payment.base_cents)
         .join(Payment, Payment.id == BeneficiaryClaim.payment_id)
-        .where(BeneficiaryClaim.scheme_id.in_(list(scheme_ids)), Payment.state != states.CANCELLED)
+        .where(
+            BeneficiaryClaim.scheme_id.in_(list(scheme_ids)),
+            Payment.state != states.CANCELLED,
+            Payment.run_id != (exclude_run or ""),
+        )
     ).all()
     return pa.Table.from_pylist(
         [{"beneficiary_key": k, "scheme_id": s, "base_cents": b} for k, s, b in rows],
@@ -340,12 +351,9 @@ def mark_uploaded(session: Session, msg_id: str, *, at: datetime) -> None:
 
 
 def count_by_state(session: Session, scheme_id: str) -> dict[str, int]:
-    return dict(
-        session.execute(
-            select(Payment.state, func.count())
-            .where(Payment.scheme_id == scheme_id)
-            .group_by(Payment.state)
-        )
-        .tuples()
-        .all()
+    rows = session.execute(
+        select(Payment.state, func.count())
+        .where(Payment.scheme_id == scheme_id)
+        .group_by(Payment.state)
     )
+    return {str(state): int(n) for state, n in rows}
