@@ -67,3 +67,4 @@ if os.environ.get("CI"):
 
 
 from tests.ledger_fixtures import ledger, pg_url  # noqa: E402,F401 - shared ledger fixtures
+from tests.sshd import sshd  # noqa: E402,F401 - the real OpenSSH server fixture
