@@ -188,3 +188,24 @@ def test_concurrent_appends_keep_one_chain(ledger: Engine) -> None:
 def test_sql_folder_matches_the_code() -> None:
     assert (ROOT / "sql" / "ledger.sql").read_text() == ddl_text()
     assert (ROOT / "sql" / "views.sql").read_text() == sql_file_text()
+
+
+def test_payments_audit_verify_reports_a_tampered_row(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from payments.cli import app
+    from payments.ledger.migrate import engine_for, upgrade
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    monkeypatch.setenv("PAYMENTS_LEDGER_URL", url)
+    upgrade(url)
+    engine = engine_for(url)
+    with Session(engine) as s, s.begin():
+        _run(s, "run-1", [household(rsa_cents=1)])
+    runner = CliRunner()
+    ok = runner.invoke(app, ["audit", "verify", "--data-dir", str(tmp_path)])
+    assert ok.exit_code == 0 and "intact" in ok.output
+    with engine.begin() as c:
+        c.execute(text("UPDATE event_log SET payload = '{}' WHERE seq = 1"))
+    bad = runner.invoke(app, ["audit", "verify", "--data-dir", str(tmp_path)])
+    assert bad.exit_code == 1 and "event 1: content does not match its hash" in bad.output
