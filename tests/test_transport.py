@@ -143,12 +143,15 @@ def test_no_auto_add_policy_anywhere() -> None:
 
 
 def test_two_workers_upload_the_same_file_once(ledger: Engine, tmp_path: Path) -> None:
-    """Concurrent upload of one payment file: the ledger's atomic claim lets one through."""
+    """Two workers deliver the same payment file at once: one uploads, the other stands down."""
     from datetime import date, datetime
 
     from payments.ledger.models import PaymentFileRow, Run
-    from payments.ledger.store import claim_upload, mark_uploaded
+    from payments.transport.deliver import deliver
 
+    if ledger.dialect.name == "sqlite":
+        pytest.skip("concurrent workers share a PostgreSQL ledger in production")
+    at = datetime(2020, 5, 14, 9)
     with Session(ledger) as s, s.begin():
         s.add(
             Run(
@@ -158,7 +161,7 @@ def test_two_workers_upload_the_same_file_once(ledger: Engine, tmp_path: Path) -
                 scheme_sha256="0" * 64,
                 parameters="{}",
                 code_version="t",
-                started_at=datetime(2020, 5, 14),
+                started_at=at,
             )
         )
         s.flush()
@@ -176,22 +179,67 @@ def test_two_workers_upload_the_same_file_once(ledger: Engine, tmp_path: Path) -
             )
         )
     bank = LocalTransport(tmp_path / "bank")
-    uploads: list[str] = []
+    outcomes: list[str] = []
     barrier = threading.Barrier(2)
 
     def worker() -> None:
         barrier.wait()
-        with Session(ledger) as s, s.begin():
-            if not claim_upload(s, "M1"):
-                return
-        uploads.append(upload_atomic(bank, "13/M1.xml", DATA))
-        with Session(ledger) as s, s.begin():
-            mark_uploaded(s, "M1", at=datetime(2020, 5, 14, 9))
+        outcomes.append(deliver(ledger, bank, "M1", "13/M1.xml", DATA, at=at))
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert uploads == ["uploaded"]
+    assert sorted(outcomes) in (["in_progress", "uploaded"], ["already_sent", "uploaded"])
     assert bank.listdir("13") == ["M1.xml"]
+
+
+@pytest.mark.parametrize("crash", ["before_upload", "mid_upload", "after_rename"])
+def test_deliver_after_a_crash_at_any_point_sends_exactly_one_file(
+    ledger: Engine, tmp_path: Path, crash: str
+) -> None:
+    from datetime import date, datetime
+
+    from payments.ledger.models import PaymentFileRow, Run
+    from payments.transport.deliver import deliver
+
+    at = datetime(2020, 5, 14, 9)
+    with Session(ledger) as s, s.begin():
+        s.add(
+            Run(
+                run_id="r",
+                scheme_id="s",
+                scheme_version=1,
+                scheme_sha256="0" * 64,
+                parameters="{}",
+                code_version="t",
+                started_at=at,
+            )
+        )
+        s.flush()
+        s.add(
+            PaymentFileRow(
+                run_id="r",
+                fund_code="13",
+                msg_id="M1",
+                path="13/M1.xml",
+                sha256=hashlib.sha256(DATA).hexdigest(),
+                bytes=len(DATA),
+                nb_of_txs=1,
+                ctrl_sum_cents=1,
+                execution_date=date(2020, 5, 15),
+                upload_state="uploading",
+            )
+        )  # the first attempt got this far
+    bank = LocalTransport(tmp_path / "bank")
+    if crash == "mid_upload":
+        bank.write("13/M1.xml" + PART_SUFFIX, DATA[:1000])
+    elif crash == "after_rename":
+        bank.write("13/M1.xml", DATA)
+    assert deliver(ledger, bank, "M1", "13/M1.xml", DATA, at=at) == "in_progress"
+    outcome = deliver(ledger, bank, "M1", "13/M1.xml", DATA, at=at, takeover=True)
+    assert outcome == ("already_there" if crash == "after_rename" else "uploaded")
+    assert bank.listdir("13") == ["M1.xml"]
+    assert hashlib.sha256(bank.read("13/M1.xml")).hexdigest() == hashlib.sha256(DATA).hexdigest()
+    assert deliver(ledger, bank, "M1", "13/M1.xml", DATA, at=at, takeover=True) == "already_sent"

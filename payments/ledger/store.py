@@ -331,16 +331,6 @@ def record_payment_files(
     return count
 
 
-def claim_upload(session: Session, msg_id: str) -> bool:
-    """Take the right to upload a file: true for exactly one caller (an atomic UPDATE)."""
-    result = session.execute(
-        update(PaymentFileRow)
-        .where(PaymentFileRow.msg_id == msg_id, PaymentFileRow.upload_state == "written")
-        .values(upload_state="uploading")
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
 def mark_uploaded(session: Session, msg_id: str, *, at: datetime) -> None:
     session.execute(
         update(PaymentFileRow)
