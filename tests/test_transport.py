@@ -243,3 +243,17 @@ def test_deliver_after_a_crash_at_any_point_sends_exactly_one_file(
     assert bank.listdir("13") == ["M1.xml"]
     assert hashlib.sha256(bank.read("13/M1.xml")).hexdigest() == hashlib.sha256(DATA).hexdigest()
     assert deliver(ledger, bank, "M1", "13/M1.xml", DATA, at=at, takeover=True) == "already_sent"
+
+
+def test_sftp_upload_killed_mid_transfer_then_rerun(sshd: SshServer) -> None:
+    sub = sshd.root / "killed"
+    sub.mkdir()
+    t = _connect(sshd, root=str(sub))
+    fh = t.sftp.open(t._p("M1.xml" + PART_SUFFIX), "wb")
+    fh.write(DATA[: len(DATA) // 3])
+    t.client.get_transport().close()  # type: ignore[union-attr]  # the worker dies here
+    assert not (sub / "M1.xml").exists()  # the bank never sees a partial file
+    with _connect(sshd, root=str(sub)) as again:
+        assert upload_atomic(again, "M1.xml", DATA) == "uploaded"
+    assert sorted(p.name for p in sub.iterdir()) == ["M1.xml"]
+    assert (sub / "M1.xml").read_bytes() == DATA
