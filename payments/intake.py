@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -283,7 +282,3 @@ def reject_duplicate_contents(receipts: list[Receipt]) -> None:
             r.message = f"{r.file}: same content as {seen[r.sha256]} (submitted twice)"
         else:
             seen[r.sha256] = r.file
-
-
-def receipts_json(receipts: list[Receipt]) -> str:
-    return json.dumps([r.__dict__ for r in receipts], indent=2, sort_keys=True, default=str)

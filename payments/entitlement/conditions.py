@@ -148,7 +148,3 @@ def compile_condition(text: str) -> pc.Expression:
     expr, kind = _compile(tree.body, text)
     _need(kind, "yes/no", tree.body, text)
     return _truth(expr)
-
-
-def facts_used(text: str) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}

@@ -30,7 +30,7 @@ from payments.entitlement.facts import household_facts
 from payments.entitlement.holds import HoldPolicy, load_hold_policy
 from payments.entitlement.preview import budget_preview, preview_rows
 from payments.registry import Registry, load_registry
-from payments.schemes import Scheme, load_scheme
+from payments.schemes import Scheme
 
 ENV_SECRET = "PAYMENTS_KEY_SECRET"
 
@@ -146,7 +146,3 @@ def compute_folder(
         + "\n"
     )
     return result
-
-
-def scheme_for(scheme_id: str) -> Scheme:
-    return load_scheme(scheme_id)

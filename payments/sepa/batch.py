@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 
 from payments.registry import Registry, load_registry
 from payments.schemes import Scheme
-from payments.sepa.charset import transliterate_expr
+from payments.sepa.charset import NOT_SEPA, transliterate_expr
 from payments.sepa.pain001 import (
     PAIN_001_001_03,
     FileHeader,
@@ -91,8 +91,8 @@ def prepare_transactions(decisions: pa.Table, scheme_id: str) -> tuple[pl.DataFr
         "iban",
         "bic",
     )
-    bad = txs.filter(pl.col("creditor_name").str.contains(r"[^A-Za-z0-9/\-?:().,'+ ]"))
-    return txs.filter(~pl.col("creditor_name").str.contains(r"[^A-Za-z0-9/\-?:().,'+ ]")), bad
+    unwritable = pl.col("creditor_name").str.contains(NOT_SEPA)
+    return txs.filter(~unwritable), txs.filter(unwritable)
 
 
 def _one_name(text: str) -> str:

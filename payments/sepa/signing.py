@@ -17,7 +17,6 @@ the certificate the verifier trusts.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,7 +206,3 @@ def verify_detached(data: bytes, signature: bytes, trusted: x509.Certificate) ->
 
 def load_certificate(path: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
