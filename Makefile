@@ -29,12 +29,19 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The demo plays every role: an operator runs the batch, finance (another user:
+# four eyes) approves it, then the files go to the (local) bank folder.
 demo: $(STAMP)
 	$(BIN)/payments sample --households $(DEMO_HOUSEHOLDS) --defects 0.01
-	$(BIN)/payments run
+	$(BIN)/payments run --triggered-by operator-demo
+	$(BIN)/payments approve $$(cat $(PAYMENTS_DATA_DIR)/runs/LATEST) --by finance-demo
+	$(BIN)/payments send $$(cat $(PAYMENTS_DATA_DIR)/runs/LATEST)
+	$(BIN)/payments verify $(PAYMENTS_DATA_DIR)/runs/$$(cat $(PAYMENTS_DATA_DIR)/runs/LATEST)/payments
 	@echo
-	@echo "Fund files:  $(PAYMENTS_DATA_DIR)/funds/<fund>/"
-	@echo "Run outputs: $(PAYMENTS_DATA_DIR)/runs/"
+	@echo "Fund files:    $(PAYMENTS_DATA_DIR)/funds/<fund>/"
+	@echo "Run outputs:   $(PAYMENTS_DATA_DIR)/runs/$$(cat $(PAYMENTS_DATA_DIR)/runs/LATEST)/"
+	@echo "At the bank:   $(PAYMENTS_DATA_DIR)/bank/<fund>/"
+	@echo "Ledger:        $(PAYMENTS_DATA_DIR)/ledger.sqlite (payments audit verify)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check payments tests dags plugins

@@ -6,10 +6,11 @@ summary table at the end, and offers ``--json`` for scripts.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import time
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -484,6 +485,9 @@ def run(
     no_ledger: Annotated[
         bool, typer.Option("--no-ledger", help="Do not read or record the ledger.")
     ] = False,
+    triggered_by: Annotated[
+        str, typer.Option("--triggered-by", help="Who starts the run (cannot approve it).")
+    ] = getpass.getuser(),
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
@@ -507,6 +511,7 @@ def run(
             signer=_signer(settings.data_dir, create=True),
             max_transactions=max_transactions,
             ledger_url=None if no_ledger else settings.ledger_url,
+            triggered_by=triggered_by,
             run_date=date.fromisoformat(run_date) if run_date else None,
             funds=_codes(funds),
             workers=workers,
@@ -570,6 +575,76 @@ def mask_url(url: str) -> str:
         return url
     scheme, _, creds = head.partition("//")
     return f"{scheme}//{creds.split(':', 1)[0]}:***@{tail}"
+
+
+RunId = Annotated[str, typer.Argument(help="Run id (runs/<run-id>/ under the data dir).")]
+By = Annotated[str, typer.Option("--by", help="Who decides (not who triggered the run).")]
+
+
+@app.command()
+def approve(
+    run_id: RunId,
+    by: By,
+    data_dir: DataDir = None,
+    refuse: Annotated[bool, typer.Option("--reject", help="Reject: nothing will be sent.")] = False,
+) -> None:
+    """Finance's decision on a run: approve (payments filed) or --reject (payments cancelled)."""
+    from payments.ledger.migrate import engine_for
+    from payments.release import approve as approve_run
+    from payments.release import reject
+
+    settings = load_settings(data_dir)
+    engine = engine_for(settings.ledger_url)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        if refuse:
+            reject(engine, run_id, by=by, at=now)
+            stdout.print(f"Run {run_id} rejected by {by}: nothing will be sent.")
+            return
+        filed = approve_run(engine, settings.data_dir / "runs" / run_id, run_id, by=by, at=now)
+    except PermissionError as exc:
+        stdout.print(f"[red]✗[/red] {exc}")
+        raise typer.Exit(1) from None
+    stdout.print(f"Run {run_id} approved by {by}: {filed:,} payments filed.")
+
+
+@app.command()
+def send(
+    run_id: RunId,
+    data_dir: DataDir = None,
+    retry: Annotated[
+        bool, typer.Option("--retry", help="Take over an upload a crashed attempt left.")
+    ] = False,
+) -> None:
+    """Send an approved run's payment files to the bank (local folder <data>/bank by default).
+
+    Verifies the batch first; each file goes exactly once (ledger + atomic upload).
+    """
+    from payments.ledger.migrate import engine_for
+    from payments.release import send as send_run
+    from payments.transport.local import LocalTransport
+
+    settings = load_settings(data_dir)
+    engine = engine_for(settings.ledger_url)
+    trusted = load_certificate(signer_paths(settings.data_dir)[1])
+    try:
+        result = send_run(
+            engine,
+            settings.data_dir / "runs" / run_id,
+            run_id,
+            LocalTransport(settings.data_dir),
+            trusted=trusted,
+            at=datetime.now(UTC).replace(tzinfo=None),
+            takeover=retry,
+        )
+    except PermissionError as exc:
+        stdout.print(f"[red]✗[/red] {exc}")
+        raise typer.Exit(1) from None
+    outcomes: dict[str, int] = {}
+    for outcome in result.files.values():
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    stdout.print(f"Files: {outcomes}; payments sent: {result.payments_sent:,}")
+    stdout.print(f"Bank folder: {settings.data_dir / 'bank'}")
 
 
 @app.command("schemes")

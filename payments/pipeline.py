@@ -44,6 +44,8 @@ from payments.validation.folder import FolderValidation, FundReport, validate_fo
 from payments.validation.schema import Window
 
 log = logging.getLogger(__name__)
+#: File under runs/ naming the latest run (for scripts: make demo approves and sends it).
+LATEST = "LATEST"
 
 
 @dataclass
@@ -85,6 +87,7 @@ def run_batch(
     run_date: date | None = None,
     ledger_url: str | None = None,
     started_at: datetime | None = None,
+    triggered_by: str | None = None,
     window: Window | None = None,
     funds: list[str] | None = None,
     workers: int = 1,
@@ -148,6 +151,7 @@ def run_batch(
                 validation,
                 decisions,
                 at=started_at or datetime.now(UTC).replace(tzinfo=None),
+                triggered_by=triggered_by,
             )
         if signer is not None:
             batch = write_batch(
@@ -162,6 +166,7 @@ def run_batch(
     out_dir = runs / run_id
     shutil.rmtree(out_dir, ignore_errors=True)  # same id: same inputs, same outputs
     os.replace(staging, out_dir)
+    (runs / LATEST).write_text(run_id + "\n")
     validation.out_dir = out_dir / "validation"
     if computed:
         computed.out_dir = out_dir / "compute"
@@ -193,6 +198,7 @@ def _record(
     decisions: pa.Table,
     *,
     at: datetime,
+    triggered_by: str | None = None,
 ) -> pa.Table:
     """Record the run in the ledger; return the decisions with only this run's payments payable."""
     with Session(engine) as session, session.begin():
@@ -203,6 +209,7 @@ def _record(
             parameters={"funds": [f.fund_code for f in validation.funds]},
             code_version=__version__,
             at=at,
+            triggered_by=triggered_by,
         )
         record_input_files(session, run_id, validation.funds, at)
         record_decisions(session, run_id=run_id, scheme=scheme, decisions=decisions, at=at)

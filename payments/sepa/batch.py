@@ -37,6 +37,8 @@ from payments.sepa.signing import SIGNATURE_SUFFIX, Signer
 
 NAME_MAX = 70  # SEPA limit for names (the XSD allows 140)
 MANIFEST = "manifest.json"
+#: Which transaction went into which file (for the ledger and reconciliation).
+TRANSACTIONS = "transactions.parquet"
 DEFAULT_MAX_TRANSACTIONS = 100_000
 
 
@@ -122,6 +124,7 @@ def write_batch(
     remittance = scheme.spec.remittance
     out_dir.mkdir(parents=True, exist_ok=True)
     result = BatchResult(out_dir=out_dir, manifest={})
+    placed: list[pl.DataFrame] = []
     by_fund = txs.partition_by("fund_code", as_dict=True)
     for fund in registry.funds:
         rows = by_fund.get((fund.code,), txs.clear()).sort("household_id")
@@ -140,6 +143,11 @@ def write_batch(
                 ctrl_sum_cents=int(part.get_column("amount_cents").sum()),
             )
             xml = transactions_xml(part.to_arrow(), remittance=remittance, fmt=fmt)
+            placed.append(
+                part.select("end_to_end_id", "amount_cents").with_columns(
+                    pl.lit(msg_id).alias("msg_id")
+                )
+            )
             path = out_dir / fund.code / f"{msg_id}.xml"
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("wb") as fh:
@@ -158,6 +166,14 @@ def write_batch(
                     bytes=len(data),
                 )
             )
+    placement = (
+        pl.concat(placed)
+        if placed
+        else pl.DataFrame(
+            schema={"end_to_end_id": pl.String, "amount_cents": pl.Int64, "msg_id": pl.String}
+        )
+    )
+    placement.write_parquet(out_dir / TRANSACTIONS)
     result.excluded = [
         {
             "fund_code": r["fund_code"],

@@ -1,0 +1,141 @@
+"""After the run: finance approves, the files are filed in the ledger, then sent to the bank.
+
+These are the steps the Airflow DAG's approval and upload tasks call; the CLI
+(``payments approve``, ``payments send``) calls them too. Both are idempotent:
+approving twice or sending again changes nothing and sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+from cryptography import x509
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from payments.ledger import states
+from payments.ledger.models import Payment, PaymentFileRow, Run
+from payments.ledger.store import approve_run, record_payment_files, transition
+from payments.sepa.batch import MANIFEST, TRANSACTIONS
+from payments.sepa.signing import SIGNATURE_SUFFIX
+from payments.sepa.verify import verify_batch
+from payments.transport.base import Transport, TransportError, upload_atomic
+from payments.transport.deliver import deliver
+
+
+@dataclass
+class Sent:
+    files: dict[str, str] = field(default_factory=dict)  # msg_id -> outcome
+    payments_sent: int = 0
+
+
+def approve(engine: Engine, run_dir: Path, run_id: str, *, by: str, at: datetime) -> int:
+    """Finance approves the run: payments approved, then filed (``in_file``) by payment file."""
+    batch = run_dir / "payments"
+    manifest = json.loads((batch / MANIFEST).read_text())
+    placement = pl.read_parquet(batch / TRANSACTIONS)
+    with Session(engine) as session, session.begin():
+        run = session.get(Run, run_id)
+        if run is None:
+            raise KeyError(f"run {run_id} is not in the ledger")
+        if run.decision == "approved":
+            return 0
+        approve_run(session, run_id, by=by, at=at)
+        record_payment_files(session, run_id, manifest, at)
+        files = {
+            row.msg_id: row.id
+            for row in session.execute(
+                select(PaymentFileRow).where(PaymentFileRow.run_id == run_id)
+            ).scalars()
+        }
+        filed = 0
+        for (msg_id,), part in placement.group_by(["msg_id"], maintain_order=True):
+            e2e = part.get_column("end_to_end_id").to_list()
+            ids = list(
+                session.execute(
+                    select(Payment.id).where(
+                        Payment.end_to_end_id.in_(e2e), Payment.state == states.APPROVED
+                    )
+                ).scalars()
+            )
+            transition(session, ids, states.IN_FILE, at=at, actor=by, run_id=run_id)
+            session.execute(
+                update(Payment)
+                .where(Payment.id.in_(ids))
+                .values(payment_file_id=files[str(msg_id)])
+            )
+            filed += len(ids)
+        return filed
+
+
+def reject(engine: Engine, run_id: str, *, by: str, at: datetime) -> None:
+    """Finance rejects the run: nothing is sent; its payments are cancelled."""
+    with Session(engine) as session, session.begin():
+        run = session.get(Run, run_id)
+        if run is None:
+            raise KeyError(run_id)
+        if run.triggered_by and run.triggered_by == by:
+            raise PermissionError("the user who triggered a run cannot decide on it (four eyes)")
+        run.decision, run.approved_by, run.approved_at = "rejected", by, at
+        ids = list(
+            session.execute(
+                select(Payment.id).where(
+                    Payment.run_id == run_id, Payment.state.in_([states.COMPUTED, states.APPROVED])
+                )
+            ).scalars()
+        )
+        if ids:
+            transition(session, ids, states.CANCELLED, at=at, actor=by, run_id=run_id)
+
+
+def send(
+    engine: Engine,
+    run_dir: Path,
+    run_id: str,
+    transport: Transport,
+    *,
+    trusted: x509.Certificate,
+    at: datetime,
+    takeover: bool = False,
+) -> Sent:
+    """Verify the batch, then deliver each approved file (with its signature) exactly once."""
+    batch = run_dir / "payments"
+    problems = verify_batch(batch, trusted)
+    if problems:
+        raise TransportError("batch does not verify, nothing sent: " + "; ".join(problems[:5]))
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        if run is None or run.decision != "approved":
+            raise PermissionError(f"run {run_id} is not approved: nothing is sent")
+        rows = list(
+            session.execute(
+                select(PaymentFileRow)
+                .where(PaymentFileRow.run_id == run_id)
+                .order_by(PaymentFileRow.msg_id)
+            ).scalars()
+        )
+    result = Sent()
+    for row in rows:
+        data = (batch / row.path).read_bytes()
+        remote = f"bank/{row.fund_code}/{Path(row.path).name}"
+        signature = (batch / (row.path + SIGNATURE_SUFFIX)).read_bytes()
+        upload_atomic(transport, remote + SIGNATURE_SUFFIX, signature)  # before the file
+        outcome = deliver(engine, transport, row.msg_id, remote, data, at=at, takeover=takeover)
+        result.files[row.msg_id] = outcome
+        if outcome in ("uploaded", "already_there"):
+            with Session(engine) as session, session.begin():
+                ids = list(
+                    session.execute(
+                        select(Payment.id).where(
+                            Payment.payment_file_id == row.id, Payment.state == states.IN_FILE
+                        )
+                    ).scalars()
+                )
+                if ids:
+                    transition(session, ids, states.SENT, at=at, actor="transport", run_id=run_id)
+                result.payments_sent += len(ids)
+    return result

@@ -1,0 +1,180 @@
+"""After a run: four-eyes approval, then the files reach the bank exactly once (real sshd)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import Engine, text
+
+from payments.pipeline import run_batch
+from payments.release import approve, reject, send
+from payments.sample.writer import SampleSpec, write_sample
+from payments.schemes import load_scheme
+from payments.sepa.signing import Signer, generate_demo_pair, load_signer
+from payments.transport.base import TransportError
+from payments.transport.sftp import SftpTransport
+from tests.conftest import MAY_2020
+from tests.households import SECRET
+from tests.sshd import SshServer
+
+FUNDS = ["13", "59", "2A"]
+
+
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
+    folder = tmp_path_factory.mktemp("keys")
+    generate_demo_pair(folder / "k.pem", folder / "c.pem", common_name="t")
+    return load_signer(folder / "k.pem", folder / "c.pem")
+
+
+def _states(ledger: Engine) -> dict[str, int]:
+    with ledger.connect() as c:
+        return dict(c.execute(text("SELECT state, COUNT(*) FROM payments GROUP BY state")).all())
+
+
+def test_approved_run_reaches_the_bank_once(
+    ledger: Engine, tmp_path: Path, signer: Signer, sshd: SshServer
+) -> None:
+    url = ledger.url.render_as_string(hide_password=False)
+    write_sample(
+        SampleSpec(households=1_500, seed=8, window=MAY_2020, funds=tuple(FUNDS)), tmp_path
+    )
+    result = run_batch(
+        tmp_path,
+        load_scheme("aes-2020-05"),
+        secret=SECRET,
+        signer=signer,
+        ledger_url=url,
+        funds=FUNDS,
+        triggered_by="operator",
+    )
+    assert result.payments is not None and result.compute is not None
+    bank_root = sshd.root / tmp_path.name
+    bank_root.mkdir()
+    with SftpTransport(
+        sshd.host,
+        sshd.port,
+        sshd.username,
+        sshd.client_key,
+        host_key=sshd.host_key_line,
+        root=str(bank_root),
+    ) as bank:
+        with pytest.raises(PermissionError, match="not approved"):
+            send(ledger, result.out_dir, result.run_id, bank, trusted=signer.certificate, at=_now())
+        with pytest.raises(PermissionError, match="four eyes"):
+            approve(ledger, result.out_dir, result.run_id, by="operator", at=_now())
+        filed = approve(ledger, result.out_dir, result.run_id, by="finance", at=_now())
+        assert filed == result.payments.manifest["totals"]["nb_of_txs"]
+        sent = send(
+            ledger, result.out_dir, result.run_id, bank, trusted=signer.certificate, at=_now()
+        )
+        assert set(sent.files.values()) == {"uploaded"} and sent.payments_sent == filed
+        again = send(
+            ledger, result.out_dir, result.run_id, bank, trusted=signer.certificate, at=_now()
+        )
+        assert set(again.files.values()) == {"already_sent"} and again.payments_sent == 0
+    # at the bank: every file once, with its signature, verified by openssl
+    xml = sorted(bank_root.rglob("*.xml"))
+    assert [p.name for p in xml] == sorted(
+        f["path"].split("/")[1] for f in result.payments.manifest["files"]
+    )
+    assert not list(bank_root.rglob("*.part"))
+    cert = tmp_path / "cert.pem"
+    cert.write_bytes(signer.certificate.public_bytes(Encoding.PEM))
+    for path in xml:
+        ok = subprocess.run(
+            [
+                "openssl",
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                f"{path}.p7s",
+                "-content",
+                str(path),
+                "-CAfile",
+                str(cert),
+                "-purpose",
+                "any",
+                "-out",
+                "/dev/null",
+            ],
+            capture_output=True,
+        )
+        assert ok.returncode == 0, ok.stderr
+    # counts tie out: rows read → payable → filed → sent
+    states = _states(ledger)
+    national = result.compute.preview["national"]
+    assert states.get("sent", 0) == filed == national["payable"]["households"]
+    assert states.get("held", 0) == national["held"]["households"]
+    with ledger.connect() as c:
+        view = c.execute(text("SELECT sent_count, sent_cents FROM finance_by_scheme")).one()
+    assert tuple(view) == (filed, result.payments.manifest["totals"]["ctrl_sum_cents"])
+
+
+def test_rejected_run_sends_nothing(ledger: Engine, tmp_path: Path, signer: Signer) -> None:
+    from payments.transport.local import LocalTransport
+
+    url = ledger.url.render_as_string(hide_password=False)
+    write_sample(SampleSpec(households=800, seed=9, window=MAY_2020, funds=("13",)), tmp_path)
+    result = run_batch(
+        tmp_path,
+        load_scheme("aes-2020-05"),
+        secret=SECRET,
+        signer=signer,
+        ledger_url=url,
+        funds=["13"],
+        triggered_by="operator",
+    )
+    reject(ledger, result.run_id, by="finance", at=_now())
+    with pytest.raises(PermissionError, match="not approved"):
+        send(
+            ledger,
+            result.out_dir,
+            result.run_id,
+            LocalTransport(tmp_path),
+            trusted=signer.certificate,
+            at=_now(),
+        )
+    assert not (tmp_path / "bank").exists()
+    assert set(_states(ledger)) <= {"cancelled", "held"}
+
+
+def test_a_tampered_batch_is_not_sent(ledger: Engine, tmp_path: Path, signer: Signer) -> None:
+    from payments.transport.local import LocalTransport
+
+    url = ledger.url.render_as_string(hide_password=False)
+    write_sample(SampleSpec(households=800, seed=10, window=MAY_2020, funds=("13",)), tmp_path)
+    result = run_batch(
+        tmp_path,
+        load_scheme("aes-2020-05"),
+        secret=SECRET,
+        signer=signer,
+        ledger_url=url,
+        funds=["13"],
+        triggered_by="operator",
+    )
+    approve(ledger, result.out_dir, result.run_id, by="finance", at=_now())
+    target = next((result.out_dir / "payments").rglob("*.xml"))
+    target.write_bytes(target.read_bytes().replace(b"<Nm>", b"<Nm>X", 1))
+    with pytest.raises(TransportError, match="does not verify"):
+        send(
+            ledger,
+            result.out_dir,
+            result.run_id,
+            LocalTransport(tmp_path),
+            trusted=signer.certificate,
+            at=_now(),
+        )
+    assert not (tmp_path / "bank").exists()
+
+
+def _now():  # type: ignore[no-untyped-def]
+    from datetime import datetime
+
+    return datetime(2020, 5, 14, 9, 0, 0)
