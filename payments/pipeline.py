@@ -29,7 +29,7 @@ from payments.entitlement.folder import ComputeResult, compute_folder
 from payments.intake import Receipt
 from payments.ledger.migrate import engine_for, upgrade
 from payments.ledger.models import Payment
-from payments.ledger.states import COMPUTED
+from payments.ledger.states import CANCELLED, HELD
 from payments.ledger.store import (
     prior_payments,
     record_decisions,
@@ -200,7 +200,11 @@ def _record(
     at: datetime,
     triggered_by: str | None = None,
 ) -> pa.Table:
-    """Record the run in the ledger; return the decisions with only this run's payments payable."""
+    """Record the run in the ledger; return the decisions with only this run's payments payable.
+
+    "This run's payments" whatever became of them since (approved, sent…): a
+    rerun of a run reproduces its files, it does not find them already paid.
+    """
     with Session(engine) as session, session.begin():
         record_run(
             session,
@@ -216,7 +220,7 @@ def _record(
         mine = set(
             session.execute(
                 select(Payment.beneficiary_key).where(
-                    Payment.run_id == run_id, Payment.state == COMPUTED
+                    Payment.run_id == run_id, Payment.state.not_in([HELD, CANCELLED])
                 )
             ).scalars()
         )

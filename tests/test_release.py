@@ -178,3 +178,52 @@ def _now():  # type: ignore[no-untyped-def]
     from datetime import datetime
 
     return datetime(2020, 5, 14, 9, 0, 0)
+
+
+def test_rerun_after_sending_reproduces_the_same_files(
+    ledger: Engine, tmp_path: Path, signer: Signer
+) -> None:
+    from payments.transport.local import LocalTransport
+
+    url = ledger.url.render_as_string(hide_password=False)
+    write_sample(SampleSpec(households=800, seed=11, window=MAY_2020, funds=("13",)), tmp_path)
+    scheme = load_scheme("aes-2020-05")
+    first = run_batch(
+        tmp_path,
+        scheme,
+        secret=SECRET,
+        signer=signer,
+        ledger_url=url,
+        funds=["13"],
+        triggered_by="operator",
+    )
+    before = {p.name: p.read_bytes() for p in (first.out_dir / "payments").rglob("*.xml")}
+    approve(ledger, first.out_dir, first.run_id, by="finance", at=_now())
+    send(
+        ledger,
+        first.out_dir,
+        first.run_id,
+        LocalTransport(tmp_path),
+        trusted=signer.certificate,
+        at=_now(),
+    )
+    again = run_batch(
+        tmp_path,
+        scheme,
+        secret=SECRET,
+        signer=signer,
+        ledger_url=url,
+        funds=["13"],
+        triggered_by="operator",
+    )
+    after = {p.name: p.read_bytes() for p in (again.out_dir / "payments").rglob("*.xml")}
+    assert before and after == before
+    sent = send(
+        ledger,
+        again.out_dir,
+        again.run_id,
+        LocalTransport(tmp_path),
+        trusted=signer.certificate,
+        at=_now(),
+    )
+    assert set(sent.files.values()) == {"already_sent"}
