@@ -1,0 +1,71 @@
+"""A test bank (fixtures, not product): answers uploaded pain.001 files with pain.002
+status reports and, later, camt.054 returns. Deterministic for a given seed."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from lxml import etree
+
+NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
+REJECT_REASONS = ["AC01", "AC04", "AC06", "MD07"]
+
+
+def status_report(
+    pain001: bytes, *, reject_share: float, seed: int, reject_file: bool = False
+) -> tuple[bytes, list[str]]:
+    """A pain.002 for one pain.001; returns it and the rejected EndToEndIds."""
+    doc = etree.fromstring(pain001)
+    msg_id = doc.findtext(".//p:GrpHdr/p:MsgId", namespaces=NS)
+    pmt_id = doc.findtext(".//p:PmtInf/p:PmtInfId", namespaces=NS)
+    ids = doc.xpath("//p:CdtTrfTxInf/p:PmtId/p:EndToEndId/text()", namespaces=NS)
+    rng = random.Random(f"{seed}-{msg_id}")
+    rejected = [] if reject_file else [i for i in ids if rng.random() < reject_share]
+    group = "RJCT" if reject_file else ("PART" if rejected else "ACCP")
+    txs = "".join(
+        f"<TxInfAndSts><OrgnlEndToEndId>{e2e}</OrgnlEndToEndId><TxSts>RJCT</TxSts>"
+        f"<StsRsnInf><Rsn><Cd>{rng.choice(REJECT_REASONS)}</Cd></Rsn></StsRsnInf></TxInfAndSts>"
+        for e2e in rejected
+    )
+    reason = "<StsRsnInf><Rsn><Cd>FF01</Cd></Rsn></StsRsnInf>" if reject_file else ""
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"><CstmrPmtStsRpt>'
+        f"<GrpHdr><MsgId>STS-{msg_id}</MsgId><CreDtTm>2020-05-15T07:00:00</CreDtTm></GrpHdr>"
+        f"<OrgnlGrpInfAndSts><OrgnlMsgId>{msg_id}</OrgnlMsgId>"
+        f"<OrgnlMsgNmId>pain.001.001.03</OrgnlMsgNmId><GrpSts>{group}</GrpSts>{reason}"
+        f"</OrgnlGrpInfAndSts><OrgnlPmtInfAndSts><OrgnlPmtInfId>{pmt_id}</OrgnlPmtInfId>"
+        f"{txs}</OrgnlPmtInfAndSts></CstmrPmtStsRpt></Document>"
+    )
+    return xml.encode(), rejected
+
+
+def returns_notification(items: list[tuple[str, str, int]]) -> bytes:
+    """A camt.054 returning (msg_id, end_to_end_id, cents) items with reason AC04."""
+    entries = "".join(
+        f'<Ntry><Amt Ccy="EUR">{c // 100}.{c % 100:02d}</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
+        f"<NtryDtls><TxDtls><Refs><MsgId>{m}</MsgId><EndToEndId>{e}</EndToEndId></Refs>"
+        f"<RtrInf><Rsn><Cd>AC04</Cd></Rsn></RtrInf></TxDtls></NtryDtls></Ntry>"
+        for m, e, c in items
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.02">'
+        f"<BkToCstmrDbtCdtNtfctn><GrpHdr><MsgId>RTN-1</MsgId>"
+        f"<CreDtTm>2020-05-20T07:00:00</CreDtTm></GrpHdr><Ntfctn><Id>N1</Id>{entries}"
+        "</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>"
+    ).encode()
+
+
+def answer_folder(bank: Path, *, reject_share: float, seed: int) -> dict[str, list[str]]:
+    """pain.002 for every pain.001 in the bank folder: {report path: rejected ids}."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(bank.rglob("*.xml")):
+        if path.name.startswith("STS-"):
+            continue
+        report, rejected = status_report(path.read_bytes(), reject_share=reject_share, seed=seed)
+        target = path.with_name(f"STS-{path.name}")
+        target.write_bytes(report)
+        out[str(target)] = rejected
+    return out

@@ -1,0 +1,128 @@
+"""Bank answers applied to the ledger: accepted, rejected by reason, returned; ties out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from payments.bank.reports import apply_report, parse_camt054, parse_pain002
+from payments.ledger.models import Payment
+from payments.pipeline import run_batch
+from payments.release import approve, send
+from payments.sample.writer import SampleSpec, write_sample
+from payments.schemes import load_scheme
+from payments.sepa.signing import Signer, generate_demo_pair, load_signer
+from payments.transport.local import LocalTransport
+from tests.bank_simulator import answer_folder, returns_notification, status_report
+from tests.conftest import MAY_2020
+from tests.households import SECRET
+
+AT = datetime(2020, 5, 15, 8, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
+    folder = tmp_path_factory.mktemp("keys")
+    generate_demo_pair(folder / "k.pem", folder / "c.pem", common_name="t")
+    return load_signer(folder / "k.pem", folder / "c.pem")
+
+
+def _sent_run(ledger: Engine, root: Path, signer: Signer, funds: tuple[str, ...]) -> Path:
+    url = ledger.url.render_as_string(hide_password=False)
+    write_sample(SampleSpec(households=1_200, seed=5, window=MAY_2020, funds=funds), root)
+    result = run_batch(
+        root,
+        load_scheme("aes-2020-05"),
+        secret=SECRET,
+        signer=signer,
+        ledger_url=url,
+        funds=list(funds),
+        triggered_by="operator",
+    )
+    approve(ledger, result.out_dir, result.run_id, by="finance", at=AT)
+    send(
+        ledger,
+        result.out_dir,
+        result.run_id,
+        LocalTransport(root),
+        trusted=signer.certificate,
+        at=AT,
+    )
+    return root / "bank"
+
+
+def _view(ledger: Engine) -> dict[str, int]:
+    with ledger.connect() as c:
+        row = c.execute(text("SELECT * FROM finance_by_scheme")).mappings().one()
+    return dict(row)
+
+
+def test_reports_reconcile_to_the_cent(ledger: Engine, tmp_path: Path, signer: Signer) -> None:
+    bank = _sent_run(ledger, tmp_path, signer, ("13", "59"))
+    answers = answer_folder(bank, reject_share=0.05, seed=1)
+    rejected = sorted(e for ids in answers.values() for e in ids)
+    assert rejected
+    with Session(ledger) as s, s.begin():
+        for report in answers:
+            data = Path(report).read_bytes()
+            applied = apply_report(s, parse_pain002(data), source=report, data=data, at=AT)
+            assert applied.flagged == []
+    # a later return of two accepted payments
+    with Session(ledger) as s:
+        accepted = s.execute(
+            select(Payment.end_to_end_id, Payment.amount_cents)
+            .where(Payment.state == "accepted")
+            .order_by(Payment.id)
+            .limit(2)
+        ).all()
+    items = [("", e, c) for e, c in accepted]
+    camt = returns_notification(items)
+    with Session(ledger) as s, s.begin():
+        applied = apply_report(s, parse_camt054(camt), source="camt.xml", data=camt, at=AT)
+        assert applied.returned == 2
+    view = _view(ledger)
+    assert view["rejected_count"] == len(rejected)
+    assert view["returned_count"] == 2
+    assert view["sent_cents"] == (
+        view["accepted_cents"] + view["rejected_cents"] + view["returned_cents"]
+    )
+    assert view["sent_count"] == view["accepted_count"] + view["rejected_count"] + 2
+    with ledger.connect() as c:
+        by_reason = c.execute(
+            text("SELECT SUM(payments) FROM rejections_by_reason WHERE status = 'rejected'")
+        ).scalar()
+    assert by_reason == len(rejected)
+
+
+def test_duplicate_and_unmatched_reports_are_flagged(
+    ledger: Engine, tmp_path: Path, signer: Signer
+) -> None:
+    bank = _sent_run(ledger, tmp_path, signer, ("13",))
+    first = next(p for p in sorted(bank.rglob("*.xml")))
+    data, _ = status_report(first.read_bytes(), reject_share=0.0, seed=2)
+    with Session(ledger) as s, s.begin():
+        assert apply_report(s, parse_pain002(data), source="a", data=data, at=AT).flagged == []
+    with Session(ledger) as s, s.begin():
+        again = apply_report(s, parse_pain002(data), source="a", data=data, at=AT)
+    assert again.accepted == 0  # nothing moved twice
+    unknown = data.replace(b"<OrgnlMsgId>", b"<OrgnlMsgId>X", 1)
+    with Session(ledger) as s, s.begin():
+        flagged = apply_report(s, parse_pain002(unknown), source="b", data=unknown, at=AT)
+    assert any("matches no payment file" in f for f in flagged.flagged)
+    camt = returns_notification([("", "AES202005-13-0000000", 100)])
+    with Session(ledger) as s, s.begin():
+        flagged = apply_report(s, parse_camt054(camt), source="c", data=camt, at=AT)
+    assert flagged.flagged == ["c: EndToEndId AES202005-13-0000000 matches no payment"]
+
+
+def test_a_whole_file_rejected(ledger: Engine, tmp_path: Path, signer: Signer) -> None:
+    bank = _sent_run(ledger, tmp_path, signer, ("13",))
+    first = next(p for p in sorted(bank.rglob("*.xml")))
+    data, _ = status_report(first.read_bytes(), reject_share=0.0, seed=3, reject_file=True)
+    with Session(ledger) as s, s.begin():
+        applied = apply_report(s, parse_pain002(data), source="r", data=data, at=AT)
+    assert applied.rejected > 0 and applied.accepted == 0
