@@ -647,6 +647,94 @@ def send(
     stdout.print(f"Bank folder: {settings.data_dir / 'bank'}")
 
 
+@app.command()
+def ingest(
+    reports: Annotated[
+        list[Path], typer.Argument(help="pain.002 status reports or camt.054 returns.")
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Apply bank reports to the ledger (accepted, rejected with reason, returned).
+
+    Every line is matched by MsgId / EndToEndId; unmatched or duplicated lines are
+    listed and the exit code is 1.
+    """
+    from sqlalchemy.orm import Session
+
+    from payments.bank.reports import apply_report, parse_camt054, parse_pain002
+    from payments.ledger.migrate import engine_for
+
+    settings = load_settings(data_dir)
+    engine = engine_for(settings.ledger_url)
+    flagged: list[str] = []
+    for path in reports:
+        data = path.read_bytes()
+        lines = parse_pain002(data) if b"CstmrPmtStsRpt" in data else parse_camt054(data)
+        with Session(engine) as session, session.begin():
+            applied = apply_report(
+                session,
+                lines,
+                source=path.name,
+                data=data,
+                at=datetime.now(UTC).replace(tzinfo=None),
+            )
+        stdout.print(
+            f"{path.name}: accepted {applied.accepted:,}, rejected {applied.rejected:,}, "
+            f"returned {applied.returned:,}"
+        )
+        flagged += applied.flagged
+    for line in flagged:
+        stdout.print(f"[yellow]![/yellow] {line}")
+    if flagged:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reconciliation(
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the table as CSV.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Where every euro is, per scheme and fund: held, sent, accepted, rejected, returned."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from sqlalchemy import text
+
+    from payments.ledger.migrate import engine_for
+
+    settings = load_settings(data_dir)
+    with engine_for(settings.ledger_url).connect() as c:
+        rows = [
+            dict(r)
+            for r in c.execute(
+                text("SELECT * FROM finance_by_fund ORDER BY scheme_id, fund_code")
+            ).mappings()
+        ]
+    table = Table(title="Reconciliation (amounts in euros)")
+    columns = (
+        "scheme_id",
+        "fund_code",
+        "households",
+        "held",
+        "sent",
+        "accepted",
+        "rejected",
+        "returned",
+    )
+    for heading in columns:
+        table.add_column(heading, justify="left" if heading in columns[:2] else "right")
+    for r in rows:
+        table.add_row(
+            r["scheme_id"],
+            r["fund_code"],
+            f"{r['households']:,}",
+            *(_euros(int(r[f"{k}_cents"])) for k in columns[3:]),
+        )
+    stdout.print(table)
+    if out is not None:
+        pacsv.write_csv(pa.Table.from_pylist(rows), out, pacsv.WriteOptions(delimiter=";"))
+        stdout.print(f"CSV: {out}")
+
+
 @app.command("schemes")
 def list_schemes(as_json: JsonOut = False) -> None:
     """List the schemes (one reviewed file per decree under payments/schemes/)."""

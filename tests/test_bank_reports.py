@@ -126,3 +126,27 @@ def test_a_whole_file_rejected(ledger: Engine, tmp_path: Path, signer: Signer) -
     with Session(ledger) as s, s.begin():
         applied = apply_report(s, parse_pain002(data), source="r", data=data, at=AT)
     assert applied.rejected > 0 and applied.accepted == 0
+
+
+def test_cli_ingest_and_reconciliation(tmp_path: Path, signer: Signer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from payments.cli import app
+    from payments.ledger.migrate import engine_for, upgrade
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    monkeypatch.setenv("PAYMENTS_LEDGER_URL", url)
+    upgrade(url)
+    engine = engine_for(url)
+    bank = _sent_run(engine, tmp_path / "data", signer, ("13",))
+    reports = list(answer_folder(bank, reject_share=0.1, seed=4))
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", *reports])
+    assert result.exit_code == 0, result.output
+    again = runner.invoke(app, ["ingest", reports[0]])
+    assert again.exit_code == 1 and "cannot become" in again.output
+    csv = tmp_path / "reconciliation.csv"
+    shown = runner.invoke(app, ["reconciliation", "--out", str(csv)])
+    assert shown.exit_code == 0 and "13" in shown.output
+    header = csv.read_text().splitlines()[0]
+    assert "accepted_cents" in header and "rejected_cents" in header
