@@ -17,7 +17,6 @@ the payable total = sum of base and child parts, per fund and nationally.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import date
 
 import numpy as np
@@ -34,6 +33,7 @@ from payments.entitlement.holds import (
     HoldPolicy,
 )
 from payments.schemes import Scheme
+from payments.sepa.charset import transliterate_expr
 
 STATUSES = ("payable", "held", "not_eligible", "paid_by_other_fund", "already_paid")
 
@@ -79,11 +79,13 @@ def components(claimant: pa.Array, spouse: pa.Array) -> npt.NDArray[np.int64]:
 
 
 def _normalise_name(expr: pl.Expr) -> pl.Expr:
-    """Upper-case ASCII letters and single spaces: 'Lœuillet' → 'LOEUILLET'."""
+    """Upper-case ASCII letters and single spaces: 'Lœuillet' → 'LOEUILLET'.
+
+    Built on the payment files' transliteration, so a name compares the way it
+    will be written for the bank.
+    """
     return (
-        expr.str.replace_many(["œ", "Œ", "æ", "Æ", "ß"], ["oe", "OE", "ae", "AE", "ss"])
-        .str.normalize("NFKD")
-        .str.replace_all(r"\p{M}", "")
+        transliterate_expr(expr, 1000)
         .str.to_uppercase()
         .str.replace_all(r"[^A-Z]+", " ")
         .str.strip_chars()
@@ -296,7 +298,4 @@ def check_tie_out(decisions: pa.Table | pl.DataFrame, *, expected_households: in
 
 def ascii_name(text: str) -> str:
     """Scalar twin of the name normalisation (for messages and tests)."""
-    for a, b in (("œ", "oe"), ("Œ", "OE"), ("æ", "ae"), ("Æ", "AE"), ("ß", "ss")):
-        text = text.replace(a, b)
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return " ".join("".join(c if "A" <= c <= "Z" else " " for c in text.upper()).split())
+    return str(pl.select(_normalise_name(pl.lit(text))).item())
