@@ -647,6 +647,76 @@ def send(
     stdout.print(f"Bank folder: {settings.data_dir / 'bank'}")
 
 
+holds_app = typer.Typer(help="Held payments: the review list and releases.", no_args_is_help=True)
+app.add_typer(holds_app, name="holds")
+
+
+@holds_app.command("list")
+def holds_list(scheme: Scheme = "aes-2020-05", data_dir: DataDir = None) -> None:
+    """Payments held for review (fraud/risk reasons), with their amounts."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.migrate import engine_for
+    from payments.ledger.models import Hold, Payment
+
+    settings = load_settings(data_dir)
+    with Session(engine_for(settings.ledger_url)) as session:
+        rows = session.execute(
+            select(
+                Payment.fund_code,
+                Payment.household_id,
+                Payment.amount_cents,
+                Hold.reasons,
+                Hold.released_by,
+            )
+            .join(Hold, Hold.payment_id == Payment.id)
+            .where(Payment.scheme_id == scheme)
+            .order_by(Payment.fund_code, Payment.household_id)
+        ).all()
+    table = Table(title=f"Held payments, {scheme}")
+    for heading in ("fund", "household", "amount", "reasons", "released by"):
+        table.add_column(heading)
+    for fund, household, cents, reasons, released in rows:
+        table.add_row(fund, household, _euros(cents), reasons, released or "")
+    stdout.print(table)
+
+
+@holds_app.command("release")
+def holds_release(
+    fund: Annotated[str, typer.Option(help="Fund code.")],
+    household: Annotated[str, typer.Option(help="Fund-local household number.")],
+    by: By,
+    note: Annotated[str, typer.Option(help="Why the hold is lifted (kept in the ledger).")],
+    scheme: Scheme = "aes-2020-05",
+    data_dir: DataDir = None,
+) -> None:
+    """Release a held payment after review: it is paid by the next (complementary) run."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.migrate import engine_for
+    from payments.ledger.models import Payment
+    from payments.ledger.store import release_hold
+
+    settings = load_settings(data_dir)
+    with Session(engine_for(settings.ledger_url)) as session, session.begin():
+        payment_id = session.execute(
+            select(Payment.id).where(
+                Payment.scheme_id == scheme,
+                Payment.fund_code == fund,
+                Payment.household_id == household,
+            )
+        ).scalar_one_or_none()
+        if payment_id is None:
+            stdout.print(f"[red]✗[/red] no payment for fund {fund}, household {household}")
+            raise typer.Exit(1)
+        release_hold(
+            session, payment_id, by=by, note=note, at=datetime.now(UTC).replace(tzinfo=None)
+        )
+    stdout.print(f"Hold released on fund {fund} household {household} by {by}.")
+
+
 @app.command()
 def ingest(
     reports: Annotated[

@@ -35,6 +35,7 @@ from payments.ledger.store import (
     record_decisions,
     record_input_files,
     record_run,
+    released_keys,
 )
 from payments.registry import Fund
 from payments.schemes import Scheme
@@ -125,6 +126,7 @@ def run_batch(
     computed = batch = None
     engine = None
     prior = None
+    released: list[str] = []
     if ledger_url:
         upgrade(ledger_url)
         engine = engine_for(ledger_url)
@@ -132,6 +134,7 @@ def run_batch(
             prior = prior_payments(
                 session, [scheme.id, *scheme.spec.not_cumulable_with], exclude_run=run_id
             )
+            released = released_keys(session, scheme.id)
     if any(f.accepted for f in validation.funds):
         computed = compute_folder(
             staging / "validation",
@@ -141,6 +144,7 @@ def run_batch(
             run_date=run_date or scheme.spec.payment_date,
             workers=workers,
             prior=prior,
+            released=released,
         )
         decisions = pq.read_table(staging / "compute" / "decisions.parquet")
         if engine is not None:

@@ -44,7 +44,13 @@ def approve(engine: Engine, run_dir: Path, run_id: str, *, by: str, at: datetime
             raise KeyError(f"run {run_id} is not in the ledger")
         if run.decision == "approved":
             return 0
-        approve_run(session, run_id, by=by, at=at)
+        approve_run(
+            session,
+            run_id,
+            by=by,
+            at=at,
+            end_to_end_ids=placement.get_column("end_to_end_id").to_list(),
+        )
         record_payment_files(session, run_id, manifest, at)
         files = {
             row.msg_id: row.id

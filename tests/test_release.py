@@ -227,3 +227,82 @@ def test_rerun_after_sending_reproduces_the_same_files(
         at=_now(),
     )
     assert set(sent.files.values()) == {"already_sent"}
+
+
+def test_released_hold_is_paid_by_the_complementary_run(
+    ledger: Engine, tmp_path: Path, signer: Signer
+) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+    from typer.testing import CliRunner
+
+    from payments.cli import app
+    from payments.ledger.models import Hold, Payment
+
+    url = ledger.url.render_as_string(hide_password=False)
+    write_sample(
+        SampleSpec(households=1_000, seed=12, window=MAY_2020, funds=("13", "59")), tmp_path
+    )
+    late = tmp_path / "funds" / "59"
+    late.rename(tmp_path / "late-59")
+    scheme = load_scheme("aes-2020-05")
+    first = run_batch(
+        tmp_path,
+        scheme,
+        secret=SECRET,
+        signer=signer,
+        ledger_url=url,
+        funds=["13", "59"],
+        triggered_by="operator",
+    )
+    with Session(ledger) as s:
+        held = s.execute(
+            select(Payment.fund_code, Payment.household_id, Payment.end_to_end_id)
+            .where(Payment.state == "held")
+            .order_by(Payment.id)
+        ).first()
+    assert held is not None, "the sample should hold someone (recent bank change)"
+    fund, household, e2e = held
+    runner = CliRunner()
+    listed = runner.invoke(app, ["holds", "list"], env={"PAYMENTS_LEDGER_URL": url})
+    assert household in listed.output
+    released = runner.invoke(
+        app,
+        [
+            "holds",
+            "release",
+            "--fund",
+            fund,
+            "--household",
+            household,
+            "--by",
+            "finance",
+            "--note",
+            "called the fund",
+        ],
+        env={"PAYMENTS_LEDGER_URL": url},
+    )
+    assert released.exit_code == 0, released.output
+    approve(ledger, first.out_dir, first.run_id, by="finance", at=_now())
+    (tmp_path / "late-59").rename(late)
+    second = run_batch(
+        tmp_path,
+        scheme,
+        secret=SECRET,
+        signer=signer,
+        ledger_url=url,
+        funds=["13", "59"],
+        triggered_by="operator",
+    )
+    assert second.run_id != first.run_id
+    xml = b"".join(p.read_bytes() for p in (second.out_dir / "payments").rglob("*.xml"))
+    assert e2e.encode() in xml  # the released household is paid now
+    first_xml = b"".join(p.read_bytes() for p in (first.out_dir / "payments").rglob("*.xml"))
+    assert e2e.encode() not in first_xml
+    with Session(ledger) as s:
+        payment = s.execute(select(Payment).where(Payment.end_to_end_id == e2e)).scalar_one()
+        assert payment.run_id == second.run_id and payment.state == "computed"
+        assert (
+            s.execute(select(Hold.released_by).where(Hold.payment_id == payment.id)).scalar_one()
+            == "finance"
+        )

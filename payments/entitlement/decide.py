@@ -17,6 +17,7 @@ the payable total = sum of base and child parts, per fund and nationally.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
@@ -100,8 +101,13 @@ def decide(
     fund_order: list[str],
     run_date: date,
     prior: pa.Table | None = None,
+    released: Sequence[str] = (),
 ) -> pa.Table:
-    """Give every household (all funds' facts together) its status and payable amount."""
+    """Give every household (all funds' facts together) its status and payable amount.
+
+    ``released``: claimant keys whose hold finance lifted after review; they are
+    not held again for the same reasons.
+    """
     df = pl.from_arrow(facts)
     assert isinstance(df, pl.DataFrame)
     n = df.height
@@ -183,7 +189,7 @@ def decide(
         .otherwise(None)
         .alias("reason"),
     )
-    df = _apply_holds(df, holds, run_date)
+    df = _apply_holds(df, holds, run_date, released)
     df = df.with_columns(
         pl.when(pl.col("status") == "payable")
         .then(pl.col("entitled_cents"))
@@ -202,7 +208,9 @@ def decide(
     return df.to_arrow()
 
 
-def _apply_holds(df: pl.DataFrame, policy: HoldPolicy, run_date: date) -> pl.DataFrame:
+def _apply_holds(
+    df: pl.DataFrame, policy: HoldPolicy, run_date: date, released: Sequence[str] = ()
+) -> pl.DataFrame:
     """Hold payable households that match a risk rule; each rule has its own reason code."""
     payable = df.filter(pl.col("status") == "payable")
     crowded = (
@@ -235,7 +243,9 @@ def _apply_holds(df: pl.DataFrame, policy: HoldPolicy, run_date: date) -> pl.Dat
         NON_SEPA_IBAN: ~country.is_in(policy.sepa_countries),
         HOLDER_MISMATCH: pl.col("_row").is_in(mismatched.implode()),
     }
-    is_payable = pl.col("status") == "payable"
+    is_payable = (pl.col("status") == "payable") & ~pl.col("claimant_key").is_in(
+        pl.Series(list(released), dtype=pl.String).implode()
+    )
     flags = [f"_hold_{code}" for code in checks]
     df = df.with_columns(
         (is_payable & cond.fill_null(False)).alias(flag)

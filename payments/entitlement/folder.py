@@ -82,6 +82,7 @@ def compute_folder(
     secret: bytes,
     run_date: date,
     prior: pa.Table | None = None,
+    released: list[str] | None = None,
     holds: HoldPolicy | None = None,
     registry: Registry | None = None,
     workers: int = 1,
@@ -104,7 +105,13 @@ def compute_folder(
         raise FileNotFoundError(f"no accepted.parquet under {input_dir}")
     facts = pa.concat_tables(tables)
     decisions = decide(
-        facts, scheme, holds=holds, fund_order=registry.codes, run_date=run_date, prior=prior
+        facts,
+        scheme,
+        holds=holds,
+        fund_order=registry.codes,
+        run_date=run_date,
+        prior=prior,
+        released=released or (),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(decisions, out_dir / "decisions.parquet")

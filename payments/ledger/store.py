@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, true, update
 from sqlalchemy.orm import Session
 
 from payments.entitlement.decide import PRIOR_SCHEMA
@@ -146,6 +146,7 @@ def record_decisions(
     keys = (
         df.get_column("claimant_key").to_list() + df.get_column("spouse_key").drop_nulls().to_list()
     )
+    _adopt_released(session, run_id, scheme.id, df, at)
     taken = _claimed(session, scheme.id, keys)
     fresh = df.filter(
         ~pl.col("claimant_key").is_in(pl.Series(sorted(taken)).implode())
@@ -213,6 +214,61 @@ def record_decisions(
     return result
 
 
+def _released_payment_ids(session: Session, scheme_id: str) -> list[int]:
+    """Payments finance released from a hold and that no file carries yet."""
+    return list(
+        session.execute(
+            select(Payment.id)
+            .join(Hold, Hold.payment_id == Payment.id)
+            .where(
+                Payment.scheme_id == scheme_id,
+                Payment.state == states.COMPUTED,
+                Payment.payment_file_id.is_(None),
+                Hold.released_at.is_not(None),
+            )
+        ).scalars()
+    )
+
+
+def released_keys(session: Session, scheme_id: str) -> list[str]:
+    """Claimant keys of released holds: the next run pays them, without holding them again."""
+    ids = _released_payment_ids(session, scheme_id)
+    if not ids:
+        return []
+    return list(
+        session.execute(select(Payment.beneficiary_key).where(Payment.id.in_(ids))).scalars()
+    )
+
+
+def _adopt_released(
+    session: Session, run_id: str, scheme_id: str, payable: pl.DataFrame, at: datetime
+) -> int:
+    """Released payments this run finds payable move into this run, at today's amounts."""
+    ids = _released_payment_ids(session, scheme_id)
+    if not ids:
+        return 0
+    now_payable = {
+        r["claimant_key"]: r
+        for r in payable.filter(pl.col("status") == "payable").iter_rows(named=True)
+    }
+    moved = 0
+    for payment in session.execute(select(Payment).where(Payment.id.in_(ids))).scalars():
+        decision = now_payable.get(payment.beneficiary_key)
+        if decision is None:
+            continue
+        payment.run_id = run_id
+        payment.base_cents = decision["base_cents"]
+        payment.child_cents = decision["child_cents"]
+        payment.amount_cents = decision["entitled_cents"]
+        moved += 1
+    if moved:
+        events.append(
+            session, "released_payments_adopted", {"payments": moved}, at=at, run_id=run_id
+        )
+    session.flush()
+    return moved
+
+
 def prior_payments(
     session: Session, scheme_ids: Sequence[str], *, exclude_run: str | None = None
 ) -> pa.Table:
@@ -228,6 +284,7 @@ def prior_payments(
             BeneficiaryClaim.scheme_id.in_(list(scheme_ids)),
             Payment.state != states.CANCELLED,
             Payment.run_id != (exclude_run or ""),
+            Payment.id.not_in(_released_payment_ids(session, scheme_ids[0]) if scheme_ids else []),
         )
     ).all()
     return pa.Table.from_pylist(
@@ -266,8 +323,19 @@ def transition(
     return len(current)
 
 
-def approve_run(session: Session, run_id: str, *, by: str, at: datetime) -> int:
-    """Finance's approval: every computed payment of the run becomes approved."""
+def approve_run(
+    session: Session,
+    run_id: str,
+    *,
+    by: str,
+    at: datetime,
+    end_to_end_ids: Sequence[str] | None = None,
+) -> int:
+    """Finance's approval: the run's computed payments become approved.
+
+    ``end_to_end_ids``: only these (the payments in the run's files); a hold
+    released after the files were written stays ``computed`` for the next run.
+    """
     run = session.get(Run, run_id)
     if run is None:
         raise KeyError(run_id)
@@ -275,7 +343,13 @@ def approve_run(session: Session, run_id: str, *, by: str, at: datetime) -> int:
         raise PermissionError("the user who triggered a run cannot approve it (four eyes)")
     ids = list(
         session.execute(
-            select(Payment.id).where(Payment.run_id == run_id, Payment.state == states.COMPUTED)
+            select(Payment.id).where(
+                Payment.run_id == run_id,
+                Payment.state == states.COMPUTED,
+                Payment.end_to_end_id.in_(list(end_to_end_ids))
+                if end_to_end_ids is not None
+                else true(),
+            )
         ).scalars()
     )
     run.approved_by, run.approved_at, run.decision = by, at, "approved"
