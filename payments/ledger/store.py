@@ -11,16 +11,17 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
-from sqlalchemy import func, insert, select, true, update
+from sqlalchemy import Table, func, insert, select, true, update
 from sqlalchemy.orm import Session
 
 from payments.entitlement.decide import PRIOR_SCHEMA
 from payments.ledger import events, states
 from payments.ledger.models import (
+    Base,
     BeneficiaryClaim,
     Hold,
     InputFile,
@@ -108,6 +109,32 @@ def record_input_files(session: Session, run_id: str, reports: Iterable[Any], at
     session.flush()
 
 
+def bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Insert many rows fast: PostgreSQL COPY, else a Core executemany in chunks.
+
+    Runs in the session's transaction, so a constraint violation (a second claim)
+    still rolls everything back (under COPY it surfaces as the driver's
+    ``UniqueViolation``, not SQLAlchemy's ``IntegrityError``).
+    """
+    if not rows:
+        return
+    session.flush()
+    table = cast(Table, model.__table__)
+    columns = list(rows[0])
+    if session.get_bind().dialect.name == "postgresql":
+        raw: Any = session.connection().connection.driver_connection  # psycopg.Connection
+        names = ", ".join(columns)
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        return
+    for i in range(0, len(rows), CHUNK):
+        session.execute(insert(table), rows[i : i + CHUNK])
+
+
 def _claimed(session: Session, scheme_id: str, keys: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(keys), CHUNK):
@@ -170,9 +197,7 @@ def record_decisions(
         .alias("state"),
         "reason",
     ).to_dicts()
-    for i in range(0, len(rows), CHUNK):
-        session.execute(insert(Payment), rows[i : i + CHUNK])
-    session.flush()
+    bulk_insert(session, Payment, rows)
     ids = {
         str(e2e): int(pid)
         for e2e, pid in session.execute(
@@ -196,15 +221,13 @@ def record_decisions(
         for r in rows
         if r["spouse_key"]
     ]
-    for i in range(0, len(claims), CHUNK):
-        session.execute(insert(BeneficiaryClaim), claims[i : i + CHUNK])
+    bulk_insert(session, BeneficiaryClaim, claims)
     holds = [
         {"payment_id": ids[r["end_to_end_id"]], "reasons": r["reason"] or ""}
         for r in rows
         if r["state"] == states.HELD
     ]
-    if holds:
-        session.execute(insert(Hold), holds)
+    bulk_insert(session, Hold, holds)
     cents = sum(r["amount_cents"] for r in rows)
     result = Recorded(
         inserted=len(rows), already_claimed=df.height - len(rows), held=len(holds), cents=cents
