@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import paramiko
@@ -142,16 +143,12 @@ def test_no_auto_add_policy_anywhere() -> None:
             assert "AutoAddPolicy" not in text and "WarningPolicy" not in text, path
 
 
-def test_two_workers_upload_the_same_file_once(ledger: Engine, tmp_path: Path) -> None:
-    """Two workers deliver the same payment file at once: one uploads, the other stands down."""
-    from datetime import date, datetime
+def _recorded_file(ledger: Engine, at: datetime, upload_state: str = "written") -> None:
+    """A run and its payment file M1 (holding DATA) in the ledger."""
+    from datetime import date
 
     from payments.ledger.models import PaymentFileRow, Run
-    from payments.transport.deliver import deliver
 
-    if ledger.dialect.name == "sqlite":
-        pytest.skip("concurrent workers share a PostgreSQL ledger in production")
-    at = datetime(2020, 5, 14, 9)
     with Session(ledger) as s, s.begin():
         s.add(
             Run(
@@ -176,8 +173,21 @@ def test_two_workers_upload_the_same_file_once(ledger: Engine, tmp_path: Path) -
                 nb_of_txs=1,
                 ctrl_sum_cents=1,
                 execution_date=date(2020, 5, 15),
+                upload_state=upload_state,
             )
         )
+
+
+def test_two_workers_upload_the_same_file_once(ledger: Engine, tmp_path: Path) -> None:
+    """Two workers deliver the same payment file at once: one uploads, the other stands down."""
+    from datetime import datetime
+
+    from payments.transport.deliver import deliver
+
+    if ledger.dialect.name == "sqlite":
+        pytest.skip("concurrent workers share a PostgreSQL ledger in production")
+    at = datetime(2020, 5, 14, 9)
+    _recorded_file(ledger, at)
     bank = LocalTransport(tmp_path / "bank")
     outcomes: list[str] = []
     barrier = threading.Barrier(2)
@@ -199,39 +209,12 @@ def test_two_workers_upload_the_same_file_once(ledger: Engine, tmp_path: Path) -
 def test_deliver_after_a_crash_at_any_point_sends_exactly_one_file(
     ledger: Engine, tmp_path: Path, crash: str
 ) -> None:
-    from datetime import date, datetime
+    from datetime import datetime
 
-    from payments.ledger.models import PaymentFileRow, Run
     from payments.transport.deliver import deliver
 
     at = datetime(2020, 5, 14, 9)
-    with Session(ledger) as s, s.begin():
-        s.add(
-            Run(
-                run_id="r",
-                scheme_id="s",
-                scheme_version=1,
-                scheme_sha256="0" * 64,
-                parameters="{}",
-                code_version="t",
-                started_at=at,
-            )
-        )
-        s.flush()
-        s.add(
-            PaymentFileRow(
-                run_id="r",
-                fund_code="13",
-                msg_id="M1",
-                path="13/M1.xml",
-                sha256=hashlib.sha256(DATA).hexdigest(),
-                bytes=len(DATA),
-                nb_of_txs=1,
-                ctrl_sum_cents=1,
-                execution_date=date(2020, 5, 15),
-                upload_state="uploading",
-            )
-        )  # the first attempt got this far
+    _recorded_file(ledger, at, upload_state="uploading")  # the first attempt got this far
     bank = LocalTransport(tmp_path / "bank")
     if crash == "mid_upload":
         bank.write("13/M1.xml" + PART_SUFFIX, DATA[:1000])
