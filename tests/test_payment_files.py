@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from datetime import date, datetime
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from payments.sepa.signing import Signer, generate_demo_pair, load_signer
 from payments.sepa.verify import _cents, verify_batch
 from tests.conftest import official_xsd
 from tests.households import SECRET, household, table
+from tests.openssl import openssl_verify
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
 OFFICIAL_XSD = etree.XMLSchema(etree.parse(str(official_xsd())))
@@ -140,32 +140,6 @@ def test_splitting_and_bytes_are_deterministic(
     assert len(one_file.files) == 3  # one per fund
 
 
-def _openssl_verify(data: Path, cert: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "openssl",
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            f"{data}.p7s",
-            "-content",
-            str(data),
-            "-CAfile",
-            str(cert),
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 def test_openssl_verifies_files_and_catches_tampering(
     decisions: pa.Table, signer: Signer, tmp_path: Path
 ) -> None:
@@ -173,12 +147,12 @@ def test_openssl_verifies_files_and_catches_tampering(
     cert = tmp_path / "cert.pem"
     cert.write_bytes(signer.certificate.public_bytes(Encoding.PEM))
     first = tmp_path / "batch" / batch.files[0].path
-    assert _openssl_verify(first, cert).returncode == 0
-    assert _openssl_verify(tmp_path / "batch" / "manifest.json", cert).returncode == 0
+    assert openssl_verify(first, cert).returncode == 0
+    assert openssl_verify(tmp_path / "batch" / "manifest.json", cert).returncode == 0
     data = bytearray(first.read_bytes())
     data[len(data) // 2] ^= 0x01
     first.write_bytes(bytes(data))
-    result = _openssl_verify(first, cert)
+    result = openssl_verify(first, cert)
     assert result.returncode != 0 and "Verification failure" in result.stderr
 
 
