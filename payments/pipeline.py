@@ -108,10 +108,9 @@ def run_batch(
     hold only the households the ledger accepted for this run.
     """
     window = window or Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
-    runs = root / "runs"
     # The run id depends on every fund's hash: work in a staging folder, then
     # rename it to the id.
-    staging = runs / f".staging-{scheme.id}"
+    staging = root / "runs" / f".staging-{scheme.id}"
     shutil.rmtree(staging, ignore_errors=True)
     validation = validate_folder(
         root,
@@ -122,6 +121,50 @@ def run_batch(
         workers=workers,
         on_fund=on_fund,
     )
+    return conclude_run(
+        root,
+        staging,
+        scheme,
+        validation,
+        secret=secret,
+        signer=signer,
+        created_at=created_at,
+        max_transactions=max_transactions,
+        run_date=run_date,
+        ledger_url=ledger_url,
+        started_at=started_at,
+        triggered_by=triggered_by,
+        workers=workers,
+    )
+
+
+def conclude_run(
+    root: Path,
+    staging: Path,
+    scheme: Scheme,
+    validation: FolderValidation,
+    *,
+    secret: bytes,
+    signer: Signer | None = None,
+    created_at: datetime | None = None,
+    max_transactions: int = DEFAULT_MAX_TRANSACTIONS,
+    run_date: date | None = None,
+    ledger_url: str | None = None,
+    started_at: datetime | None = None,
+    triggered_by: str | None = None,
+    workers: int = 1,
+    parameters: dict[str, Any] | None = None,
+    dry_run: bool = False,
+) -> RunResult:
+    """The national part of a run, once every fund is validated under ``staging/validation``.
+
+    Derives the run id, reads the ledger (prior payments, released holds),
+    computes, records and writes the payment files, then renames ``staging`` to
+    ``runs/<run_id>`` (``runs/dry-<run_id>`` for a dry run, which records
+    nothing and writes no payment file). The CLI's ``run_batch`` and the DAG's
+    national task both end here, so they produce the same bytes.
+    """
+    runs = root / "runs"
     run_id = derive_run_id(scheme.id, validation.receipts, scheme.text)
     computed = batch = None
     engine = None
@@ -147,7 +190,7 @@ def run_batch(
             released=released,
         )
         decisions = pq.read_table(staging / "compute" / "decisions.parquet")
-        if engine is not None:
+        if engine is not None and not dry_run:
             decisions = _record(
                 engine,
                 run_id,
@@ -156,8 +199,9 @@ def run_batch(
                 decisions,
                 at=started_at or datetime.now(UTC).replace(tzinfo=None),
                 triggered_by=triggered_by,
+                parameters=parameters,
             )
-        if signer is not None:
+        if signer is not None and not dry_run:
             batch = write_batch(
                 decisions,
                 scheme,
@@ -167,10 +211,11 @@ def run_batch(
                 out_dir=staging / "payments",
                 max_transactions=max_transactions,
             )
-    out_dir = runs / run_id
+    out_dir = runs / (f"dry-{run_id}" if dry_run else run_id)
     shutil.rmtree(out_dir, ignore_errors=True)  # same id: same inputs, same outputs
     os.replace(staging, out_dir)
-    (runs / LATEST).write_text(run_id + "\n")
+    if not dry_run:
+        (runs / LATEST).write_text(run_id + "\n")
     validation.out_dir = out_dir / "validation"
     if computed:
         computed.out_dir = out_dir / "compute"
@@ -203,6 +248,7 @@ def _record(
     *,
     at: datetime,
     triggered_by: str | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> pa.Table:
     """Record the run in the ledger; return the decisions with only this run's payments payable.
 
@@ -214,7 +260,7 @@ def _record(
             session,
             run_id=run_id,
             scheme=scheme,
-            parameters={"funds": [f.fund_code for f in validation.funds]},
+            parameters=parameters or {"funds": [f.fund_code for f in validation.funds]},
             code_version=__version__,
             at=at,
             triggered_by=triggered_by,

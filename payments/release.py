@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 from cryptography import x509
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, true, update
 from sqlalchemy.orm import Session
 
 from payments.ledger import states
@@ -107,8 +107,14 @@ def send(
     trusted: x509.Certificate,
     at: datetime,
     takeover: bool = False,
+    fund: str | None = None,
 ) -> Sent:
-    """Verify the batch, then deliver each approved file (with its signature) exactly once."""
+    """Verify the batch, then deliver each approved file (with its signature) exactly once.
+
+    ``fund`` restricts the delivery to one fund's files (the DAG's mapped task);
+    the whole batch is verified all the same, so no file leaves from a batch
+    that was altered anywhere.
+    """
     batch = run_dir / "payments"
     problems = verify_batch(batch, trusted)
     if problems:
@@ -121,6 +127,7 @@ def send(
             session.execute(
                 select(PaymentFileRow)
                 .where(PaymentFileRow.run_id == run_id)
+                .where(PaymentFileRow.fund_code == fund if fund else true())
                 .order_by(PaymentFileRow.msg_id)
             ).scalars()
         )

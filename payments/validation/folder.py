@@ -196,6 +196,13 @@ def validate_folder(
             _log_and_notify(fund, done[-1][0], on_fund)
     reports = [d[0] for d in done]
     receipts = [d[1] for d in done]
+    return _conclude(out_dir, scheme_id, reports, receipts)
+
+
+def _conclude(
+    out_dir: Path, scheme_id: str, reports: list[FundReport], receipts: list[Receipt]
+) -> FolderValidation:
+    """Cross-fund checks (the same bytes sent by two funds), then ``validation.json``."""
     reject_duplicate_contents(receipts)
     for receipt, report in zip(receipts, reports, strict=True):
         if report.status == "received" and not receipt.ok:  # same bytes as another fund's
@@ -208,6 +215,7 @@ def validate_folder(
             report.rules = {}
             for name in ("accepted.parquet", "quarantine.parquet", "quarantine.csv"):
                 (out_dir / report.fund_code / name).unlink(missing_ok=True)
+            (out_dir / report.fund_code).mkdir(parents=True, exist_ok=True)
             (out_dir / report.fund_code / "report.json").write_text(
                 json.dumps({**asdict(report), "tie_out": report.tie_out}, indent=2, sort_keys=True)
                 + "\n"
@@ -218,6 +226,60 @@ def validate_folder(
         json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n"
     )
     return result
+
+
+OUTCOME = "outcome.json"
+
+
+def validate_fund(
+    root: Path,
+    out_dir: Path,
+    fund: Fund,
+    scheme_id: str,
+    window: Window,
+    contract_version: str | None = None,
+) -> FundReport:
+    """One fund on its own (the DAG's mapped task): validate, then leave ``outcome.json``.
+
+    ``outcome.json`` holds the fund's report and receipt, so the national step
+    (``gather_validation``), possibly on another worker, sees every fund's fate
+    without relying on task return values.
+    """
+    report, receipt = _validate_one(
+        root, out_dir, fund, scheme_id, window, contract_version or load_contract().version
+    )
+    _log_and_notify(fund, report, None)
+    folder = out_dir / fund.code
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"report": asdict(report), "receipt": asdict(receipt)}
+    (folder / OUTCOME).write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    return report
+
+
+def gather_validation(
+    out_dir: Path, scheme_id: str, fund_codes: list[str], *, why_absent: str
+) -> FolderValidation:
+    """Every selected fund's outcome, in registry order; a fund with none is ``missing``.
+
+    A fund has no outcome when its task failed for good (server unreachable
+    after the retries): it is listed as missing with ``why_absent`` so a
+    complementary run can take it, and the others go on.
+    """
+    registry = load_registry()
+    reports: list[FundReport] = []
+    receipts: list[Receipt] = []
+    for fund in registry.select(fund_codes):
+        path = out_dir / fund.code / OUTCOME
+        if path.exists():
+            record = json.loads(path.read_text())
+            reports.append(FundReport(**record["report"]))
+            receipts.append(Receipt(**record["receipt"]))
+            continue
+        rel = f"{fund.inbox}"
+        message = f"{rel}: {why_absent}"
+        reports.append(FundReport(fund.code, rel, "missing", "file_missing", message, None))
+        receipts.append(Receipt(fund.code, rel, "missing", "file_missing", message))
+    return _conclude(out_dir, scheme_id, reports, receipts)
 
 
 def _log_and_notify(

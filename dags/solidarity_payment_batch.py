@@ -1,0 +1,110 @@
+"""Pay an emergency social aid in one batch: fund files in, signed payment files at the bank.
+
+**Tasks**: `plan` checks the trigger form; `receive` (one per fund) fetches the
+fund's file, checks it and validates its rows; `conclude` deduplicates across
+funds, computes the amounts, records them in the ledger and signs the payment
+files; `approval` waits for finance (four eyes); `deliver` (one per fund)
+uploads that fund's files exactly once; `report` ties the ledger to the files.
+
+Everything is decided in the `payments` package (`payments.orchestration`):
+this file only declares tasks. Operating guide: docs/operating.md.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import AsyncCallback, DeadlineAlert, dag, get_current_context, task
+
+from payments.orchestration import tasks as stage
+from payments.orchestration.approval import FinanceApprovalOperator
+from payments.orchestration.assets import AT_THE_BANK, PAYMENT_BATCH, RUN_SUMMARY
+from payments.orchestration.deadline import SchemeCutoff, batch_late
+from payments.orchestration.form import batch_params
+
+SFTP_POOL = "payments_sftp"
+RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True}
+
+
+@dag(
+    dag_id="solidarity_payment_batch",
+    schedule=None,
+    catchup=False,
+    max_active_runs=1,
+    params=batch_params(),
+    default_args={"owner": "payments", **RETRIES},
+    deadline=DeadlineAlert(
+        reference=SchemeCutoff(),
+        interval=timedelta(0),
+        callback=AsyncCallback(batch_late, kwargs={"what": "bank cut-off"}),
+    ),
+    tags=["payments", "solidarity"],
+    doc_md=__doc__,
+)
+def solidarity_payment_batch() -> None:
+    @task
+    def plan() -> dict[str, Any]:
+        context = get_current_context()
+        return stage.plan(context["params"], context["run_id"])
+
+    @task
+    def funds_to_receive(planned: dict[str, Any]) -> list[str]:
+        return list(planned["funds"])
+
+    @task(pool=SFTP_POOL, map_index_template="{{ fund_code }}")
+    def receive(planned: dict[str, Any], fund_code: str) -> dict[str, Any]:
+        get_current_context()["fund_code"] = fund_code  # type: ignore[typeddict-unknown-key]
+        return stage.receive(planned, fund_code)
+
+    @task(trigger_rule="all_done", outlets=[RUN_SUMMARY])
+    def conclude(planned: dict[str, Any]) -> dict[str, Any]:
+        dag_run = get_current_context()["dag_run"]
+        return stage.conclude(planned, triggered_by=dag_run.triggering_user_name)
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def needs_approval(summary: dict[str, Any]) -> bool:
+        return stage.needs_approval(summary)
+
+    approval = FinanceApprovalOperator(
+        task_id="approval",
+        subject="Approve payment run {{ ti.xcom_pull(task_ids='conclude')['run_id'] }}",
+        body="{{ ti.xcom_pull(task_ids='conclude')['approval_text'] }}",
+        approve_task_id="record_approval",
+        reject_task_id="record_rejection",
+        retries=0,
+    )
+
+    @task(outlets=[PAYMENT_BATCH])
+    def record_approval(summary: dict[str, Any]) -> list[str]:
+        response = get_current_context()["ti"].xcom_pull(task_ids="approval", key="response")
+        return stage.record_approval(summary, response)
+
+    @task
+    def record_rejection(summary: dict[str, Any]) -> dict[str, Any]:
+        response = get_current_context()["ti"].xcom_pull(task_ids="approval", key="response")
+        return stage.record_rejection(summary, response)
+
+    @task(pool=SFTP_POOL, outlets=[AT_THE_BANK], map_index_template="{{ fund_code }}")
+    def deliver(summary: dict[str, Any], fund_code: str) -> dict[str, Any]:
+        get_current_context()["fund_code"] = fund_code  # type: ignore[typeddict-unknown-key]
+        return stage.deliver(summary, fund_code)
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def report(summary: dict[str, Any]) -> dict[str, Any]:
+        return stage.report(summary)
+
+    planned = plan()
+    received = receive.partial(planned=planned).expand(fund_code=funds_to_receive(planned))
+    summary = conclude(planned)
+    received >> summary
+    needs_approval(summary) >> approval
+    funds = record_approval(summary)
+    rejected = record_rejection(summary)
+    approval >> [funds, rejected]
+    delivered = deliver.partial(summary=summary).expand(fund_code=funds)
+    final = report(summary)
+    [delivered, rejected] >> final
+
+
+solidarity_payment_batch()

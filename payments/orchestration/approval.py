@@ -1,0 +1,131 @@
+"""Finance's approval as an Airflow human-in-the-loop task, and how to answer it outside the UI.
+
+``FinanceApprovalOperator`` is Airflow's ``HITLBranchOperator`` with two
+options (Approve → ``record_approval``, Reject → ``record_rejection``) whose
+respondents are fixed when the task runs: the configured finance approvers
+minus the user who triggered the run (four eyes). Airflow's API refuses a
+response from anyone else (``is_authorized_hitl_task``); ``record_approval``
+checks the same rule again against the ledger.
+
+``respond`` records a response through Airflow's own HITL endpoint function
+(the one the UI calls), as a given user: the demo and the tests answer this way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
+
+from payments.config import DEMO_APPROVER, load_settings
+
+log = logging.getLogger(__name__)
+APPROVE = "Approve"
+REJECT = "Reject"
+__all__ = ["DEMO_APPROVER", "FinanceApprovalOperator", "respond", "respondents"]
+RESPONSE_KEY = "response"
+
+
+def respondents(approvers: tuple[str, ...], triggered_by: str | None) -> list[dict[str, str]]:
+    """HITL assigned users: the approvers, without the one who triggered the run.
+
+    Never empty: an HITL task without assigned users may be answered by anyone
+    allowed to edit the DAG, which would defeat the four eyes.
+    """
+    users = [{"id": a, "name": a} for a in approvers if a != triggered_by]
+    if not users:
+        raise PermissionError(
+            f"no finance approver other than {triggered_by!r} (PAYMENTS_FINANCE_APPROVERS): "
+            "the run cannot be approved by the user who triggered it"
+        )
+    return users
+
+
+class FinanceApprovalOperator(HITLBranchOperator):
+    """Approve or reject a run; only assigned finance users may answer."""
+
+    def __init__(self, *, approve_task_id: str, reject_task_id: str, **kwargs: Any) -> None:
+        super().__init__(
+            options=[APPROVE, REJECT],
+            options_mapping={APPROVE: approve_task_id, REJECT: reject_task_id},
+            multiple=False,
+            **kwargs,
+        )
+
+    def execute(self, context: Any) -> Any:
+        triggered_by = context["dag_run"].triggering_user_name
+        self.assigned_users = respondents(load_settings().finance_approvers, triggered_by)  # type: ignore[assignment]
+        log.info(
+            "approval asked of %s (run triggered by %s)",
+            [u["id"] for u in self.assigned_users or []],
+            triggered_by,
+        )
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        ret = HITLOperator.execute_complete(self, context=context, event=event)
+        at = ret["responded_at"]
+        response = {
+            "chosen_options": list(ret["chosen_options"]),
+            "responded_by_user": dict(ret["responded_by_user"] or {}),
+            "responded_at": at.isoformat() if hasattr(at, "isoformat") else str(at),
+        }
+        context["ti"].xcom_push(key=RESPONSE_KEY, value=response)
+        log.info("response: %s by %s", response["chosen_options"], response["responded_by_user"])
+        branches = [self.options_mapping.get(o, o) for o in ret["chosen_options"]]
+        return self.do_branch(context=context, branches_to_execute=branches)
+
+
+def respond(
+    dag_id: str,
+    airflow_run_id: str,
+    task_id: str,
+    *,
+    user: str,
+    option: str,
+    role: str = "user",
+) -> dict[str, Any]:
+    """Answer a waiting approval as ``user`` through Airflow's HITL endpoint function.
+
+    Raises ``fastapi.HTTPException`` (403) when ``user`` is not an assigned
+    respondent, exactly as the UI's request would be refused.
+    """
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+    from airflow.utils.session import create_session
+
+    create_auth_manager()  # the API server's, as configured ([core] auth_manager)
+    with create_session() as session:
+        result = update_hitl_detail(
+            dag_id=dag_id,
+            dag_run_id=airflow_run_id,
+            task_id=task_id,
+            update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[option]),
+            user=SimpleAuthManagerUser(username=user, role=role),
+            session=session,
+        )
+        return dict(result.model_dump(mode="json"))
+
+
+def waiting_approvals(dag_id: str) -> list[tuple[str, str]]:
+    """(Airflow run id, task id) of every approval of ``dag_id`` waiting for an answer."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.run_id, TaskInstance.task_id)
+            .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
+            .where(
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                HITLDetail.responded_at.is_(None),
+            )
+        ).all()
+    return [(str(r[0]), str(r[1])) for r in rows]

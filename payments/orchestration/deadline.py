@@ -1,0 +1,67 @@
+"""The bank cut-off as an Airflow deadline: an alert when a batch is not at the bank in time.
+
+SEPA credit transfers must reach the bank the business day before the payment
+date; we take 16:00 UTC on the day before (``BANK_CUTOFF``). The deadline is
+computed per run from its own parameters (scheme, payment date), so one DAG
+serves every scheme. Registered with Airflow through this package's plugin
+(entry point ``airflow.plugins``), as custom deadline references must be.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, ClassVar
+
+from airflow.sdk.definitions.deadline import BaseDeadlineReference, deadline_reference
+
+log = logging.getLogger(__name__)
+BANK_CUTOFF = time(16, 0)
+
+
+def bank_cutoff(payment_date: date) -> datetime:
+    """When the files must be at the bank for ``payment_date`` (UTC)."""
+    return datetime.combine(payment_date - timedelta(days=1), BANK_CUTOFF, tzinfo=UTC)
+
+
+def cutoff_for_conf(conf: dict[str, Any] | None) -> datetime | None:
+    """The cut-off of a run from its trigger parameters; None when they are not usable."""
+    from payments.orchestration.request import RequestError, parse_request
+    from payments.schemes import SchemeError
+
+    try:
+        scheme = parse_request(conf or {}).scheme()
+    except (RequestError, SchemeError):
+        return None
+    return bank_cutoff(scheme.spec.payment_date)
+
+
+@deadline_reference
+@dataclass
+class SchemeCutoff(BaseDeadlineReference):
+    """Deadline reference: the bank cut-off of the scheme (and payment date) the run pays."""
+
+    required_kwargs: ClassVar[set[str]] = {"dag_id", "run_id"}
+
+    def _evaluate_with(self, *, session: Any, **kwargs: Any) -> datetime | None:
+        from airflow.models.dagrun import DagRun
+        from sqlalchemy import select
+
+        conf = session.scalar(
+            select(DagRun.conf).where(
+                DagRun.dag_id == kwargs["dag_id"], DagRun.run_id == kwargs["run_id"]
+            )
+        )
+        return cutoff_for_conf(conf)
+
+
+async def batch_late(context: Any = None, **kwargs: Any) -> None:
+    """Deadline callback: the batch is not at the bank by the cut-off. Someone must act now."""
+    dag_run = (context or {}).get("dag_run") if isinstance(context, dict) else None
+    log.error(
+        "DEADLINE MISSED: payment batch %s is not at the bank by its cut-off (%s). "
+        "Check the run in the Airflow UI: waiting for approval, or a delivery failing?",
+        getattr(dag_run, "run_id", kwargs.get("run_id", "?")),
+        kwargs.get("what", "bank cut-off"),
+    )

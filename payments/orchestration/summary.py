@@ -1,0 +1,129 @@
+"""What each stage reports: the run summary (task return value) and finance's approval text.
+
+Pure functions over the run's results; counts and integer cents only. The
+approval text is what finance reads in the Airflow UI before deciding, so it
+shows exactly what would leave (the signed files' totals) next to what was
+computed, held and not received.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from payments.pipeline import RunResult
+
+
+def euros(cents: int) -> str:
+    """Cents as a euro amount for display (integer arithmetic, never a float)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole:,}.{part:02d} €".replace(",", "\u202f")
+
+
+def run_summary(
+    result: RunResult, request: dict[str, Any], root: Path, triggered_by: str | None
+) -> dict[str, Any]:
+    """The national task's return value: every figure later tasks and people need."""
+    totals = result.validation.totals()
+    preview = result.compute.preview if result.compute else {}
+    files = result.payments.files if result.payments else []
+    per_fund_files: dict[str, dict[str, int]] = {}
+    for f in files:
+        acc = per_fund_files.setdefault(f.fund_code, {"files": 0, "nb_of_txs": 0, "cents": 0})
+        acc["files"] += 1
+        acc["nb_of_txs"] += f.nb_of_txs
+        acc["cents"] += f.ctrl_sum_cents
+    by_fund = []
+    for report in result.validation.funds:
+        fund_preview = preview.get("by_fund", {}).get(report.fund_code, {})
+        sent = per_fund_files.get(report.fund_code, {"files": 0, "nb_of_txs": 0, "cents": 0})
+        by_fund.append(
+            {
+                "fund": report.fund_code,
+                "status": report.status,
+                "rows_read": report.rows_read,
+                "accepted": report.accepted,
+                "quarantined": report.quarantined,
+                "held": fund_preview.get("held", {}).get("households", 0),
+                "held_cents": fund_preview.get("held", {}).get("entitled_cents", 0),
+                "files": sent["files"],
+                "payments": sent["nb_of_txs"],
+                "payments_cents": sent["cents"],
+            }
+        )
+    manifest_totals = result.payments.manifest["totals"] if result.payments else None
+    return {
+        "run_id": result.run_id,
+        "scheme_id": result.scheme_id,
+        "request": request,
+        "triggered_by": triggered_by,
+        "dry_run": request.get("dry_run", False),
+        "run_dir": str(result.out_dir.relative_to(root)),
+        "validation": {k: totals[k] for k in ("funds", "rows_read", "accepted", "quarantined")},
+        "not_received": [
+            {"fund": r.fund_code, "status": r.status, "reason": r.file_error, "message": r.message}
+            for r in result.validation.funds
+            if r.status != "received"
+        ],
+        "national": preview.get("national"),
+        "by_rule": preview.get("by_rule", {}),
+        "by_hold_reason": preview.get("by_hold_reason", {}),
+        "by_fund": by_fund,
+        "payment_files": (
+            {
+                "files": manifest_totals["files"],
+                "payments": manifest_totals["nb_of_txs"],
+                "cents": manifest_totals["ctrl_sum_cents"],
+            }
+            if manifest_totals
+            else None
+        ),
+        "funds_with_files": sorted(per_fund_files),
+    }
+
+
+def approval_text(summary: dict[str, Any]) -> str:
+    """Markdown for the approval form: what leaves, what is held, what is missing."""
+    files = summary.get("payment_files") or {"files": 0, "payments": 0, "cents": 0}
+    v = summary["validation"]
+    lines = [
+        f"**Run** `{summary['run_id']}`: scheme **{summary['scheme_id']}**, "
+        f"triggered by **{summary.get('triggered_by') or 'unknown'}** "
+        "(who cannot approve it).",
+        "",
+        f"**To be paid: {files['payments']:,} payments, {euros(files['cents'])}** "
+        f"in {files['files']} signed files.",
+        "",
+        f"Rows read {v['rows_read']:,} = accepted {v['accepted']:,} + "
+        f"quarantined {v['quarantined']:,}. Funds: {v['funds']['received']} received, "
+        f"{v['funds']['missing']} missing, {v['funds']['rejected']} rejected.",
+        "",
+    ]
+    if summary["by_rule"]:
+        lines += ["| Rule | Households | Children | Amount |", "|---|---:|---:|---:|"]
+        for rule, r in summary["by_rule"].items():
+            lines.append(
+                f"| {rule} | {r['households']:,} | {r['children']:,} | {euros(r['payable_cents'])} |"
+            )
+        lines.append("")
+    if summary["by_hold_reason"]:
+        lines += ["**Held for review** (not in the files):", ""]
+        lines += ["| Reason | Households | Amount |", "|---|---:|---:|"]
+        for reason, r in summary["by_hold_reason"].items():
+            lines.append(f"| {reason} | {r['households']:,} | {euros(r['cents'])} |")
+        lines.append("")
+    lines += [
+        "| Fund | Status | Read | Accepted | Quarantined | Held | Payments | Amount |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in summary["by_fund"]:
+        lines.append(
+            f"| {f['fund']} | {f['status']} | {f['rows_read']:,} | {f['accepted']:,} | "
+            f"{f['quarantined']:,} | {f['held']:,} | {f['payments']:,} | "
+            f"{euros(f['payments_cents'])} |"
+        )
+    if summary["not_received"]:
+        lines += ["", "**Not in this run** (take them in a complementary run):", ""]
+        lines += [f"- {n['fund']}: {n['message']}" for n in summary["not_received"]]
+    return "\n".join(lines) + "\n"
