@@ -11,11 +11,12 @@ DATA ?= data
 DEMO_HOUSEHOLDS ?= 20000
 export PAYMENTS_DATA_DIR := $(abspath $(DATA))
 
-.PHONY: demo test lint install constraints bench national clean help
+.PHONY: demo airflow test lint install constraints bench national clean help
 
 help:
 	@echo "make demo         set up, generate a sample and run the batch on embedded defaults"
 	@echo "make test         set up and run the whole test suite (lint + types + pytest)"
+	@echo "make airflow      the Airflow UI on this machine (trigger, approve) with the demo setup"
 	@echo "make lint         ruff and mypy only"
 	@echo "make bench        national-scale figures (prints a table; never asserts timings)"
 	@echo "make constraints  refresh constraints.txt from a fresh, unconstrained install"
@@ -29,19 +30,32 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The demo plays every role: an operator runs the batch, finance (another user:
-# four eyes) approves it, then the files go to the (local) bank folder.
+# Airflow on the embedded defaults: metadata in SQLite under the data folder,
+# this checkout's DAGs and plugins. The demo approver answers the approval.
+AIRFLOW_ENV = AIRFLOW_HOME=$(PAYMENTS_DATA_DIR)/airflow \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin,operator:op,finance:user \
+	PAYMENTS_DEMO=1 \
+	PAYMENTS_FINANCE_APPROVERS=finance,finance-demo
+
+# The demo plays every role: Airflow runs the DAG (dag.test), finance-demo (the
+# demo setting, recorded as such in the ledger) approves, files go to the
+# (local) bank folder, then the batch at the bank is verified.
 demo: $(STAMP)
 	$(BIN)/payments sample --households $(DEMO_HOUSEHOLDS) --defects 0.01
-	$(BIN)/payments run --triggered-by operator-demo
-	$(BIN)/payments approve $$(cat $(PAYMENTS_DATA_DIR)/runs/LATEST) --by finance-demo
-	$(BIN)/payments send $$(cat $(PAYMENTS_DATA_DIR)/runs/LATEST)
+	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > /dev/null 2>&1
+	$(AIRFLOW_ENV) $(BIN)/python -m payments.orchestration.demo
 	$(BIN)/payments verify $(PAYMENTS_DATA_DIR)/runs/$$(cat $(PAYMENTS_DATA_DIR)/runs/LATEST)/payments
-	@echo
-	@echo "Fund files:    $(PAYMENTS_DATA_DIR)/funds/<fund>/"
-	@echo "Run outputs:   $(PAYMENTS_DATA_DIR)/runs/$$(cat $(PAYMENTS_DATA_DIR)/runs/LATEST)/"
-	@echo "At the bank:   $(PAYMENTS_DATA_DIR)/bank/<fund>/"
-	@echo "Ledger:        $(PAYMENTS_DATA_DIR)/ledger.sqlite (payments audit verify)"
+
+# The Airflow UI on this machine: trigger the DAG as operator, approve as finance.
+airflow: $(STAMP)
+	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > /dev/null 2>&1
+	$(AIRFLOW_ENV) $(BIN)/airflow pools set payments_sftp 4 "SFTP sessions to funds and bank" > /dev/null
+	@echo "Airflow UI: http://localhost:8080  users: operator (triggers), finance (approves), admin"
+	@echo "Passwords: $(PAYMENTS_DATA_DIR)/airflow/simple_auth_manager_passwords.json.generated"
+	$(AIRFLOW_ENV) $(BIN)/airflow standalone
 
 lint: $(STAMP)
 	$(BIN)/ruff check payments tests dags plugins

@@ -116,7 +116,11 @@ def send(
     that was altered anywhere.
     """
     batch = run_dir / "payments"
-    problems = verify_batch(batch, trusted)
+    only = None
+    if fund:
+        manifest = json.loads((batch / MANIFEST).read_text())
+        only = {f["path"] for f in manifest["files"] if f["fund_code"] == fund}
+    problems = verify_batch(batch, trusted, only=only)
     if problems:
         raise TransportError("batch does not verify, nothing sent: " + "; ".join(problems[:5]))
     with Session(engine) as session:

@@ -34,7 +34,7 @@ def batch_params() -> dict[str, Any]:
             type="array",
             items={"type": "string", "enum": codes},
             title="Funds",
-            description="Empty: every fund of the registry. A complementary run names the late ones.",
+            description="Empty: every fund. A complementary run names the late ones.",
         ),
         "dry_run": Param(
             False,

@@ -103,9 +103,8 @@ def approval_text(summary: dict[str, Any]) -> str:
     if summary["by_rule"]:
         lines += ["| Rule | Households | Children | Amount |", "|---|---:|---:|---:|"]
         for rule, r in summary["by_rule"].items():
-            lines.append(
-                f"| {rule} | {r['households']:,} | {r['children']:,} | {euros(r['payable_cents'])} |"
-            )
+            amount = euros(r["payable_cents"])
+            lines.append(f"| {rule} | {r['households']:,} | {r['children']:,} | {amount} |")
         lines.append("")
     if summary["by_hold_reason"]:
         lines += ["**Held for review** (not in the files):", ""]

@@ -293,9 +293,7 @@ def record_rejection(summary: Mapping[str, Any], response: Mapping[str, Any]) ->
     settings = _settings()
     user = _response_user(response)
     check_respondent(user, summary.get("triggered_by"), settings.finance_approvers)
-    reject(
-        engine_for(settings.ledger_url), summary["run_id"], by=user, at=_response_time(response)
-    )
+    reject(engine_for(settings.ledger_url), summary["run_id"], by=user, at=_response_time(response))
     log.warning("run %s rejected by %s: nothing will be sent", summary["run_id"], user)
     return {"run_id": summary["run_id"], "rejected_by": user}
 
@@ -336,7 +334,9 @@ def report(summary: Mapping[str, Any]) -> dict[str, Any]:
         ).all()
     states = {str(s): {"payments": int(n), "cents": int(c)} for s, n, c in rows}
     for state, t in states.items():
-        log.info("run %s: %s %s payments, %s", summary["run_id"], state, t["payments"], euros(t["cents"]))
+        log.info(
+            "run %s: %s %s payments, %s", summary["run_id"], state, t["payments"], euros(t["cents"])
+        )
     files = summary.get("payment_files") or {"payments": 0, "cents": 0}
     sent = states.get("sent", {"payments": 0, "cents": 0})
     out = {
