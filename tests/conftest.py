@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from datetime import date
 from pathlib import Path
+
+# Airflow reads its configuration when first imported: give every test process
+# (each xdist worker) its own AIRFLOW_HOME and SQLite metadata database, and
+# this checkout's DAGs, before anything imports airflow.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="payments-airflow-home-")
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, True)
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
+os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
 
 import pytest
 from hypothesis import settings
@@ -32,6 +47,19 @@ def official_xsd() -> Path:
 
 
 MAY_2020 = Window("aes-2020-05", ("2020-04", "2020-05"), date(2020, 5, 10))
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """This process's Airflow metadata database, migrated (for dag.test())."""
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return _AIRFLOW_HOME
 
 
 @pytest.fixture(scope="session")

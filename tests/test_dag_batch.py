@@ -1,0 +1,227 @@
+"""The payment batch DAG end to end with Airflow's dag.test(), over a real OpenSSH SFTP server.
+
+Funds' files are on the SFTP drop zone, the bank is another folder of the
+server (two Airflow connections with pinned host keys); the storage root holds
+only what the run fetched and produced. Finance answers through Airflow's own
+HITL endpoint function, as the UI would: first as users Airflow must refuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from fastapi import HTTPException
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from payments.contract import load_contract
+from payments.ledger.migrate import engine_for
+from payments.ledger.models import Payment, Run
+from payments.orchestration.approval import respond
+from payments.orchestration.local_run import DAG_ID, answer_as, run_dag
+from payments.sample.writer import SampleSpec, write_sample
+from payments.sepa.signing import load_certificate, signer_paths
+from payments.sepa.verify import verify_batch
+from tests.conftest import MAY_2020
+from tests.sshd import SshServer
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+FUNDS = ["01", "13", "75", "976"]
+
+
+def _conn(server: SshServer, root: Path) -> str:
+    root.mkdir(parents=True, exist_ok=True)
+    return json.dumps(
+        {
+            "conn_type": "sftp",
+            "host": server.host,
+            "port": server.port,
+            "login": server.username,
+            "extra": {
+                "key_file": str(server.client_key),
+                "host_key": server.host_key_line,
+                "root": str(root),
+            },
+        }
+    )
+
+
+@pytest.fixture
+def batch_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: str, sshd: SshServer
+) -> dict[str, Path]:
+    """A sample on the funds' SFTP zone (one fund's file missing), empty storage root and bank."""
+    sample_dir = tmp_path / "sample"
+    write_sample(SampleSpec(households=1500, seed=7, window=MAY_2020, funds=tuple(FUNDS)), sample_dir)
+    zone = sshd.root / tmp_path.name / "funds-zone"
+    bank = sshd.root / tmp_path.name / "bank-zone"
+    shutil.copytree(sample_dir / "funds", zone / "funds")
+    shutil.rmtree(zone / "funds" / "976")  # late fund: listed for a complementary run
+    data = tmp_path / "data"
+    monkeypatch.setenv("PAYMENTS_DATA_DIR", str(data))
+    monkeypatch.setenv("PAYMENTS_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    monkeypatch.setenv("PAYMENTS_DEMO", "1")  # generated signing key and beneficiary secret
+    monkeypatch.setenv("PAYMENTS_FINANCE_APPROVERS", "finance")
+    monkeypatch.setenv("AIRFLOW_CONN_PAYMENTS_FUNDS", _conn(sshd, zone))
+    monkeypatch.setenv("AIRFLOW_CONN_PAYMENTS_BANK", _conn(sshd, bank))
+    return {"data": data, "zone": zone, "bank": bank, "sample": sample_dir, "tmp": tmp_path}
+
+
+def _bank_files(bank: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(bank)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(bank.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _ledger(tmp: Path) -> dict[str, tuple[int, int]]:
+    with Session(engine_for(f"sqlite:///{tmp / 'ledger.sqlite'}")) as session:
+        rows = session.execute(
+            select(Payment.state, func.count(), func.sum(Payment.amount_cents)).group_by(
+                Payment.state
+            )
+        ).all()
+    return {str(s): (int(n), int(c)) for s, n, c in rows}
+
+
+def _data_rows(zone: Path) -> int:
+    contract = load_contract()
+    total = 0
+    for path in sorted((zone / "funds").rglob("*.csv")):
+        total += len(path.read_bytes().splitlines()) - 1  # header
+        assert path.name == contract.data_file_name(path.parent.name, "aes-2020-05")
+    return total
+
+
+def _personal_data(sample: Path) -> list[str]:
+    values: list[str] = []
+    for path in sorted((sample / "funds").rglob("*.csv")):
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(delimiter=";", invalid_row_handler=lambda _r: "skip"),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"claimant_nir": "string", "iban": "string"}
+            ),
+            read_options=pacsv.ReadOptions(encoding="latin-1"),
+        )
+        values += [v for v in table.column("claimant_nir").to_pylist()[:40] if v]
+        values += [v for v in table.column("iban").to_pylist()[:40] if v]
+    return values
+
+
+def test_approved_batch_goes_from_fund_sftp_to_bank_sftp_exactly_once(
+    batch_env: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    refused: list[str] = []
+
+    def finance_answers(airflow_run_id: str, task_id: str) -> None:
+        # The user who triggered the run (dag.test's "dag_test") and a user who is
+        # not in finance are refused by Airflow itself, then finance approves.
+        for user in ("dag_test", "operator"):
+            with pytest.raises(HTTPException) as refusal:
+                respond(DAG_ID, airflow_run_id, task_id, user=user, option="Approve")
+            assert refusal.value.status_code == 403
+            refused.append(user)
+        respond(DAG_ID, airflow_run_id, task_id, user="finance", option="Approve")
+
+    conf = {"funds": FUNDS}
+    run = run_dag(DAGS, conf, finance_answers)
+    assert str(run.state) == "success"
+    assert refused == ["dag_test", "operator"]
+
+    data, bank = batch_env["data"], batch_env["bank"]
+    run_id = (data / "runs" / "LATEST").read_text().strip()
+    run_dir = data / "runs" / run_id
+    summary = json.loads((run_dir / "summary.json").read_text())
+    manifest = json.loads((run_dir / "payments" / "manifest.json").read_text())
+
+    # The late fund is listed, the others were paid.
+    assert [n["fund"] for n in summary["not_received"]] == ["976"]
+    assert summary["not_received"][0]["reason"] == "file_missing"
+    assert summary["funds_with_files"] == ["01", "13", "75"]
+
+    # Counts tie out from the rows read to the payments sent.
+    v = summary["validation"]
+    assert v["rows_read"] == _data_rows(batch_env["zone"])
+    assert v["rows_read"] == v["accepted"] + v["quarantined"]
+    decisions = pq.read_table(run_dir / "compute" / "decisions.parquet")
+    payable = [s for s in decisions.column("status").to_pylist() if s == "payable"]
+    files = summary["payment_files"]
+    assert files["payments"] == len(payable) == manifest["totals"]["nb_of_txs"]
+    ledger = _ledger(batch_env["tmp"])
+    assert ledger["sent"] == (files["payments"], files["cents"])
+    assert set(ledger) <= {"sent", "held"}
+
+    # At the bank: every file and signature, byte for byte, and the batch verifies.
+    at_bank = _bank_files(bank)
+    for f in manifest["files"]:
+        name = f"bank/{f['fund_code']}/{Path(f['path']).name}"
+        assert at_bank[name] == f["sha256"]
+        assert name + ".p7s" in at_bank
+    assert not [n for n in at_bank if n.endswith(".part")]
+    trusted = load_certificate(signer_paths(data)[1])
+    assert verify_batch(run_dir / "payments", trusted) == []
+
+    # The ledger knows who approved; the DAG's answer was recorded as given.
+    with Session(engine_for(f"sqlite:///{batch_env['tmp'] / 'ledger.sqlite'}")) as session:
+        recorded = session.get(Run, run_id)
+        assert recorded is not None
+        assert (recorded.decision, recorded.approved_by) == ("approved", "finance")
+        assert recorded.triggered_by == "dag_test"
+
+    # Re-triggering the same run pays nobody twice: same files at the bank, same ledger.
+    run_again = run_dag(DAGS, conf, answer_as("finance", "Approve"))
+    assert str(run_again.state) == "success"
+    assert (data / "runs" / "LATEST").read_text().strip() == run_id
+    assert _bank_files(bank) == at_bank
+    assert _ledger(batch_env["tmp"]) == ledger
+
+    # A retried delivery task (what Airflow's retries run) sends nothing again.
+    from payments.orchestration.tasks import deliver
+
+    again = deliver(summary, "75")
+    assert set(again["files"].values()) == {"already_sent"}
+    assert again["payments_sent"] == 0
+    assert _bank_files(bank) == at_bank
+
+    # Task logs carry counts and sums, never a clear NIR or IBAN.
+    text = caplog.text
+    assert "approved by finance" in text
+    assert re.search(r"rows read \d+ = accepted \d+ \+ quarantined \d+", text)
+    leaked = [value for value in _personal_data(batch_env["sample"]) if value in text]
+    assert leaked == []
+
+
+def test_rejected_batch_sends_nothing_and_cancels_its_payments(
+    batch_env: dict[str, Path],
+) -> None:
+    run = run_dag(DAGS, {"funds": ["01", "13"]}, answer_as("finance", "Reject"))
+    assert str(run.state) == "success"
+    assert _bank_files(batch_env["bank"]) == {}
+    ledger = _ledger(batch_env["tmp"])
+    assert "sent" not in ledger and "approved" not in ledger and ledger["cancelled"][0] > 0
+    run_id = (batch_env["data"] / "runs" / "LATEST").read_text().strip()
+    with Session(engine_for(f"sqlite:///{batch_env['tmp'] / 'ledger.sqlite'}")) as session:
+        recorded = session.get(Run, run_id)
+        assert recorded is not None and recorded.decision == "rejected"
+
+
+def test_dry_run_records_nothing_and_asks_nobody(batch_env: dict[str, Path]) -> None:
+    run = run_dag(DAGS, {"funds": ["13"], "dry_run": True})
+    assert str(run.state) == "success"
+    dry = [p.name for p in (batch_env["data"] / "runs").iterdir() if p.name.startswith("dry-")]
+    assert len(dry) == 1
+    assert not (batch_env["data"] / "runs" / "LATEST").exists()
+    assert _ledger(batch_env["tmp"]) == {}
+    assert _bank_files(batch_env["bank"]) == {}

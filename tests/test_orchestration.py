@@ -1,0 +1,129 @@
+"""The DAG's decisions, without Airflow running: parameters, four eyes, the cut-off, the texts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from payments.orchestration.deadline import bank_cutoff, cutoff_for_conf
+from payments.orchestration.request import RequestError, parse_request, scheme_for
+from payments.orchestration.summary import approval_text, euros
+from payments.orchestration.tasks import check_respondent, workspace_for
+from payments.registry import load_registry
+from payments.schemes import load_scheme
+
+
+def test_defaults_pay_every_fund_under_the_default_scheme() -> None:
+    request = parse_request({})
+    assert request.scheme_id == "aes-2020-05"
+    assert request.funds == tuple(load_registry().codes)
+    assert request.payment_date is None and request.dry_run is False
+
+
+def test_funds_are_taken_in_registry_order_from_a_list_or_a_text() -> None:
+    assert parse_request({"funds": ["75", "01"]}).funds == ("01", "75")
+    assert parse_request({"funds": "75, 01"}).funds == ("01", "75")
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"scheme_id": "aes-2021-01"}, "param scheme_id"),
+        ({"funds": ["01", "999"]}, "param funds: unknown fund codes ['999']"),
+        ({"payment_date": "15/05/2020"}, "param payment_date"),
+        ({"dry_run": "yes"}, "param dry_run"),
+    ],
+)
+def test_a_wrong_parameter_is_named(params: dict[str, object], named: str) -> None:
+    with pytest.raises(RequestError, match=named.replace("[", r"\[").replace("]", r"\]")):
+        parse_request(params)
+
+
+def test_a_moved_payment_date_changes_the_scheme_text_and_so_the_run() -> None:
+    scheme = load_scheme("aes-2020-05")
+    moved = scheme_for("aes-2020-05", date(2020, 5, 18))
+    assert moved.spec.payment_date == date(2020, 5, 18)
+    assert moved.text != scheme.text and "set by the run" in moved.text
+    assert moved.rules[0].spec == scheme.rules[0].spec
+    assert scheme_for("aes-2020-05", scheme.spec.payment_date) is not moved
+    with pytest.raises(RequestError, match="before the scheme's age date"):
+        scheme_for("aes-2020-05", date(2019, 1, 1))
+
+
+def test_four_eyes_on_our_side() -> None:
+    check_respondent("finance", "operator", ("finance",))
+    with pytest.raises(PermissionError, match="four eyes"):
+        check_respondent("finance", "finance", ("finance",))
+    with pytest.raises(PermissionError, match="not a finance approver"):
+        check_respondent("operator", "admin", ("finance",))
+    with pytest.raises(PermissionError, match="no respondent"):
+        check_respondent("", "admin", ("finance",))
+
+
+def test_respondents_exclude_the_trigger_user_and_are_never_empty() -> None:
+    from payments.orchestration.approval import respondents
+
+    assert respondents(("finance", "cfo"), "cfo") == [{"id": "finance", "name": "finance"}]
+    with pytest.raises(PermissionError, match="cannot be approved by the user who triggered"):
+        respondents(("finance",), "finance")
+
+
+def test_bank_cutoff_is_the_day_before_the_payment_at_16_utc() -> None:
+    assert bank_cutoff(date(2020, 5, 15)) == datetime(2020, 5, 14, 16, 0, tzinfo=UTC)
+    assert cutoff_for_conf({}) == datetime(2020, 5, 14, 16, 0, tzinfo=UTC)
+    assert cutoff_for_conf({"scheme_id": "youth-2020-06"}) == datetime(
+        2020, 6, 24, 16, 0, tzinfo=UTC
+    )
+    assert cutoff_for_conf({"payment_date": "2020-05-20"}) == datetime(
+        2020, 5, 19, 16, 0, tzinfo=UTC
+    )
+    assert cutoff_for_conf({"scheme_id": "nope"}) is None
+
+
+def test_workspace_is_a_safe_folder_name_per_airflow_run() -> None:
+    a = workspace_for("manual__2020-05-14T08:00:00+00:00")
+    assert a.startswith("runs/.staging-manual__2020-05-14T08_00_00_00_00-")
+    assert a != workspace_for("manual__2020-05-14T08:00:00+00:01")
+    assert "/" not in a.removeprefix("runs/")
+
+
+def test_euros_are_formatted_from_integer_cents() -> None:
+    assert euros(0) == "0.00 €"
+    assert euros(123456789) == "1\u202f234\u202f567.89 €"
+    assert euros(-5) == "-0.05 €"
+
+
+def test_the_approval_text_shows_what_leaves_what_is_held_and_what_is_missing() -> None:
+    summary = {
+        "run_id": "aes-2020-05-abc",
+        "scheme_id": "aes-2020-05",
+        "triggered_by": "operator",
+        "validation": {
+            "rows_read": 10,
+            "accepted": 9,
+            "quarantined": 1,
+            "funds": {"expected": 2, "received": 1, "missing": 1, "rejected": 0},
+        },
+        "payment_files": {"files": 1, "payments": 7, "cents": 135000},
+        "by_rule": {"rsa_ass": {"households": 7, "children": 6, "payable_cents": 135000}},
+        "by_hold_reason": {"shared_iban": {"households": 2, "cents": 30000}},
+        "by_fund": [
+            {
+                "fund": "01",
+                "status": "received",
+                "rows_read": 10,
+                "accepted": 9,
+                "quarantined": 1,
+                "held": 2,
+                "payments": 7,
+                "payments_cents": 135000,
+            }
+        ],
+        "not_received": [{"fund": "02", "message": "funds/02/x.csv: no file received"}],
+    }
+    text = approval_text(summary)
+    assert "**To be paid: 7 payments, 1\u202f350.00 €** in 1 signed files" in text
+    assert "| shared_iban | 2 | 300.00 € |" in text
+    assert "- 02: funds/02/x.csv: no file received" in text
+    assert "triggered by **operator** (who cannot approve it)" in text
