@@ -94,5 +94,5 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
-from tests.ledger_fixtures import ledger, pg_url  # noqa: E402,F401 - shared ledger fixtures
-from tests.sshd import sshd  # noqa: E402,F401 - the real OpenSSH server fixture
+from tests.ledger_fixtures import ledger, pg_url  # noqa: F401 - shared ledger fixtures
+from tests.sshd import sshd  # noqa: F401 - the real OpenSSH server fixture

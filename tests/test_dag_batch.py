@@ -9,12 +9,11 @@ HITL endpoint function, as the UI would: first as users Airflow must refuse.
 from __future__ import annotations
 
 import hashlib
-import logging
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -61,7 +60,9 @@ def batch_env(
 ) -> dict[str, Path]:
     """A sample on the funds' SFTP zone (one fund's file missing), empty storage root and bank."""
     sample_dir = tmp_path / "sample"
-    write_sample(SampleSpec(households=1500, seed=7, window=MAY_2020, funds=tuple(FUNDS)), sample_dir)
+    write_sample(
+        SampleSpec(households=1500, seed=7, window=MAY_2020, funds=tuple(FUNDS)), sample_dir
+    )
     zone = sshd.root / tmp_path.name / "funds-zone"
     bank = sshd.root / tmp_path.name / "bank-zone"
     shutil.copytree(sample_dir / "funds", zone / "funds")

@@ -120,9 +120,9 @@ def test_dag_files_only_declare(path: Path) -> None:
         assert isinstance(
             node, ast.Import | ast.ImportFrom | ast.Assign | ast.FunctionDef | ast.Expr
         ), ast.dump(node)[:80]
-    imported = {
-        n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
-    } | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     assert not imported & {"sqlalchemy", "pyarrow", "polars", "pandas", "lxml", "paramiko"}
 
 
