@@ -55,7 +55,7 @@ airflow: $(STAMP)
 	$(AIRFLOW_ENV) $(BIN)/airflow pools set payments_sftp 4 "SFTP sessions to funds and bank" > /dev/null
 	@echo "Airflow UI: http://localhost:8080  users: operator (triggers), finance (approves), admin"
 	@echo "Passwords: $(PAYMENTS_DATA_DIR)/airflow/simple_auth_manager_passwords.json.generated"
-	$(AIRFLOW_ENV) $(BIN)/airflow standalone
+	PATH=$(CURDIR)/$(BIN):$$PATH $(AIRFLOW_ENV) $(BIN)/airflow standalone
 
 lint: $(STAMP)
 	$(BIN)/ruff check payments tests dags plugins

@@ -127,3 +127,16 @@ def test_the_approval_text_shows_what_leaves_what_is_held_and_what_is_missing() 
     assert "| shared_iban | 2 | 300.00 € |" in text
     assert "- 02: funds/02/x.csv: no file received" in text
     assert "triggered by **operator** (who cannot approve it)" in text
+
+
+def test_the_deadline_alert_names_the_run_scheme_and_cutoff() -> None:
+    from payments.orchestration.deadline import late_message
+
+    context = {
+        "dag_run": {"dag_run_id": "manual__2020-05-14", "conf": {"scheme_id": "youth-2020-06"}},
+        "deadline": {"deadline_time": "2020-06-24T16:00:00+00:00"},
+    }
+    text = late_message(context)
+    assert "manual__2020-05-14" in text and "youth-2020-06" in text
+    assert "2020-06-24T16:00:00+00:00" in text
+    assert "payment batch ?" in late_message(None)

@@ -56,12 +56,20 @@ class SchemeCutoff(BaseDeadlineReference):
         return cutoff_for_conf(conf)
 
 
-async def batch_late(context: Any = None, **kwargs: Any) -> None:
-    """Deadline callback: the batch is not at the bank by the cut-off. Someone must act now."""
-    dag_run = (context or {}).get("dag_run") if isinstance(context, dict) else None
-    log.error(
-        "DEADLINE MISSED: payment batch %s is not at the bank by its cut-off (%s). "
-        "Check the run in the Airflow UI: waiting for approval, or a delivery failing?",
-        getattr(dag_run, "run_id", kwargs.get("run_id", "?")),
-        kwargs.get("what", "bank cut-off"),
+def late_message(context: dict[str, Any] | None, what: str = "bank cut-off") -> str:
+    """The alert's sentence, from the context Airflow gives deadline callbacks (JSON-like)."""
+    context = context or {}
+    run = context.get("dag_run") or {}
+    deadline = context.get("deadline") or {}
+    conf = run.get("conf") or {}
+    return (
+        f"DEADLINE MISSED: payment batch {run.get('dag_run_id', '?')} "
+        f"(scheme {conf.get('scheme_id') or 'default'}) is not at the bank by its {what} "
+        f"({deadline.get('deadline_time', '?')}). Check the run in the Airflow UI: "
+        "approval still waiting, or a delivery failing?"
     )
+
+
+async def batch_late(context: dict[str, Any] | None = None, what: str = "bank cut-off") -> None:
+    """Deadline callback: the batch is not at the bank by the cut-off. Someone must act now."""
+    log.error(late_message(context, what))
