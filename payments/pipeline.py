@@ -25,6 +25,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from payments import __version__
+from payments.archive import write_run_record
 from payments.entitlement.folder import ComputeResult, compute_folder
 from payments.intake import Receipt
 from payments.ledger.migrate import engine_for, upgrade
@@ -155,6 +156,8 @@ def conclude_run(
     workers: int = 1,
     parameters: dict[str, Any] | None = None,
     dry_run: bool = False,
+    inputs_root: Path | None = None,
+    replay: LedgerRead | None = None,
 ) -> RunResult:
     """The national part of a run, once every fund is validated under ``staging/validation``.
 
@@ -163,6 +166,11 @@ def conclude_run(
     ``runs/<run_id>`` (``runs/dry-<run_id>`` for a dry run, which records
     nothing and writes no payment file). The CLI's ``run_batch`` and the DAG's
     national task both end here, so they produce the same bytes.
+
+    ``inputs_root`` is where the validated files were read (the storage root
+    for the CLI, the run's ``received/`` copy for the DAG): they are archived
+    with the run record (``run.json``). ``replay`` gives the ledger state an
+    archived run read, instead of reading the ledger (``payments replay``).
     """
     runs = root / "runs"
     run_id = derive_run_id(scheme.id, validation.receipts, scheme.text)
@@ -170,7 +178,10 @@ def conclude_run(
     engine = None
     prior = None
     released: list[str] = []
-    if ledger_url:
+    claimed_elsewhere: list[str] = []
+    if replay is not None:
+        prior, released = replay.prior, replay.released
+    elif ledger_url:
         upgrade(ledger_url)
         engine = engine_for(ledger_url)
         with Session(engine) as session:
@@ -190,7 +201,10 @@ def conclude_run(
             released=released,
         )
         decisions = pq.read_table(staging / "compute" / "decisions.parquet")
-        if engine is not None and not dry_run:
+        if replay is not None:
+            decisions = _demote(decisions, set(replay.claimed_elsewhere))
+        elif engine is not None and not dry_run:
+            computed_decisions = decisions
             decisions = _record(
                 engine,
                 run_id,
@@ -201,6 +215,7 @@ def conclude_run(
                 triggered_by=triggered_by,
                 parameters=parameters,
             )
+            claimed_elsewhere = _demoted(computed_decisions, decisions)
         if signer is not None and not dry_run:
             batch = write_batch(
                 decisions,
@@ -211,6 +226,26 @@ def conclude_run(
                 out_dir=staging / "payments",
                 max_transactions=max_transactions,
             )
+    if not dry_run:
+        write_run_record(
+            root,
+            staging,
+            run_id=run_id,
+            scheme_id=scheme.id,
+            scheme_text=scheme.text,
+            inputs_root=inputs_root or root,
+            receipts=validation.receipts,
+            parameters={
+                **(parameters or {}),
+                "funds": [f.fund_code for f in validation.funds],
+                "created_at": (created_at or default_creation_time(scheme)).isoformat(),
+                "run_date": (run_date or scheme.spec.payment_date).isoformat(),
+                "max_transactions": max_transactions,
+            },
+            prior=prior,
+            released=released,
+            claimed_elsewhere=claimed_elsewhere,
+        )
     out_dir = runs / (f"dry-{run_id}" if dry_run else run_id)
     shutil.rmtree(out_dir, ignore_errors=True)  # same id: same inputs, same outputs
     os.replace(staging, out_dir)
@@ -237,6 +272,35 @@ def conclude_run(
         compute=computed,
         payments=batch,
     )
+
+
+@dataclass(frozen=True)
+class LedgerRead:
+    """The ledger state a run read, as its run record archived it (for a replay)."""
+
+    prior: pa.Table | None
+    released: list[str]
+    claimed_elsewhere: list[str]
+
+
+def _demote(decisions: pa.Table, keys: set[str]) -> pa.Table:
+    """Payable households whose key another run claimed first become ``already_paid``."""
+    if not keys:
+        return decisions
+    frame = pl.DataFrame(decisions)
+    hit = (pl.col("status") == "payable") & pl.col("claimant_key").is_in(
+        pl.Series(sorted(keys), dtype=pl.String).implode()
+    )
+    return frame.with_columns(
+        pl.when(hit).then(pl.lit("already_paid")).otherwise(pl.col("status")).alias("status")
+    ).to_arrow()
+
+
+def _demoted(before: pa.Table, after: pa.Table) -> list[str]:
+    was = pl.DataFrame(before).get_column("status") == "payable"
+    now = pl.DataFrame(after).get_column("status") == "payable"
+    keys = pl.DataFrame(before).get_column("claimant_key").filter(was & ~now)
+    return sorted(str(k) for k in keys.to_list())
 
 
 def _record(

@@ -196,6 +196,20 @@ def test_approved_batch_goes_from_fund_sftp_to_bank_sftp_exactly_once(
     assert again["payments_sent"] == 0
     assert _bank_files(bank) == at_bank
 
+    # An auditor replays the DAG's run from its archive: byte-identical.
+    from payments.entitlement.folder import load_secret
+    from payments.replay import replay_run
+    from payments.sepa.signing import load_signer
+
+    replayed = replay_run(
+        data,
+        run_id,
+        batch_env["tmp"] / "replay",
+        secret=load_secret(data, create=False),
+        signer=load_signer(*signer_paths(data)),
+    )
+    assert replayed.problems == [] and replayed.ok
+
     # Task logs carry counts and sums, never a clear NIR or IBAN.
     text = caplog.text
     assert "approved by finance" in text

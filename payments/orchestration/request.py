@@ -97,4 +97,4 @@ def scheme_for(scheme_id: str, payment_date: date | None) -> Scheme:
     )
     if count != 1:
         raise SchemeError(f"{scheme.source}: payment_date line not found; cannot move it")
-    return parse_scheme(text, f"{scheme.source} (payment date set by the run)")
+    return parse_scheme(text, f"<{scheme.source}, payment date set by the run>")

@@ -197,6 +197,7 @@ def conclude(
         triggered_by=triggered_by,
         parameters={k: v for k, v in request.to_dict().items() if k != "dry_run"},
         dry_run=request.dry_run,
+        inputs_root=staging / "received",
     )
     summary = run_summary(result, request.to_dict(), settings.data_dir, triggered_by)
     summary["approval_text"] = approval_text(summary)
