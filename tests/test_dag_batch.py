@@ -240,3 +240,51 @@ def test_dry_run_records_nothing_and_asks_nobody(batch_env: dict[str, Path]) -> 
     assert not (batch_env["data"] / "runs" / "LATEST").exists()
     assert _ledger(batch_env["tmp"]) == {}
     assert _bank_files(batch_env["bank"]) == {}
+
+
+def test_reconciliation_dag_applies_the_banks_reports_and_ties_out(
+    batch_env: dict[str, Path],
+) -> None:
+    """Paid batch → the bank answers (some rejections) → the reconciliation DAG ties out."""
+    from payments.orchestration.reconcile import pending_reports
+    from tests.bank_simulator import status_report
+
+    run = run_dag(DAGS, {"funds": ["01", "75"]}, answer_as("finance", "Approve"))
+    assert str(run.state) == "success"
+    bank = batch_env["bank"]
+    reports = bank / "bank" / "reports"
+    reports.mkdir(parents=True)
+    rejected: list[str] = []
+    for path in sorted((bank / "bank").rglob("*.xml")):
+        if path.parent == reports:
+            continue
+        report, ids = status_report(path.read_bytes(), reject_share=0.05, seed=3)
+        (reports / f"STS-{path.name}").write_bytes(report)
+        rejected += ids
+    assert rejected and pending_reports() == 2
+
+    sent = _ledger(batch_env["tmp"])["sent"]
+    run = run_dag(DAGS, dag_id="solidarity_reconciliation")
+    assert str(run.state) == "success"
+    ledger = _ledger(batch_env["tmp"])
+    assert ledger["rejected"][0] == len(rejected)
+    assert ledger["accepted"][0] + ledger["rejected"][0] == sent[0]
+    assert ledger["accepted"][1] + ledger["rejected"][1] == sent[1]
+    assert pending_reports() == 0  # the inbox watch has nothing more to announce
+
+    csv = (batch_env["data"] / "reconciliation" / "by_fund.csv").read_text()
+    header, *rows = csv.strip().splitlines()
+    columns = header.replace('"', "").split(";")
+    total = {c: 0 for c in columns if c.endswith("_cents")}
+    for row in rows:
+        values = dict(zip(columns, row.replace('"', "").split(";"), strict=True))
+        for c in total:
+            total[c] += int(values[c])
+    assert total["accepted_cents"] == ledger["accepted"][1]
+    assert total["rejected_cents"] == ledger["rejected"][1]
+    assert total["sent_cents"] == sent[1]
+
+    # A second run finds nothing new: nothing applied twice.
+    run = run_dag(DAGS, dag_id="solidarity_reconciliation")
+    assert str(run.state) == "success"
+    assert _ledger(batch_env["tmp"]) == ledger

@@ -134,3 +134,17 @@ def test_parsing_the_dags_touches_no_data(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("PAYMENTS_LEDGER_URL", f"sqlite:///{data}/ledger.sqlite")
     assert DagBag(dag_folder=str(DAGS)).import_errors == {}
     assert not data.exists()
+
+
+def test_reconciliation_is_scheduled_by_data(bag: Any) -> None:
+    from payments.orchestration.assets import AT_THE_BANK, BANK_REPORTS, RECONCILIATION
+
+    recon = bag.dags["solidarity_reconciliation"]
+    condition = recon.timetable.asset_condition
+    assert {a.name for a in condition.objects} == {
+        AT_THE_BANK.name,
+        BANK_REPORTS.name,
+    }
+    assert RECONCILIATION in recon.get_task("reconcile").outlets
+    watch = bag.dags["solidarity_bank_inbox"].get_task("new_reports_waiting")
+    assert BANK_REPORTS in watch.outlets and watch.pool == "payments_sftp"

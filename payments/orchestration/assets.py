@@ -14,3 +14,7 @@ PAYMENT_BATCH = Asset(name="solidarity_payment_batch", uri="file:///solidarity/p
 AT_THE_BANK = Asset(name="solidarity_payments_at_bank", uri="file:///solidarity/payments-at-bank")
 #: The run's budget preview and validation reports (``runs/<run_id>/summary.json``).
 RUN_SUMMARY = Asset(name="solidarity_run_summary", uri="file:///solidarity/run-summary")
+#: New status reports or returns seen in the bank's ``bank/reports/`` folder.
+BANK_REPORTS = Asset(name="solidarity_bank_reports", uri="file:///solidarity/bank-reports")
+#: The reconciliation tables (``reconciliation/``), for finance.
+RECONCILIATION = Asset(name="solidarity_reconciliation", uri="file:///solidarity/reconciliation")

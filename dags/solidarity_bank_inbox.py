@@ -1,0 +1,35 @@
+"""Watch the bank's report folder: an asset event when new status reports or returns arrive.
+
+Runs every 15 minutes; a run that finds nothing new is skipped (no event), so
+the reconciliation DAG runs only when there is something to reconcile.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+
+from payments.orchestration.assets import BANK_REPORTS
+from payments.orchestration.reconcile import pending_reports
+
+
+@dag(
+    dag_id="solidarity_bank_inbox",
+    schedule=timedelta(minutes=15),
+    start_date=datetime(2020, 5, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "payments", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    tags=["payments", "solidarity", "finance"],
+    doc_md=__doc__,
+)
+def solidarity_bank_inbox() -> None:
+    @task.short_circuit(pool="payments_sftp", outlets=[BANK_REPORTS])
+    def new_reports_waiting() -> bool:
+        return pending_reports() > 0
+
+    new_reports_waiting()
+
+
+solidarity_bank_inbox()

@@ -1,0 +1,48 @@
+"""Reconcile with the bank: status reports and returns in, where every euro is out.
+
+Scheduled by data, not by the clock: it runs when payment files reach the bank
+(asset `solidarity_payments_at_bank`) or when the bank inbox watch sees new
+reports (asset `solidarity_bank_reports`). `fetch` copies reports not seen
+before, `ingest` applies them to the ledger (unmatched or duplicated lines are
+flagged, never ignored), `reconcile` writes the finance table.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import dag, task
+
+from payments.orchestration import reconcile as stage
+from payments.orchestration.assets import AT_THE_BANK, BANK_REPORTS, RECONCILIATION
+
+RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True}
+
+
+@dag(
+    dag_id="solidarity_reconciliation",
+    schedule=(AT_THE_BANK | BANK_REPORTS),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "payments", **RETRIES},
+    tags=["payments", "solidarity", "finance"],
+    doc_md=__doc__,
+)
+def solidarity_reconciliation() -> None:
+    @task(pool="payments_sftp")
+    def fetch() -> list[str]:
+        return stage.new_reports()
+
+    @task
+    def ingest(paths: list[str]) -> dict[str, Any]:
+        return stage.ingest(paths)
+
+    @task(outlets=[RECONCILIATION])
+    def reconcile(ingested: dict[str, Any]) -> dict[str, Any]:
+        return stage.write_reconciliation()
+
+    reconcile(ingest(fetch()))
+
+
+solidarity_reconciliation()

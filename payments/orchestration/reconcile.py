@@ -1,0 +1,132 @@
+"""The reconciliation DAG's tasks: fetch the bank's reports, apply them, write where every euro is.
+
+The bank drops its status reports (pain.002) and returns (camt.054) in
+``bank/reports/`` on its server (the ``payments_bank`` connection; locally
+``<storage root>/bank/reports/``). Each report is copied once into
+``<storage root>/bank-reports/`` under its SHA-256 prefix, applied to the
+ledger (matched by MsgId / EndToEndId), and every unmatched or duplicated line
+is logged as a warning and returned, never dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from payments.bank.reports import apply_report, parse_camt054, parse_pain002
+from payments.config import load_settings
+from payments.ledger.migrate import engine_for, upgrade
+from payments.logs import install_masking
+from payments.orchestration.endpoints import bank_target
+from payments.orchestration.summary import euros
+
+log = logging.getLogger(__name__)
+REPORTS_FOLDER = "bank/reports"
+LOCAL_COPIES = "bank-reports"
+
+
+def _local_name(name: str, data: bytes) -> str:
+    return f"{hashlib.sha256(data).hexdigest()[:16]}-{name}"
+
+
+def pending_reports() -> int:
+    """How many reports in the bank's folder were not copied yet (the inbox watch)."""
+    install_masking()
+    local = load_settings().data_dir / LOCAL_COPIES
+    with bank_target() as transport:
+        names = [n for n in transport.listdir(REPORTS_FOLDER) if n.endswith(".xml")]
+        waiting = sum(
+            not (local / _local_name(n, transport.read(f"{REPORTS_FOLDER}/{n}"))).exists()
+            for n in names
+        )
+    log.info("bank reports folder: %s files, %s not reconciled yet", len(names), waiting)
+    return waiting
+
+
+def new_reports() -> list[str]:
+    """Copy reports not seen before from the bank; return their local paths (storage root)."""
+    install_masking()
+    settings = load_settings()
+    local = settings.data_dir / LOCAL_COPIES
+    local.mkdir(parents=True, exist_ok=True)
+    fetched: list[str] = []
+    with bank_target() as transport:
+        for name in transport.listdir(REPORTS_FOLDER):
+            if not name.endswith(".xml"):
+                continue
+            data = transport.read(f"{REPORTS_FOLDER}/{name}")
+            target = local / _local_name(name, data)
+            if target.exists():
+                continue
+            target.write_bytes(data)
+            fetched.append(str(target.relative_to(settings.data_dir)))
+    log.info("bank reports: %s new", len(fetched))
+    return sorted(fetched)
+
+
+def ingest(paths: list[str]) -> dict[str, Any]:
+    """Apply each report to the ledger; counts per kind and every flagged line."""
+    install_masking()
+    settings = load_settings()
+    upgrade(settings.ledger_url)
+    engine = engine_for(settings.ledger_url)
+    counts = {"reports": 0, "accepted": 0, "rejected": 0, "returned": 0}
+    flagged: list[str] = []
+    for rel in paths:
+        data = (settings.data_dir / rel).read_bytes()
+        lines = parse_pain002(data) if b"CstmrPmtStsRpt" in data else parse_camt054(data)
+        with Session(engine) as session, session.begin():
+            applied = apply_report(
+                session,
+                lines,
+                source=Path(rel).name,
+                data=data,
+                at=datetime.now(UTC).replace(tzinfo=None),
+            )
+        log.info(
+            "%s: %s lines: accepted %s, rejected %s, returned %s",
+            Path(rel).name,
+            applied.lines,
+            applied.accepted,
+            applied.rejected,
+            applied.returned,
+        )
+        for line in applied.flagged:
+            log.warning("flagged: %s", line)
+        counts["reports"] += 1
+        for k in ("accepted", "rejected", "returned"):
+            counts[k] += getattr(applied, k)
+        flagged += applied.flagged
+    return {**counts, "flagged": flagged}
+
+
+def write_reconciliation() -> dict[str, Any]:
+    """``reconciliation/by_fund.csv`` from the ledger's finance view, and its national totals."""
+    install_masking()
+    settings = load_settings()
+    with engine_for(settings.ledger_url).connect() as c:
+        rows = [
+            dict(r)
+            for r in c.execute(
+                text("SELECT * FROM finance_by_fund ORDER BY scheme_id, fund_code")
+            ).mappings()
+        ]
+    out = settings.data_dir / "reconciliation"
+    out.mkdir(parents=True, exist_ok=True)
+    if rows:
+        pacsv.write_csv(
+            pa.Table.from_pylist(rows), out / "by_fund.csv", pacsv.WriteOptions(delimiter=";")
+        )
+    cents_columns = sorted({k for r in rows for k in r if k.endswith("_cents")})
+    totals = {k: sum(int(r[k] or 0) for r in rows) for k in cents_columns}
+    for k, v in totals.items():
+        log.info("reconciliation: %s %s", k.removesuffix("_cents"), euros(v))
+    return {"rows": len(rows), "totals_cents": totals, "csv": str(out / "by_fund.csv")}
