@@ -1,0 +1,170 @@
+"""The Reconciliation page: per scheme and fund, where every euro is; held payments; rejections.
+
+A FastAPI app that Airflow's API server mounts (``plugins/payments_ui.py``).
+Every route needs an authenticated Airflow user (the API server's JWT, from
+the UI's session cookie or a bearer token) and only reads the ledger. The
+ledger holds no NIR or IBAN; free text is masked all the same. Amounts are
+integer cents, formatted for display only.
+"""
+
+
+import html
+import io
+from importlib import resources
+from string import Template
+from typing import Annotated, Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from fastapi import Depends, FastAPI
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import Engine, text
+
+from payments.config import load_settings
+from payments.ledger.migrate import engine_for
+from payments.logs import mask
+from payments.orchestration.summary import euros
+
+PAGE = Template(resources.files("payments.ui").joinpath("reconciliation.html").read_text("utf-8"))
+STATES = ("held", "sent", "accepted", "rejected", "returned", "cancelled")
+
+
+def load(engine: Engine) -> dict[str, Any]:
+    """Everything the page shows, from the ledger's finance views."""
+    with engine.connect() as c:
+        by_fund = [
+            dict(r)
+            for r in c.execute(
+                text("SELECT * FROM finance_by_fund ORDER BY scheme_id, fund_code")
+            ).mappings()
+        ]
+        rejections = [
+            dict(r)
+            for r in c.execute(
+                text(
+                    "SELECT scheme_id, status, reason_code, SUM(payments) AS payments, "
+                    "SUM(amount_cents) AS amount_cents FROM rejections_by_reason "
+                    "GROUP BY scheme_id, status, reason_code "
+                    "ORDER BY scheme_id, status, reason_code"
+                )
+            ).mappings()
+        ]
+        held = [
+            dict(r)
+            for r in c.execute(
+                text(
+                    "SELECT scheme_id, fund_code, household_id, amount_cents, reason "
+                    "FROM payments WHERE state = 'held' "
+                    "ORDER BY scheme_id, fund_code, household_id LIMIT 500"
+                )
+            ).mappings()
+        ]
+    totals = {
+        k: sum(int(r[k] or 0) for r in by_fund)
+        for k in ["households", "amount_cents"] + [f"{s}_cents" for s in STATES]
+    }
+    return {"by_fund": by_fund, "rejections": rejections, "held": held, "totals": totals}
+
+
+def _bar_chart(title: str, items: list[tuple[str, int]]) -> str:
+    """An inline SVG bar chart (no script, no library): label and amount in cents."""
+    if not items:
+        return ""
+    top = max(v for _, v in items) or 1
+    height = 18 * len(items) + 24
+    bars = []
+    for i, (label, value) in enumerate(items):
+        width = round(300 * value / top)
+        y = 20 + 18 * i
+        bars.append(
+            f'<text x="0" y="{y + 12}" font-size="11">{html.escape(label)}</text>'
+            f'<rect x="90" y="{y}" width="{width}" height="14" fill="#4a7bb7"/>'
+            f'<text x="{96 + width}" y="{y + 12}" font-size="11">{html.escape(euros(value))}</text>'
+        )
+    return (
+        f"<figure><figcaption>{html.escape(title)}</figcaption>"
+        f'<svg role="img" width="520" height="{height}">{"".join(bars)}</svg></figure>'
+    )
+
+
+def render(data: dict[str, Any]) -> str:
+    """The page as HTML (tables with a totals row, two charts)."""
+    t = data["totals"]
+    head = "".join(f"<th>{s}</th>" for s in STATES)
+    rows = []
+    for r in data["by_fund"]:
+        cells = "".join(f'<td class="num">{euros(int(r[f"{s}_cents"] or 0))}</td>' for s in STATES)
+        rows.append(
+            f"<tr><td>{html.escape(r['scheme_id'])}</td><td>{html.escape(r['fund_code'])}</td>"
+            f'<td class="num">{int(r["households"]):,}</td>{cells}</tr>'
+        )
+    total_cells = "".join(
+        f'<td class="num" id="total-{s}">{euros(t[f"{s}_cents"])}</td>' for s in STATES
+    )
+    rejections = "".join(
+        f"<tr><td>{html.escape(r['scheme_id'])}</td><td>{html.escape(r['status'])}</td>"
+        f'<td>{html.escape(str(r["reason_code"]))}</td><td class="num">{int(r["payments"]):,}</td>'
+        f'<td class="num">{euros(int(r["amount_cents"]))}</td></tr>'
+        for r in data["rejections"]
+    )
+    held = "".join(
+        f"<tr><td>{html.escape(r['scheme_id'])}</td><td>{html.escape(r['fund_code'])}</td>"
+        f"<td>{html.escape(r['household_id'])}</td>"
+        f'<td class="num">{euros(int(r["amount_cents"]))}</td>'
+        f"<td>{html.escape(mask(str(r['reason'] or '')))}</td></tr>"
+        for r in data["held"]
+    )
+    by_fund_chart = _bar_chart(
+        "Sent by fund",
+        [
+            (f"{r['scheme_id'][-7:]} {r['fund_code']}", int(r["sent_cents"] or 0))
+            for r in data["by_fund"]
+        ][:40],
+    )
+    reasons_chart = _bar_chart(
+        "Rejected and returned by reason",
+        [
+            (f"{r['status'][:3]} {r['reason_code']}", int(r["amount_cents"]))
+            for r in data["rejections"]
+        ],
+    )
+    return PAGE.substitute(
+        head=head,
+        rows="".join(rows),
+        total_households=f"{t['households']:,}",
+        total_cells=total_cells,
+        by_fund_chart=by_fund_chart,
+        rejections=rejections,
+        reasons_chart=reasons_chart,
+        held=held,
+    )
+
+
+def to_csv(data: dict[str, Any]) -> bytes:
+    sink = io.BytesIO()
+    pacsv.write_csv(pa.Table.from_pylist(data["by_fund"]), sink, pacsv.WriteOptions(delimiter=";"))
+    return sink.getvalue()
+
+
+def create_app() -> FastAPI:
+    """The app the plugin mounts under ``/payments``."""
+    from airflow.api_fastapi.core_api.security import get_user
+
+    app = FastAPI(title="Payments: reconciliation", docs_url=None, redoc_url=None)
+
+    def _data() -> dict[str, Any]:
+        return load(engine_for(load_settings().ledger_url))
+
+    @app.get("/reconciliation", response_class=HTMLResponse)
+    async def page(user: Annotated[Any, Depends(get_user)]) -> HTMLResponse:
+        return HTMLResponse(render(_data()))
+
+    @app.get("/reconciliation.csv")
+    async def csv(user: Annotated[Any, Depends(get_user)]) -> Response:
+        return Response(
+            to_csv(_data()),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="reconciliation.csv"'},
+        )
+
+    return app
