@@ -7,7 +7,6 @@ ledger holds no NIR or IBAN; free text is masked all the same. Amounts are
 integer cents, formatted for display only.
 """
 
-
 import html
 import io
 from importlib import resources
