@@ -580,6 +580,49 @@ def audit_verify(data_dir: DataDir = None) -> None:
     stdout.print(f"[green]✓[/green] event log intact; {len(files)} payment files match the ledger")
 
 
+@audit_app.command("bundle")
+def audit_bundle(
+    run_id: Annotated[str, typer.Argument(help="Run id (runs/<run-id>/run.json).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Zip to write.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Export a run's audit bundle: one zip an auditor checks offline (audit check-bundle)."""
+    from payments.bundle import export_bundle
+
+    settings = load_settings(data_dir)
+    target = out or settings.data_dir / "audit" / f"{run_id}.zip"
+    export_bundle(
+        settings.data_dir,
+        settings.ledger_url,
+        run_id,
+        target,
+        signer_paths(settings.data_dir)[1],
+    )
+    stdout.print(f"Audit bundle: {target}")
+
+
+@audit_app.command("check-bundle")
+def audit_check_bundle(
+    bundle: Annotated[Path, typer.Argument(help="An audit bundle (.zip).")],
+    cert: Annotated[
+        Path | None,
+        typer.Option("--cert", help="The signer certificate you trust (default: the bundle's)."),
+    ] = None,
+) -> None:
+    """Check an audit bundle offline: member hashes, signature, run record, events, cents.
+
+    Exit code 0 when everything holds, 1 with each problem named otherwise.
+    """
+    from payments.bundle import check_bundle
+
+    problems = check_bundle(bundle, load_certificate(cert) if cert else None)
+    for problem in problems:
+        stdout.print(f"[red]✗[/red] {problem}")
+    if problems:
+        raise typer.Exit(1)
+    stdout.print(f"[green]✓[/green] {bundle}: every hash, the signature and the cents hold")
+
+
 @app.command()
 def replay(
     run_id: Annotated[str, typer.Argument(help="Run id (runs/<run-id>/run.json).")],

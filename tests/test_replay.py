@@ -88,3 +88,54 @@ def test_an_output_altered_after_the_run_is_reported(
         next(p for p in report.problems if p.startswith(f"{rel}: stored file has SHA-256"))
     ]
     assert "altered after the run" in report.problems[0]
+
+
+def test_audit_bundle_checks_offline_and_names_what_was_altered(
+    finished: tuple[Path, str], signer: Signer, tmp_path: Path
+) -> None:
+    import zipfile
+    from datetime import datetime
+
+    from payments.bundle import INDEX, check_bundle, export_bundle
+    from payments.ledger.migrate import engine_for
+    from payments.release import approve, send
+    from payments.sepa.signing import generate_demo_pair, load_certificate
+    from payments.transport.local import LocalTransport
+
+    root, run_id = finished
+    url = f"sqlite:///{root / 'ledger.sqlite'}"
+    at = datetime(2020, 5, 14, 9, 0)
+    engine = engine_for(url)
+    approve(engine, root / "runs" / run_id, run_id, by="finance", at=at)
+    send(
+        engine,
+        root / "runs" / run_id,
+        run_id,
+        LocalTransport(root),
+        trusted=signer.certificate,
+        at=at,
+    )
+    cert = tmp_path / "signer.pem"
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    cert.write_bytes(signer.certificate.public_bytes(Encoding.PEM))
+    bundle = export_bundle(root, url, run_id, tmp_path / "bundle.zip", cert)
+    assert check_bundle(bundle, signer.certificate) == []
+    again = export_bundle(root, url, run_id, tmp_path / "again.zip", cert)
+    assert again.read_bytes() == bundle.read_bytes()  # same run, same bundle bytes
+
+    # Another signer: the auditor's trusted certificate refuses it.
+    generate_demo_pair(tmp_path / "k2.pem", tmp_path / "c2.pem", common_name="other")
+    assert any(
+        "signature" in p for p in check_bundle(bundle, load_certificate(tmp_path / "c2.pem"))
+    )
+
+    # One member edited: named against the index.
+    with zipfile.ZipFile(bundle) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members["reconciliation.csv"] = members["reconciliation.csv"].replace(b";", b",", 1)
+    edited = tmp_path / "edited.zip"
+    with zipfile.ZipFile(edited, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    assert check_bundle(edited) == [f"reconciliation.csv: SHA-256 differs from {INDEX}"]

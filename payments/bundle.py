@@ -1,0 +1,175 @@
+"""The audit bundle: one zip an auditor checks offline, without our database or servers.
+
+Members: ``run.json`` (the run record: inputs' and outputs' hashes, parameters,
+code version), ``scheme.toml`` (the exact text), ``manifest.json`` and its
+signature, ``signer.pem`` (the certificate the files were signed with),
+``reconciliation.csv`` (the run's payments by fund and state, in cents),
+``events.jsonl`` (the run's events from the hash-chained ledger log, with the
+chain's head at export), and ``BUNDLE.json`` indexing every member's SHA-256.
+
+``check_bundle`` recomputes what can be recomputed: every member against the
+index, the manifest's signature (against a certificate the auditor trusts, or
+the one inside), the manifest's files against the run record, each event's
+hash from its fields, and the cents of the reconciliation against the manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from payments.archive import RUN_RECORD, get, sha256_bytes
+from payments.ledger.events import event_hash
+from payments.ledger.migrate import engine_for
+from payments.ledger.models import Event, Payment
+from payments.sepa.batch import MANIFEST
+from payments.sepa.signing import SIGNATURE_SUFFIX, SignatureError, verify_detached
+
+INDEX = "BUNDLE.json"
+#: A zip's members get a fixed time, so the same run gives the same bundle bytes.
+ZIP_TIME = (2020, 1, 1, 0, 0, 0)
+
+
+def _reconciliation(session: Session, run_id: str) -> bytes:
+    rows = session.execute(
+        select(
+            Payment.fund_code,
+            Payment.state,
+            func.count(),
+            func.sum(Payment.amount_cents),
+        )
+        .where(Payment.run_id == run_id)
+        .group_by(Payment.fund_code, Payment.state)
+        .order_by(Payment.fund_code, Payment.state)
+    ).all()
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\n")
+    writer.writerow(["fund_code", "state", "payments", "amount_cents"])
+    for fund, state, n, cents in rows:
+        writer.writerow([fund, state, int(n), int(cents)])
+    return out.getvalue().encode()
+
+
+def _events(session: Session, run_id: str) -> bytes:
+    lines = []
+    for e in session.execute(
+        select(Event).where(Event.run_id == run_id).order_by(Event.seq)
+    ).scalars():
+        lines.append(
+            json.dumps(
+                {
+                    "seq": e.seq,
+                    "at": e.at.isoformat(),
+                    "kind": e.kind,
+                    "run_id": e.run_id,
+                    "payload": e.payload,
+                    "prev_hash": e.prev_hash,
+                    "hash": e.hash,
+                },
+                sort_keys=True,
+            )
+        )
+    head = session.execute(
+        select(Event.seq, Event.hash).order_by(Event.seq.desc()).limit(1)
+    ).first()
+    if head is not None:
+        lines.append(json.dumps({"chain_head": {"seq": head[0], "hash": head[1]}}))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def export_bundle(root: Path, ledger_url: str, run_id: str, out: Path, cert: Path) -> Path:
+    """Write the run's audit bundle to ``out`` (a .zip)."""
+    run_dir = root / "runs" / run_id
+    record_bytes = (run_dir / RUN_RECORD).read_bytes()
+    record = json.loads(record_bytes)
+    payments = run_dir / "payments"
+    with Session(engine_for(ledger_url)) as session:
+        members = {
+            RUN_RECORD: record_bytes,
+            "scheme.toml": get(root, record["scheme_sha256"]),
+            MANIFEST: (payments / MANIFEST).read_bytes(),
+            MANIFEST + SIGNATURE_SUFFIX: (payments / (MANIFEST + SIGNATURE_SUFFIX)).read_bytes(),
+            "signer.pem": x509.load_pem_x509_certificate(cert.read_bytes()).public_bytes(
+                Encoding.PEM
+            ),
+            "reconciliation.csv": _reconciliation(session, run_id),
+            "events.jsonl": _events(session, run_id),
+        }
+    index = {
+        "run_id": run_id,
+        "members": {name: sha256_bytes(data) for name, data in sorted(members.items())},
+    }
+    members[INDEX] = (json.dumps(index, indent=2, sort_keys=True) + "\n").encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(members):
+            z.writestr(zipfile.ZipInfo(name, ZIP_TIME), members[name])
+    return out
+
+
+def check_bundle(path: Path, trusted: x509.Certificate | None = None) -> list[str]:
+    """Every problem found in an audit bundle, offline; empty when it all holds."""
+    problems: list[str] = []
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    index = json.loads(members.pop(INDEX, b"{}") or b"{}")
+    for name, digest in index.get("members", {}).items():
+        if name not in members:
+            problems.append(f"{name}: listed in {INDEX} but missing")
+        elif sha256_bytes(members[name]) != digest:
+            problems.append(f"{name}: SHA-256 differs from {INDEX}")
+    for name in sorted(members.keys() - index.get("members", {}).keys()):
+        problems.append(f"{name}: not listed in {INDEX}")
+    if problems:
+        return problems
+    record = json.loads(members[RUN_RECORD])
+    if sha256_bytes(members["scheme.toml"]) != record["scheme_sha256"]:
+        problems.append("scheme.toml: not the scheme text the run recorded")
+    cert = trusted or x509.load_pem_x509_certificate(members["signer.pem"])
+    try:
+        verify_detached(members[MANIFEST], members[MANIFEST + SIGNATURE_SUFFIX], cert)
+    except SignatureError as exc:
+        problems.append(f"{MANIFEST}: signature does not verify: {exc}")
+    manifest: dict[str, Any] = json.loads(members[MANIFEST])
+    outputs = record.get("outputs", {})
+    if outputs.get(f"payments/{MANIFEST}") != sha256_bytes(members[MANIFEST]):
+        problems.append(f"{MANIFEST}: not the manifest the run recorded")
+    for f in manifest.get("files", []):
+        if outputs.get(f"payments/{f['path']}") != f["sha256"]:
+            problems.append(f"{f['path']}: manifest hash differs from the run record")
+    for line in members["events.jsonl"].decode().splitlines():
+        event = json.loads(line)
+        if "chain_head" in event:
+            continue
+        expected = event_hash(
+            event["seq"],
+            datetime.fromisoformat(event["at"]),
+            event["kind"],
+            event["run_id"],
+            event["payload"],
+            event["prev_hash"],
+        )
+        if expected != event["hash"]:
+            problems.append(f"events.jsonl: event {event['seq']} does not hash to its hash")
+    rows = list(csv.DictReader(io.StringIO(members["reconciliation.csv"].decode()), delimiter=";"))
+    filed = sum(
+        int(r["amount_cents"])
+        for r in rows
+        if r["state"] in ("in_file", "sent", "accepted", "rejected", "returned")
+    )
+    if filed != manifest.get("totals", {}).get("ctrl_sum_cents"):
+        problems.append(
+            f"reconciliation.csv: {filed} cents filed, the manifest says "
+            f"{manifest.get('totals', {}).get('ctrl_sum_cents')}"
+        )
+    return problems
