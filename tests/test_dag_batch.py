@@ -288,3 +288,23 @@ def test_reconciliation_dag_applies_the_banks_reports_and_ties_out(
     run = run_dag(DAGS, dag_id="solidarity_reconciliation")
     assert str(run.state) == "success"
     assert _ledger(batch_env["tmp"]) == ledger
+
+    # Days later the bank returns two accepted payments (closed accounts, camt.054).
+    from payments.ledger.models import PaymentFileRow
+    from tests.bank_simulator import returns_notification
+
+    with Session(engine_for(f"sqlite:///{batch_env['tmp'] / 'ledger.sqlite'}")) as session:
+        back = session.execute(
+            select(PaymentFileRow.msg_id, Payment.end_to_end_id, Payment.amount_cents)
+            .join(PaymentFileRow, Payment.payment_file_id == PaymentFileRow.id)
+            .where(Payment.state == "accepted")
+            .order_by(Payment.end_to_end_id)
+            .limit(2)
+        ).all()
+    (reports / "RTN-1.xml").write_bytes(returns_notification([tuple(r) for r in back]))
+    run = run_dag(DAGS, dag_id="solidarity_reconciliation")
+    assert str(run.state) == "success"
+    after = _ledger(batch_env["tmp"])
+    assert after["returned"] == (2, sum(r[2] for r in back))
+    assert after["accepted"][0] == ledger["accepted"][0] - 2
+    assert after["accepted"][1] + after["returned"][1] + after["rejected"][1] == sent[1]
