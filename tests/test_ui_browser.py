@@ -247,3 +247,28 @@ def test_the_page_is_linked_from_the_airflow_navigation(api_server: tuple[str, s
         plugins = json.load(response)["plugins"]
     ours = next(p for p in plugins if p["name"] == "solidarity_payments_ui")
     assert ours["external_views"][0]["href"] == "/payments/reconciliation"
+
+
+def test_each_run_and_fund_ties_out_and_a_broken_line_is_shown(
+    answered_ledger: tuple[Path, str], tmp_path: Path
+) -> None:
+    from payments.ui.reconciliation import load as load_page
+    from payments.ui.reconciliation import render, tie_out
+
+    root, _ = answered_ledger
+    copy = tmp_path / "ledger.sqlite"
+    shutil.copy(root / "ledger.sqlite", copy)
+    engine = engine_for(f"sqlite:///{copy}")
+    lines = tie_out(engine)
+    assert {r["fund_code"] for r in lines} == {"01", "75"}
+    assert all(r["ties_out"] for r in lines)
+    assert "✗" not in render(load_page(engine))
+    # A payment at the bank whose amount was changed in the ledger no longer ties out.
+    with engine.begin() as c:
+        c.exec_driver_sql(
+            "UPDATE payments SET amount_cents = amount_cents + 100, "
+            "child_cents = child_cents + 100 WHERE id = (SELECT MIN(id) FROM payments WHERE state = 'accepted')"
+        )
+    broken = [r for r in tie_out(engine) if not r["ties_out"]]
+    assert len(broken) == 1
+    assert "✗ does not tie out" in render(load_page(engine))

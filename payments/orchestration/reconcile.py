@@ -125,8 +125,25 @@ def write_reconciliation() -> dict[str, Any]:
         pacsv.write_csv(
             pa.Table.from_pylist(rows), out / "by_fund.csv", pacsv.WriteOptions(delimiter=";")
         )
+    from payments.ui.reconciliation import tie_out
+
+    per_run = tie_out(engine_for(settings.ledger_url))
+    if per_run:
+        pacsv.write_csv(
+            pa.Table.from_pylist(per_run),
+            out / "by_run_fund.csv",
+            pacsv.WriteOptions(delimiter=";"),
+        )
+    broken = [f"{r['run_id']}/{r['fund_code']}" for r in per_run if not r["ties_out"]]
+    for line in broken:
+        log.error("reconciliation: %s does not tie out (files at the bank vs ledger)", line)
     cents_columns = sorted({k for r in rows for k in r if k.endswith("_cents")})
     totals = {k: sum(int(r[k] or 0) for r in rows) for k in cents_columns}
     for k, v in totals.items():
         log.info("reconciliation: %s %s", k.removesuffix("_cents"), euros(v))
-    return {"rows": len(rows), "totals_cents": totals, "csv": str(out / "by_fund.csv")}
+    return {
+        "rows": len(rows),
+        "totals_cents": totals,
+        "csv": str(out / "by_fund.csv"),
+        "not_tied_out": broken,
+    }

@@ -58,11 +58,74 @@ def load(engine: Engine) -> dict[str, Any]:
                 )
             ).mappings()
         ]
+    by_run_fund = tie_out(engine)
     totals = {
         k: sum(int(r[k] or 0) for r in by_fund)
         for k in ["households", "amount_cents"] + [f"{s}_cents" for s in STATES]
     }
-    return {"by_fund": by_fund, "rejections": rejections, "held": held, "totals": totals}
+    return {
+        "by_fund": by_fund,
+        "by_run_fund": by_run_fund,
+        "rejections": rejections,
+        "held": held,
+        "totals": totals,
+    }
+
+
+AT_BANK = ("sent", "accepted", "rejected", "returned")
+
+
+def tie_out(engine: Engine) -> list[dict[str, Any]]:
+    """Per run and fund: the ledger's payments by state against the files uploaded.
+
+    A line ties out when the payments the ledger has at the bank (sent,
+    accepted, rejected, returned) are exactly, in number and cents, the
+    transactions of the files uploaded for that run and fund.
+    """
+    with engine.connect() as c:
+        payments = c.execute(
+            text(
+                "SELECT run_id, fund_code, state, COUNT(*) AS n, SUM(amount_cents) AS cents "
+                "FROM payments GROUP BY run_id, fund_code, state"
+            )
+        ).all()
+        files = c.execute(
+            text(
+                "SELECT run_id, fund_code, SUM(nb_of_txs) AS n, SUM(ctrl_sum_cents) AS cents "
+                "FROM payment_files WHERE upload_state = 'uploaded' GROUP BY run_id, fund_code"
+            )
+        ).all()
+    lines: dict[tuple[str, str], dict[str, Any]] = {}
+    for run_id, fund, state, n, cents in payments:
+        line = lines.setdefault(
+            (run_id, fund),
+            {
+                "run_id": run_id,
+                "fund_code": fund,
+                "households": 0,
+                "files_count": 0,
+                "files_cents": 0,
+                **{f"{s}_cents": 0 for s in STATES},
+            },
+        )
+        line["households"] += int(n)
+        if state in STATES:
+            line[f"{state}_cents"] += int(cents)
+        if state in AT_BANK:
+            line["at_bank_count"] = line.get("at_bank_count", 0) + int(n)
+    for run_id, fund, n, cents in files:
+        found = lines.get((run_id, fund))
+        if found is not None:
+            found["files_count"], found["files_cents"] = int(n), int(cents)
+    out = []
+    for _, line in sorted(lines.items()):
+        at_bank = sum(line[f"{s}_cents"] for s in AT_BANK)
+        line["ties_out"] = (line.pop("at_bank_count", 0), at_bank) == (
+            line["files_count"],
+            line["files_cents"],
+        )
+        out.append(line)
+    return out
 
 
 def _bar_chart(title: str, items: list[tuple[str, int]]) -> str:
@@ -127,7 +190,15 @@ def render(data: dict[str, Any]) -> str:
             for r in data["rejections"]
         ],
     )
+    by_run = "".join(
+        f"<tr><td>{html.escape(r['run_id'])}</td><td>{html.escape(r['fund_code'])}</td>"
+        f'<td class="num">{euros(r["files_cents"])}</td>'
+        + "".join(f'<td class="num">{euros(r[f"{s}_cents"])}</td>' for s in AT_BANK)
+        + f'<td class="tie">{"✓" if r["ties_out"] else "✗ does not tie out"}</td></tr>'
+        for r in data["by_run_fund"]
+    )
     return PAGE.substitute(
+        by_run=by_run,
         head=head,
         rows="".join(rows),
         total_households=f"{t['households']:,}",
