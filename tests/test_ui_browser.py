@@ -267,7 +267,8 @@ def test_each_run_and_fund_ties_out_and_a_broken_line_is_shown(
     with engine.begin() as c:
         c.exec_driver_sql(
             "UPDATE payments SET amount_cents = amount_cents + 100, "
-            "child_cents = child_cents + 100 WHERE id = (SELECT MIN(id) FROM payments WHERE state = 'accepted')"
+            "child_cents = child_cents + 100 "
+            "WHERE id = (SELECT MIN(id) FROM payments WHERE state = 'accepted')"
         )
     broken = [r for r in tie_out(engine) if not r["ties_out"]]
     assert len(broken) == 1
