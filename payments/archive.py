@@ -90,6 +90,7 @@ def write_run_record(
     prior: pa.Table | None,
     released: list[str],
     claimed_elsewhere: list[str],
+    attempts: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Archive the run's inputs and write ``run.json`` in ``run_dir`` (outputs already there)."""
     contract = load_contract()
@@ -120,6 +121,7 @@ def write_run_record(
             "prior_sha256": put(root, table_bytes(prior_sorted)) if prior_sorted else None,
             "released": sorted(released),
             "claimed_elsewhere": sorted(claimed_elsewhere),
+            "attempts": dict(sorted((attempts or {}).items())),
         },
         "outputs": output_hashes(run_dir),
     }

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,7 @@ def conclude_run(
     prior = None
     released: list[str] = []
     claimed_elsewhere: list[str] = []
+    reissued: dict[str, int] = {}
     if replay is not None:
         prior, released = replay.prior, replay.released
     elif ledger_url:
@@ -202,7 +203,9 @@ def conclude_run(
         )
         decisions = pq.read_table(staging / "compute" / "decisions.parquet")
         if replay is not None:
-            decisions = _demote(decisions, set(replay.claimed_elsewhere))
+            decisions = with_attempts(
+                _demote(decisions, set(replay.claimed_elsewhere)), dict(replay.attempts)
+            )
         elif engine is not None and not dry_run:
             computed_decisions = decisions
             decisions = _record(
@@ -216,6 +219,15 @@ def conclude_run(
                 parameters=parameters,
             )
             claimed_elsewhere = _demoted(computed_decisions, decisions)
+            reissued = {
+                str(k): int(a)
+                for k, a in zip(
+                    decisions.column("claimant_key").to_pylist(),
+                    decisions.column("attempt").to_pylist(),
+                    strict=True,
+                )
+                if a > 1
+            }
         if signer is not None and not dry_run:
             batch = write_batch(
                 decisions,
@@ -245,6 +257,7 @@ def conclude_run(
             prior=prior,
             released=released,
             claimed_elsewhere=claimed_elsewhere,
+            attempts=reissued if replay is None else dict(replay.attempts),
         )
     out_dir = runs / (f"dry-{run_id}" if dry_run else run_id)
     shutil.rmtree(out_dir, ignore_errors=True)  # same id: same inputs, same outputs
@@ -281,6 +294,7 @@ class LedgerRead:
     prior: pa.Table | None
     released: list[str]
     claimed_elsewhere: list[str]
+    attempts: dict[str, int] = field(default_factory=dict)
 
 
 def _demote(decisions: pa.Table, keys: set[str]) -> pa.Table:
@@ -331,20 +345,32 @@ def _record(
         )
         record_input_files(session, run_id, validation.funds, at)
         record_decisions(session, run_id=run_id, scheme=scheme, decisions=decisions, at=at)
-        mine = set(
-            session.execute(
-                select(Payment.beneficiary_key).where(
+        attempts = {
+            str(key): int(attempt)
+            for key, attempt in session.execute(
+                select(Payment.beneficiary_key, Payment.attempt).where(
                     Payment.run_id == run_id, Payment.state.not_in([HELD, CANCELLED])
                 )
-            ).scalars()
-        )
+            )
+        }
     frame = pl.DataFrame(decisions)
     keep = (pl.col("status") != "payable") | pl.col("claimant_key").is_in(
-        pl.Series(sorted(mine), dtype=pl.String).implode()
+        pl.Series(sorted(attempts), dtype=pl.String).implode()
     )
-    return frame.with_columns(
+    demoted = frame.with_columns(
         pl.when(keep).then(pl.col("status")).otherwise(pl.lit("already_paid")).alias("status")
     ).to_arrow()
+    return with_attempts(demoted, {k: a for k, a in attempts.items() if a > 1})
+
+
+def with_attempts(decisions: pa.Table, attempts: dict[str, int]) -> pa.Table:
+    """Decisions with the ``attempt`` of each household's payment (1 unless a re-issue)."""
+    frame = pl.DataFrame(decisions).with_columns(
+        pl.col("claimant_key")
+        .replace_strict(attempts, default=1, return_dtype=pl.Int64)
+        .alias("attempt")
+    )
+    return frame.to_arrow()
 
 
 def default_creation_time(scheme: Scheme) -> datetime:

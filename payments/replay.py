@@ -114,7 +114,12 @@ def replay_run(
         max_transactions=int(params["max_transactions"]),
         run_date=date.fromisoformat(params["run_date"]),
         parameters={k: v for k, v in params.items() if k not in _DERIVED},
-        replay=LedgerRead(prior, list(read["released"]), list(read["claimed_elsewhere"])),
+        replay=LedgerRead(
+            prior,
+            list(read["released"]),
+            list(read["claimed_elsewhere"]),
+            dict(read.get("attempts", {})),
+        ),
     )
     report.replayed_run_id = result.run_id
     if result.run_id != run_id:

@@ -308,3 +308,54 @@ def test_reconciliation_dag_applies_the_banks_reports_and_ties_out(
     assert after["returned"] == (2, sum(r[2] for r in back))
     assert after["accepted"][0] == ledger["accepted"][0] - 2
     assert after["accepted"][1] + after["returned"][1] + after["rejected"][1] == sent[1]
+
+    # The re-issue list holds exactly the rejected and returned households...
+    from payments.ledger.store import reissue_list
+    from payments.ui.reconciliation import tie_out
+
+    url = f"sqlite:///{batch_env['tmp'] / 'ledger.sqlite'}"
+    with Session(engine_for(url)) as session:
+        listed = reissue_list(session, "aes-2020-05")
+        gone = session.execute(
+            select(Payment.fund_code, Payment.household_id).where(
+                Payment.state.in_(["rejected", "returned"])
+            )
+        ).all()
+    assert sorted((r["fund_code"], r["household_id"]) for r in listed) == sorted(
+        (f, h) for f, h in gone
+    )
+    assert {r["end_to_end_id"] for r in listed} >= set(rejected) | {r[1] for r in back}
+
+    # ...and a complementary run a week later pays them, and nobody else.
+    before = _bank_files(bank)
+    run = run_dag(
+        DAGS, {"funds": ["01", "75"], "payment_date": "2020-05-22"}, answer_as("finance", "Approve")
+    )
+    assert str(run.state) == "success"
+    new_files = {k: v for k, v in _bank_files(bank).items() if k not in before}
+    assert new_files and all(v == before.get(k, v) for k, v in _bank_files(bank).items())
+    with Session(engine_for(url)) as session:
+        reissued = session.execute(
+            select(Payment.fund_code, Payment.household_id, Payment.attempt, Payment.end_to_end_id)
+            .where(Payment.attempt > 1)
+            .order_by(Payment.fund_code, Payment.household_id)
+        ).all()
+        assert reissue_list(session, "aes-2020-05") == []
+        keys = session.execute(select(func.count(func.distinct(Payment.beneficiary_key)))).scalar()
+        live = session.execute(
+            select(func.count()).where(Payment.state.in_(["sent", "accepted", "in_file", "held"]))
+        ).scalar()
+    # Every rejected or returned household has its second attempt (sent, or held
+    # again for review if a hold applies now); nobody else was paid.
+    assert gone and {(f, h) for f, h, _, _ in reissued} == {(f, h) for f, h in gone}
+    assert all(a == 2 and e.endswith("-R2") for _, _, a, e in reissued)
+    in_new_files = [
+        e2e
+        for name in new_files
+        if name.endswith(".xml")
+        for e2e in re.findall(r"<EndToEndId>([^<]+)</EndToEndId>", (bank / name).read_text())
+    ]
+    assert in_new_files and all(e.endswith("-R2") for e in in_new_files)
+    assert set(in_new_files) <= {e for _, _, _, e in reissued}
+    assert live == keys  # one live payment per household: nobody twice
+    assert all(r["ties_out"] for r in tie_out(engine_for(url)))

@@ -89,8 +89,11 @@ class Payment(Base):
     state: Mapped[str] = mapped_column(String(16))
     payment_file_id: Mapped[int | None] = mapped_column(ForeignKey("payment_files.id"))
     reason: Mapped[str | None] = mapped_column(String(255))
+    # 1 for the first payment; a rejected or returned payment re-issued by a
+    # later run gets attempt + 1 (and the claim moves to it): never two live.
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     __table_args__ = (
-        UniqueConstraint("scheme_id", "beneficiary_key"),
+        UniqueConstraint("scheme_id", "beneficiary_key", "attempt"),
         CheckConstraint("amount_cents > 0", name="amount_positive"),
         CheckConstraint("amount_cents = base_cents + child_cents", name="amount_parts"),
         CheckConstraint(

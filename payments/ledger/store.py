@@ -150,6 +150,55 @@ def _claimed(session: Session, scheme_id: str, keys: Sequence[str]) -> set[str]:
     return found
 
 
+def _reissuable(
+    session: Session, scheme_id: str, keys: Sequence[str]
+) -> dict[str, tuple[int, int]]:
+    """Keys whose claim is held by a rejected or returned payment: {key: (payment id, attempt)}.
+
+    The money never reached the household (rejected) or came back (returned):
+    a later run may pay it again, as the next attempt.
+    """
+    found: dict[str, tuple[int, int]] = {}
+    for i in range(0, len(keys), CHUNK):
+        part = list(keys[i : i + CHUNK])
+        for key, pid, attempt in session.execute(
+            select(BeneficiaryClaim.beneficiary_key, Payment.id, Payment.attempt)
+            .join(Payment, Payment.id == BeneficiaryClaim.payment_id)
+            .where(
+                BeneficiaryClaim.scheme_id == scheme_id,
+                BeneficiaryClaim.beneficiary_key.in_(part),
+                Payment.state.in_([states.REJECTED, states.RETURNED]),
+            )
+        ):
+            found[str(key)] = (int(pid), int(attempt))
+    return found
+
+
+def reissue_list(session: Session, scheme_id: str | None = None) -> list[dict[str, Any]]:
+    """Rejected and returned payments not re-issued yet (their claim still points to them)."""
+    query = (
+        select(
+            Payment.scheme_id,
+            Payment.fund_code,
+            Payment.household_id,
+            Payment.end_to_end_id,
+            Payment.state,
+            Payment.amount_cents,
+            Payment.attempt,
+        )
+        .join(
+            BeneficiaryClaim,
+            (BeneficiaryClaim.payment_id == Payment.id)
+            & (BeneficiaryClaim.beneficiary_key == Payment.beneficiary_key),
+        )
+        .where(Payment.state.in_([states.REJECTED, states.RETURNED]))
+        .order_by(Payment.scheme_id, Payment.fund_code, Payment.household_id)
+    )
+    if scheme_id:
+        query = query.where(Payment.scheme_id == scheme_id)
+    return [dict(r._mapping) for r in session.execute(query)]
+
+
 def record_decisions(
     session: Session,
     *,
@@ -167,14 +216,24 @@ def record_decisions(
     from payments.sepa.batch import end_to_end_ids
 
     df = pl.DataFrame(decisions).filter(pl.col("status").is_in(["payable", "held"]))
-    df = df.with_columns(
-        end_to_end_ids(scheme.id, pl.col("fund_code"), pl.col("household_id")).alias("e2e")
-    )
     keys = (
         df.get_column("claimant_key").to_list() + df.get_column("spouse_key").drop_nulls().to_list()
     )
     _adopt_released(session, run_id, scheme.id, df, at)
-    taken = _claimed(session, scheme.id, keys)
+    reissue = _reissuable(session, scheme.id, keys)
+    taken = _claimed(session, scheme.id, keys) - reissue.keys()
+    df = df.with_columns(
+        pl.col("claimant_key")
+        .replace_strict(
+            {k: a + 1 for k, (_, a) in reissue.items()}, default=1, return_dtype=pl.Int64
+        )
+        .alias("attempt")
+    )
+    df = df.with_columns(
+        end_to_end_ids(
+            scheme.id, pl.col("fund_code"), pl.col("household_id"), pl.col("attempt")
+        ).alias("e2e")
+    )
     fresh = df.filter(
         ~pl.col("claimant_key").is_in(pl.Series(sorted(taken)).implode())
         & ~pl.col("spouse_key").is_in(pl.Series(sorted(taken)).implode()).fill_null(False)
@@ -196,6 +255,7 @@ def record_decisions(
         .otherwise(pl.lit(states.COMPUTED))
         .alias("state"),
         "reason",
+        "attempt",
     ).to_dicts()
     bulk_insert(session, Payment, rows)
     ids = {
@@ -207,21 +267,29 @@ def record_decisions(
     claims = [
         {
             "scheme_id": scheme.id,
-            "beneficiary_key": r["beneficiary_key"],
+            "beneficiary_key": key,
             "payment_id": ids[r["end_to_end_id"]],
         }
         for r in rows
+        for key in (r["beneficiary_key"], r["spouse_key"])
+        if key
     ]
-    claims += [
-        {
-            "scheme_id": scheme.id,
-            "beneficiary_key": r["spouse_key"],
-            "payment_id": ids[r["end_to_end_id"]],
-        }
-        for r in rows
-        if r["spouse_key"]
-    ]
-    bulk_insert(session, BeneficiaryClaim, claims)
+    # A re-issue moves the household's claims to the new payment: one live claim
+    # per (scheme, key) still, so nobody is paid twice.
+    moved = [c for c in claims if c["beneficiary_key"] in reissue]
+    for c in moved:
+        session.execute(
+            update(BeneficiaryClaim)
+            .where(
+                BeneficiaryClaim.scheme_id == scheme.id,
+                BeneficiaryClaim.beneficiary_key == c["beneficiary_key"],
+                BeneficiaryClaim.payment_id == reissue[c["beneficiary_key"]][0],
+            )
+            .values(payment_id=c["payment_id"])
+        )
+    bulk_insert(
+        session, BeneficiaryClaim, [c for c in claims if c["beneficiary_key"] not in reissue]
+    )
     holds = [
         {"payment_id": ids[r["end_to_end_id"]], "reasons": r["reason"] or ""}
         for r in rows
@@ -305,7 +373,7 @@ def prior_payments(
         .join(Payment, Payment.id == BeneficiaryClaim.payment_id)
         .where(
             BeneficiaryClaim.scheme_id.in_(list(scheme_ids)),
-            Payment.state != states.CANCELLED,
+            Payment.state.not_in([states.CANCELLED, states.REJECTED, states.RETURNED]),
             Payment.run_id != (exclude_run or ""),
             Payment.id.not_in(_released_payment_ids(session, scheme_ids[0]) if scheme_ids else []),
         )

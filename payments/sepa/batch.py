@@ -66,9 +66,22 @@ def scheme_code(scheme_id: str) -> str:
     return "".join(c for c in scheme_id.upper() if c.isalnum())[:15]
 
 
-def end_to_end_ids(scheme_id: str, fund: pl.Expr, household: pl.Expr) -> pl.Expr:
-    """Deterministic EndToEndId the bank returns in its reports: SCHEME-FUND-HOUSEHOLD."""
-    return pl.concat_str(pl.lit(scheme_code(scheme_id)), fund, household, separator="-")
+def end_to_end_ids(
+    scheme_id: str, fund: pl.Expr, household: pl.Expr, attempt: pl.Expr | None = None
+) -> pl.Expr:
+    """Deterministic EndToEndId the bank returns in its reports: SCHEME-FUND-HOUSEHOLD.
+
+    A re-issued payment (attempt 2, 3…, after a rejection or a return) ends in
+    ``-R<attempt>``, so the bank's reports tell the attempts apart.
+    """
+    base = pl.concat_str(pl.lit(scheme_code(scheme_id)), fund, household, separator="-")
+    if attempt is None:
+        return base
+    return (
+        pl.when(attempt.fill_null(1) > 1)
+        .then(pl.concat_str(base, pl.lit("-R"), attempt.cast(pl.String)))
+        .otherwise(base)
+    )
 
 
 def prepare_transactions(decisions: pa.Table, scheme_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -85,9 +98,12 @@ def prepare_transactions(decisions: pa.Table, scheme_id: str) -> tuple[pl.DataFr
     txs = df.select(
         "fund_code",
         "household_id",
-        end_to_end_ids(scheme_id, pl.col("fund_code"), pl.col("household_id")).alias(
-            "end_to_end_id"
-        ),
+        end_to_end_ids(
+            scheme_id,
+            pl.col("fund_code"),
+            pl.col("household_id"),
+            pl.col("attempt") if "attempt" in df.columns else None,
+        ).alias("end_to_end_id"),
         pl.col("payable_cents").alias("amount_cents"),
         pl.when(holder.str.len_chars() > 0).then(holder).otherwise(claimant).alias("creditor_name"),
         "iban",
