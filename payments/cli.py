@@ -901,6 +901,47 @@ def reconciliation(
         stdout.print(f"CSV: {out}")
 
 
+@app.command()
+def reissues(
+    scheme: Annotated[str | None, typer.Option("--scheme", help="Only this scheme.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the list as CSV.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """The re-issue list: rejected and returned payments a complementary run will pay again.
+
+    A household on the list is paid by the next run of its scheme that includes
+    its fund (with the fund's current bank details), as a new attempt; once
+    re-issued it leaves the list. Nobody is paid twice: one live claim each.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.migrate import engine_for
+    from payments.ledger.store import reissue_list
+
+    settings = load_settings(data_dir)
+    with Session(engine_for(settings.ledger_url)) as session:
+        rows = reissue_list(session, scheme)
+    table = Table(title=f"Re-issue list ({len(rows):,} payments)")
+    for heading in ("scheme", "fund", "household", "end-to-end id", "state", "amount", "attempt"):
+        table.add_column(heading, justify="right" if heading in ("amount", "attempt") else "left")
+    for r in rows:
+        table.add_row(
+            r["scheme_id"],
+            r["fund_code"],
+            r["household_id"],
+            r["end_to_end_id"],
+            r["state"],
+            _euros(int(r["amount_cents"])),
+            str(r["attempt"]),
+        )
+    stdout.print(table)
+    if out is not None and rows:
+        pacsv.write_csv(pa.Table.from_pylist(rows), out, pacsv.WriteOptions(delimiter=";"))
+        stdout.print(f"CSV: {out}")
+
+
 @app.command("schemes")
 def list_schemes(as_json: JsonOut = False) -> None:
     """List the schemes (one reviewed file per decree under payments/schemes/)."""

@@ -59,9 +59,10 @@ def _require_browser() -> None:
 def answered_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A paid batch of two funds, answered by the bank with some rejections."""
     root = tmp_path_factory.mktemp("ui-data")
-    keys = tmp_path_factory.mktemp("ui-keys")
-    generate_demo_pair(keys / "k.pem", keys / "c.pem", common_name="t")
-    signer = load_signer(keys / "k.pem", keys / "c.pem")
+    keys = root / "secrets"  # where the page finds the certificate for audit bundles
+    keys.mkdir()
+    generate_demo_pair(keys / "signing-key.pem", keys / "signing-cert.pem", common_name="t")
+    signer = load_signer(keys / "signing-key.pem", keys / "signing-cert.pem")
     url = f"sqlite:///{root / 'ledger.sqlite'}"
     write_sample(SampleSpec(households=1200, seed=21, window=MAY_2020, funds=("01", "75")), root)
     result = run_batch(
@@ -153,6 +154,12 @@ def api_server(
         server.wait(timeout=30)
 
 
+def signer_certificate(root: Path):  # type: ignore[no-untyped-def]
+    from payments.sepa.signing import load_certificate
+
+    return load_certificate(root / "secrets" / "signing-cert.pem")
+
+
 def _token(base: str, password: str) -> str:
     request = urllib.request.Request(
         base + "/auth/token",
@@ -220,6 +227,15 @@ def test_reconciliation_page_in_a_real_browser(
         page = driver.page_source
         assert "FR76" not in page  # no IBAN on the page
 
+        reissue_rows = driver.find_elements(By.CSS_SELECTOR, "#reissue tbody tr")
+        with Session(engine_for(url)) as session:
+            rejected_count = session.execute(
+                select(func.count()).where(Payment.state == "rejected")
+            ).scalar_one()
+        assert len(reissue_rows) == rejected_count > 0
+        ties = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#by-run-fund td.tie")]
+        assert ties and set(ties) == {"✓"}
+
         driver.find_element(By.ID, "download-csv").click()
         target = downloads / "reconciliation.csv"
         for _ in range(50):
@@ -227,6 +243,18 @@ def test_reconciliation_page_in_a_real_browser(
                 break
             time.sleep(0.2)
         text = target.read_text()
+
+        driver.find_element(By.CSS_SELECTOR, "a.bundle").click()
+        zips: list[Path] = []
+        for _ in range(100):
+            zips = [z for z in downloads.glob("*-audit.zip")]
+            if zips:
+                break
+            time.sleep(0.2)
+        assert zips, "the audit bundle was not downloaded"
+        from payments.bundle import check_bundle
+
+        assert check_bundle(zips[0], signer_certificate(answered_ledger[0])) == []
     finally:
         driver.quit()
     header, *rows = text.strip().splitlines()

@@ -134,6 +134,15 @@ def write_reconciliation() -> dict[str, Any]:
             out / "by_run_fund.csv",
             pacsv.WriteOptions(delimiter=";"),
         )
+    from payments.ledger.store import reissue_list
+
+    with Session(engine_for(settings.ledger_url)) as session:
+        reissue = reissue_list(session)
+    if reissue:
+        pacsv.write_csv(
+            pa.Table.from_pylist(reissue), out / "reissue.csv", pacsv.WriteOptions(delimiter=";")
+        )
+    log.info("re-issue list: %s payments rejected or returned, not re-issued yet", len(reissue))
     broken = [f"{r['run_id']}/{r['fund_code']}" for r in per_run if not r["ties_out"]]
     for line in broken:
         log.error("reconciliation: %s does not tie out (files at the bank vs ledger)", line)
@@ -146,4 +155,5 @@ def write_reconciliation() -> dict[str, Any]:
         "totals_cents": totals,
         "csv": str(out / "by_fund.csv"),
         "not_tied_out": broken,
+        "reissue": len(reissue),
     }

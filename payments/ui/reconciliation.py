@@ -59,6 +59,12 @@ def load(engine: Engine) -> dict[str, Any]:
             ).mappings()
         ]
     by_run_fund = tie_out(engine)
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.store import reissue_list
+
+    with Session(engine) as session:
+        reissue = reissue_list(session)
     totals = {
         k: sum(int(r[k] or 0) for r in by_fund)
         for k in ["households", "amount_cents"] + [f"{s}_cents" for s in STATES]
@@ -68,6 +74,7 @@ def load(engine: Engine) -> dict[str, Any]:
         "by_run_fund": by_run_fund,
         "rejections": rejections,
         "held": held,
+        "reissue": reissue,
         "totals": totals,
     }
 
@@ -194,10 +201,20 @@ def render(data: dict[str, Any]) -> str:
         f"<tr><td>{html.escape(r['run_id'])}</td><td>{html.escape(r['fund_code'])}</td>"
         f'<td class="num">{euros(r["files_cents"])}</td>'
         + "".join(f'<td class="num">{euros(r[f"{s}_cents"])}</td>' for s in AT_BANK)
-        + f'<td class="tie">{"✓" if r["ties_out"] else "✗ does not tie out"}</td></tr>'
+        + f'<td class="tie">{"✓" if r["ties_out"] else "✗ does not tie out"}</td>'
+        + f'<td><a class="bundle" href="runs/{html.escape(r["run_id"])}/bundle.zip">'
+        "audit bundle</a></td></tr>"
         for r in data["by_run_fund"]
     )
+    reissue = "".join(
+        f"<tr><td>{html.escape(r['scheme_id'])}</td><td>{html.escape(r['fund_code'])}</td>"
+        f"<td>{html.escape(r['household_id'])}</td><td>{html.escape(r['state'])}</td>"
+        f'<td class="num">{euros(int(r["amount_cents"]))}</td><td class="num">{r["attempt"]}</td>'
+        "</tr>"
+        for r in data["reissue"]
+    )
     return PAGE.substitute(
+        reissue=reissue,
         by_run=by_run,
         head=head,
         rows="".join(rows),
@@ -228,6 +245,37 @@ def create_app() -> FastAPI:
     @app.get("/reconciliation", response_class=HTMLResponse)
     async def page(user: Annotated[Any, Depends(get_user)]) -> HTMLResponse:
         return HTMLResponse(render(_data()))
+
+    @app.get("/runs/{run_id}/bundle.zip")
+    async def bundle(run_id: str, user: Annotated[Any, Depends(get_user)]) -> Response:
+        import re
+        import tempfile
+        from pathlib import Path
+
+        from fastapi import HTTPException
+
+        from payments.bundle import export_bundle
+        from payments.sepa.signing import signer_paths
+
+        settings = load_settings()
+        if (
+            not re.fullmatch(r"[a-z0-9-]+", run_id)
+            or not (settings.data_dir / "runs" / run_id / "run.json").exists()
+        ):
+            raise HTTPException(404, f"no archived run {run_id}")
+        with tempfile.TemporaryDirectory() as tmp:
+            data = export_bundle(
+                settings.data_dir,
+                settings.ledger_url,
+                run_id,
+                Path(tmp) / "bundle.zip",
+                signer_paths(settings.data_dir)[1],
+            ).read_bytes()
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{run_id}-audit.zip"'},
+        )
 
     @app.get("/reconciliation.csv")
     async def csv(user: Annotated[Any, Depends(get_user)]) -> Response:
