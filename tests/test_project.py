@@ -65,19 +65,83 @@ def test_installed_environment_is_consistent() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_compose_file_parses_and_keeps_secrets_out() -> None:
+def _compose() -> tuple[str, dict]:  # type: ignore[type-arg]
     text = (ROOT / "docker-compose.yml").read_text()
-    doc = yaml.safe_load(text)
+    return text, yaml.safe_load(text)
+
+
+def test_compose_file_parses_and_keeps_secrets_out() -> None:
+    text, doc = _compose()
     services = doc["services"]
-    for name in ("postgres", "airflow-apiserver", "airflow-scheduler", "sftp-funds", "sftp-bank"):
-        assert name in services, name
     for service in services.values():
-        assert ":" in service["image"] and not service["image"].endswith(":latest")
-    # secrets only as ${VAR} references, never literal
+        image = service["image"]
+        assert ":" in image and not image.endswith(":latest"), image
+    # secrets only as ${VAR} references or secret files, never literal
     keys = re.compile(r"^\s*[A-Z_]*(PASSWORD|SECRET|KEY)[A-Z_]*:\s*(\S+)", re.M)
     found = list(keys.finditer(text))
     assert found
     for match in found:
-        assert match.group(2).startswith("${"), match.group(0)
-    assert (ROOT / ".env.example").exists()
-    assert ".env" in (ROOT / ".gitignore").read_text().split()
+        value = match.group(2)
+        assert value.startswith("${") or value.startswith("/run/secrets/"), match.group(0)
+    for secret in doc["secrets"].values():
+        assert secret["file"].startswith("./secrets/")
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert ".env" in ignored and "secrets/" in ignored
+    example = (ROOT / ".env.example").read_text()
+    for name in sorted(set(re.findall(r"\$\{([A-Z_]+):\?", text))):
+        assert re.search(rf"^{name}=", example, re.M), f"{name} missing from .env.example"
+
+
+def test_compose_runs_a_distributed_airflow_with_everything_the_dags_name() -> None:
+    _, doc = _compose()
+    services = doc["services"]
+    for name in (
+        "postgres",
+        "redis",
+        "minio",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+        "sftp-funds",
+        "sftp-bank",
+    ):
+        assert name in services, name
+    env = services["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+    assert services["airflow-worker"]["deploy"]["replicas"] == 2
+    # Airflow's metadata and the ledger: two databases, two owners, one server.
+    assert "@postgres:5432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert env["PAYMENTS_LEDGER_URL"].startswith("postgresql+psycopg://ledger:")
+    assert env["PAYMENTS_LEDGER_URL"].endswith("@postgres:5432/ledger")
+    init_db = (ROOT / "deploy" / "init-databases.sh").read_text()
+    assert "CREATE DATABASE airflow" in init_db and "CREATE DATABASE ledger" in init_db
+    # The init service creates what the DAGs name: the pool and the connections,
+    # whose hosts are services of this file.
+    from payments.orchestration.endpoints import BANK_CONN, FUNDS_CONN
+
+    init = (ROOT / "deploy" / "airflow-init.sh").read_text()
+    assert "airflow pools set payments_sftp" in init
+    assert "payments ledger upgrade" in init and "airflow db migrate" in init
+    for conn_id, host in ((FUNDS_CONN, "sftp-funds"), (BANK_CONN, "sftp-bank")):
+        assert f"connections add {conn_id} --conn-type sftp --conn-host {host}" in init
+        assert host in services
+    assert '\\"host_key\\"' in init and "no_host_key_check" not in init
+    # Every Airflow component waits for the init and for healthy dependencies,
+    # shares the storage root and the network, and has a healthcheck.
+    for name, service in services.items():
+        assert "payments" in service["networks"], name
+        if name.startswith("airflow-") and name != "airflow-init":
+            deps = service["depends_on"]
+            assert deps["airflow-init"]["condition"] == "service_completed_successfully"
+            assert deps["postgres"]["condition"] == "service_healthy", name
+            assert "payments-data:/opt/payments/data" in service["volumes"], name
+        if name != "airflow-init":
+            assert "healthcheck" in service, name
+    for volume in ("postgres-data", "minio-data", "payments-data"):
+        assert volume in doc["volumes"]
+    assert "payments" in doc["networks"]
+    assert (ROOT / "deploy" / "Dockerfile").read_text().startswith("# The project's Airflow image")
