@@ -22,6 +22,7 @@ from payments.config import load_settings
 from payments.console import progress, stdout
 from payments.contract import load_contract
 from payments.logs import setup_logging
+from payments.money import euros
 from payments.registry import load_registry
 from payments.schemes import load_scheme, scheme_ids
 from payments.sepa.batch import BatchResult
@@ -312,13 +313,6 @@ def compute(
     stdout.print(f"Outputs: {result.out_dir}")
 
 
-def _euros(cents: int) -> str:
-    """Cents as a euro amount for display only (integer arithmetic, no float)."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole:,}.{part:02d} €".replace(",", " ")
-
-
 def _preview_tables(preview: dict[str, Any]) -> None:
     national = preview["national"]
     table = Table(title=f"Budget preview {preview['scheme_id']}")
@@ -332,7 +326,7 @@ def _preview_tables(preview: dict[str, Any]) -> None:
             status,
             f"{part['households']:,}",
             f"{part['children']:,}",
-            _euros(part["entitled_cents"]),
+            euros(part["entitled_cents"]),
         )
     table.add_row("total", f"{national['households']:,}", "", "")
     stdout.print(table)
@@ -343,9 +337,9 @@ def _preview_tables(preview: dict[str, Any]) -> None:
         rules.add_row(
             rule,
             f"{t['households']:,}",
-            _euros(t["base_cents"]),
-            _euros(t["child_cents"]),
-            _euros(t["payable_cents"]),
+            euros(t["base_cents"]),
+            euros(t["child_cents"]),
+            euros(t["payable_cents"]),
         )
     stdout.print(rules)
     if preview["by_hold_reason"]:
@@ -354,7 +348,7 @@ def _preview_tables(preview: dict[str, Any]) -> None:
         holds.add_column("households", justify="right")
         holds.add_column("amount", justify="right")
         for reason, t in preview["by_hold_reason"].items():
-            holds.add_row(reason, f"{t['households']:,}", _euros(t["cents"]))
+            holds.add_row(reason, f"{t['households']:,}", euros(t["cents"]))
         stdout.print(holds)
 
 
@@ -382,7 +376,7 @@ def _payment_tables(batch: BatchResult) -> None:
     table.add_column("value", justify="right")
     table.add_row("files", f"{totals['files']:,}")
     table.add_row("transactions", f"{totals['nb_of_txs']:,}")
-    table.add_row("control sum", _euros(totals["ctrl_sum_cents"]))
+    table.add_row("control sum", euros(totals["ctrl_sum_cents"]))
     table.add_row("excluded (name not writable)", f"{len(batch.excluded):,}")
     stdout.print(table)
     stdout.print(f"Payment files: {batch.out_dir}  (check: payments verify {batch.out_dir})")
@@ -774,7 +768,7 @@ def holds_list(scheme: Scheme = "aes-2020-05", data_dir: DataDir = None) -> None
     for heading in ("fund", "household", "amount", "reasons", "released by"):
         table.add_column(heading)
     for fund, household, cents, reasons, released in rows:
-        table.add_row(fund, household, _euros(cents), reasons, released or "")
+        table.add_row(fund, household, euros(cents), reasons, released or "")
     stdout.print(table)
 
 
@@ -863,18 +857,12 @@ def reconciliation(
     """Where every euro is, per scheme and fund: held, sent, accepted, rejected, returned."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
-    from sqlalchemy import text
 
+    from payments.ledger.finance import finance_by_fund
     from payments.ledger.migrate import engine_for
 
     settings = load_settings(data_dir)
-    with engine_for(settings.ledger_url).connect() as c:
-        rows = [
-            dict(r)
-            for r in c.execute(
-                text("SELECT * FROM finance_by_fund ORDER BY scheme_id, fund_code")
-            ).mappings()
-        ]
+    rows = finance_by_fund(engine_for(settings.ledger_url))
     table = Table(title="Reconciliation (amounts in euros)")
     columns = (
         "scheme_id",
@@ -893,7 +881,7 @@ def reconciliation(
             r["scheme_id"],
             r["fund_code"],
             f"{r['households']:,}",
-            *(_euros(int(r[f"{k}_cents"])) for k in columns[3:]),
+            *(euros(int(r[f"{k}_cents"])) for k in columns[3:]),
         )
     stdout.print(table)
     if out is not None:
@@ -933,7 +921,7 @@ def reissues(
             r["household_id"],
             r["end_to_end_id"],
             r["state"],
-            _euros(int(r["amount_cents"])),
+            euros(int(r["amount_cents"])),
             str(r["attempt"]),
         )
     stdout.print(table)

@@ -207,8 +207,7 @@ def conclude_run(
                 _demote(decisions, set(replay.claimed_elsewhere)), dict(replay.attempts)
             )
         elif engine is not None and not dry_run:
-            computed_decisions = decisions
-            decisions = _record(
+            decisions, claimed_elsewhere, reissued = _record(
                 engine,
                 run_id,
                 scheme,
@@ -218,16 +217,6 @@ def conclude_run(
                 triggered_by=triggered_by,
                 parameters=parameters,
             )
-            claimed_elsewhere = _demoted(computed_decisions, decisions)
-            reissued = {
-                str(k): int(a)
-                for k, a in zip(
-                    decisions.column("claimant_key").to_pylist(),
-                    decisions.column("attempt").to_pylist(),
-                    strict=True,
-                )
-                if a > 1
-            }
         if signer is not None and not dry_run:
             batch = write_batch(
                 decisions,
@@ -310,13 +299,6 @@ def _demote(decisions: pa.Table, keys: set[str]) -> pa.Table:
     ).to_arrow()
 
 
-def _demoted(before: pa.Table, after: pa.Table) -> list[str]:
-    was = pl.DataFrame(before).get_column("status") == "payable"
-    now = pl.DataFrame(after).get_column("status") == "payable"
-    keys = pl.DataFrame(before).get_column("claimant_key").filter(was & ~now)
-    return sorted(str(k) for k in keys.to_list())
-
-
 def _record(
     engine: Engine,
     run_id: str,
@@ -327,11 +309,13 @@ def _record(
     at: datetime,
     triggered_by: str | None = None,
     parameters: dict[str, Any] | None = None,
-) -> pa.Table:
+) -> tuple[pa.Table, list[str], dict[str, int]]:
     """Record the run in the ledger; return the decisions with only this run's payments payable.
 
     "This run's payments" whatever became of them since (approved, sent…): a
     rerun of a run reproduces its files, it does not find them already paid.
+    Also returns what the run record keeps for a replay: the payable keys
+    another run claimed first, and the attempts of this run's re-issues.
     """
     with Session(engine) as session, session.begin():
         record_run(
@@ -353,14 +337,10 @@ def _record(
                 )
             )
         }
-    frame = pl.DataFrame(decisions)
-    keep = (pl.col("status") != "payable") | pl.col("claimant_key").is_in(
-        pl.Series(sorted(attempts), dtype=pl.String).implode()
-    )
-    demoted = frame.with_columns(
-        pl.when(keep).then(pl.col("status")).otherwise(pl.lit("already_paid")).alias("status")
-    ).to_arrow()
-    return with_attempts(demoted, {k: a for k, a in attempts.items() if a > 1})
+    payable = pl.DataFrame(decisions).filter(pl.col("status") == "payable")
+    elsewhere = sorted(set(payable.get_column("claimant_key").to_list()) - attempts.keys())
+    reissued = {k: a for k, a in attempts.items() if a > 1}
+    return with_attempts(_demote(decisions, set(elsewhere)), reissued), elsewhere, reissued
 
 
 def with_attempts(decisions: pa.Table, attempts: dict[str, int]) -> pa.Table:

@@ -4,9 +4,13 @@ status reports and, later, camt.054 returns. Deterministic for a given seed."""
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from pathlib import Path
 
 from lxml import etree
+from sqlalchemy import Engine
+
+from payments.sepa.signing import Signer
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
 REJECT_REASONS = ["AC01", "AC04", "AC06", "MD07"]
@@ -69,3 +73,46 @@ def answer_folder(bank: Path, *, reject_share: float, seed: int) -> dict[str, li
         target.write_bytes(report)
         out[str(target)] = rejected
     return out
+
+
+def sent_batch(
+    ledger: Engine,
+    root: Path,
+    signer: Signer,
+    funds: tuple[str, ...],
+    *,
+    seed: int,
+    at: datetime,
+) -> Path:
+    """A 1,200-household batch of ``funds`` run, approved and sent to the local bank folder.
+
+    What the bank answers next is up to the test; returns the bank folder.
+    """
+    from payments.pipeline import run_batch
+    from payments.release import approve, send
+    from payments.sample.writer import SampleSpec, write_sample
+    from payments.schemes import load_scheme
+    from payments.transport.local import LocalTransport
+    from tests.conftest import MAY_2020
+    from tests.households import SECRET
+
+    write_sample(SampleSpec(households=1_200, seed=seed, window=MAY_2020, funds=funds), root)
+    result = run_batch(
+        root,
+        load_scheme("aes-2020-05"),
+        secret=SECRET,
+        signer=signer,
+        ledger_url=ledger.url.render_as_string(hide_password=False),
+        funds=list(funds),
+        triggered_by="operator",
+    )
+    approve(ledger, result.out_dir, result.run_id, by="finance", at=at)
+    send(
+        ledger,
+        result.out_dir,
+        result.run_id,
+        LocalTransport(root),
+        trusted=signer.certificate,
+        at=at,
+    )
+    return root / "bank"

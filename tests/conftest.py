@@ -28,6 +28,7 @@ from payments.contract import Contract, load_contract
 from payments.registry import Registry, load_registry
 from payments.sample.households import Window
 from payments.sample.writer import SampleResult, SampleSpec, write_sample
+from payments.sepa.signing import Signer, generate_demo_pair, load_signer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PAYMENTS_SHARED_DIR", ROOT.parent / "shared"))
@@ -60,6 +61,14 @@ def airflow_db() -> str:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
+    """A throw-away signing key and certificate for the tests that sign payment files."""
+    folder = tmp_path_factory.mktemp("keys")
+    generate_demo_pair(folder / "k.pem", folder / "c.pem", common_name="Caf test")
+    return load_signer(folder / "k.pem", folder / "c.pem")
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,22 @@ class SshServer:
     process: subprocess.Popen[bytes]
 
 
+def connection(server: SshServer, root: Path, host_key: str | None = None) -> dict[str, object]:
+    """An Airflow SFTP connection (as JSON-able data) to ``server``, paths under ``root``."""
+    return {
+        "conn_type": "sftp",
+        "host": server.host,
+        "port": server.port,
+        "login": server.username,
+        "extra": {
+            "key_file": str(server.client_key),
+            "host_key": host_key or server.host_key_line,
+            "root": str(root),
+            "no_host_key_check": False,
+        },
+    }
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,54 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from payments.bank.reports import apply_report, parse_camt054, parse_pain002
 from payments.ledger.models import Payment
-from payments.pipeline import run_batch
-from payments.release import approve, send
-from payments.sample.writer import SampleSpec, write_sample
-from payments.schemes import load_scheme
-from payments.sepa.signing import Signer, generate_demo_pair, load_signer
-from payments.transport.local import LocalTransport
-from tests.bank_simulator import answer_folder, returns_notification, status_report
-from tests.conftest import MAY_2020
-from tests.households import SECRET
+from payments.sepa.signing import Signer
+from tests.bank_simulator import answer_folder, returns_notification, sent_batch, status_report
 
 AT = datetime(2020, 5, 15, 8, 0, 0)
-
-
-@pytest.fixture(scope="module")
-def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
-    folder = tmp_path_factory.mktemp("keys")
-    generate_demo_pair(folder / "k.pem", folder / "c.pem", common_name="t")
-    return load_signer(folder / "k.pem", folder / "c.pem")
-
-
-def _sent_run(ledger: Engine, root: Path, signer: Signer, funds: tuple[str, ...]) -> Path:
-    url = ledger.url.render_as_string(hide_password=False)
-    write_sample(SampleSpec(households=1_200, seed=5, window=MAY_2020, funds=funds), root)
-    result = run_batch(
-        root,
-        load_scheme("aes-2020-05"),
-        secret=SECRET,
-        signer=signer,
-        ledger_url=url,
-        funds=list(funds),
-        triggered_by="operator",
-    )
-    approve(ledger, result.out_dir, result.run_id, by="finance", at=AT)
-    send(
-        ledger,
-        result.out_dir,
-        result.run_id,
-        LocalTransport(root),
-        trusted=signer.certificate,
-        at=AT,
-    )
-    return root / "bank"
 
 
 def _view(ledger: Engine) -> dict[str, int]:
@@ -62,7 +23,7 @@ def _view(ledger: Engine) -> dict[str, int]:
 
 
 def test_reports_reconcile_to_the_cent(ledger: Engine, tmp_path: Path, signer: Signer) -> None:
-    bank = _sent_run(ledger, tmp_path, signer, ("13", "59"))
+    bank = sent_batch(ledger, tmp_path, signer, ("13", "59"), seed=5, at=AT)
     answers = answer_folder(bank, reject_share=0.05, seed=1)
     rejected = sorted(e for ids in answers.values() for e in ids)
     assert rejected
@@ -101,7 +62,7 @@ def test_reports_reconcile_to_the_cent(ledger: Engine, tmp_path: Path, signer: S
 def test_duplicate_and_unmatched_reports_are_flagged(
     ledger: Engine, tmp_path: Path, signer: Signer
 ) -> None:
-    bank = _sent_run(ledger, tmp_path, signer, ("13",))
+    bank = sent_batch(ledger, tmp_path, signer, ("13",), seed=5, at=AT)
     first = next(p for p in sorted(bank.rglob("*.xml")))
     data, _ = status_report(first.read_bytes(), reject_share=0.0, seed=2)
     with Session(ledger) as s, s.begin():
@@ -120,7 +81,7 @@ def test_duplicate_and_unmatched_reports_are_flagged(
 
 
 def test_a_whole_file_rejected(ledger: Engine, tmp_path: Path, signer: Signer) -> None:
-    bank = _sent_run(ledger, tmp_path, signer, ("13",))
+    bank = sent_batch(ledger, tmp_path, signer, ("13",), seed=5, at=AT)
     first = next(p for p in sorted(bank.rglob("*.xml")))
     data, _ = status_report(first.read_bytes(), reject_share=0.0, seed=3, reject_file=True)
     with Session(ledger) as s, s.begin():
@@ -138,7 +99,7 @@ def test_cli_ingest_and_reconciliation(tmp_path: Path, signer: Signer, monkeypat
     monkeypatch.setenv("PAYMENTS_LEDGER_URL", url)
     upgrade(url)
     engine = engine_for(url)
-    bank = _sent_run(engine, tmp_path / "data", signer, ("13",))
+    bank = sent_batch(engine, tmp_path / "data", signer, ("13",), seed=5, at=AT)
     reports = list(answer_folder(bank, reject_share=0.1, seed=4))
     runner = CliRunner()
     result = runner.invoke(app, ["ingest", *reports])

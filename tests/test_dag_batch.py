@@ -31,7 +31,7 @@ from payments.sample.writer import SampleSpec, write_sample
 from payments.sepa.signing import load_certificate, signer_paths
 from payments.sepa.verify import verify_batch
 from tests.conftest import MAY_2020
-from tests.sshd import SshServer
+from tests.sshd import SshServer, connection
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 FUNDS = ["01", "13", "75", "976"]
@@ -39,19 +39,7 @@ FUNDS = ["01", "13", "75", "976"]
 
 def _conn(server: SshServer, root: Path) -> str:
     root.mkdir(parents=True, exist_ok=True)
-    return json.dumps(
-        {
-            "conn_type": "sftp",
-            "host": server.host,
-            "port": server.port,
-            "login": server.username,
-            "extra": {
-                "key_file": str(server.client_key),
-                "host_key": server.host_key_line,
-                "root": str(root),
-            },
-        }
-    )
+    return json.dumps(connection(server, root))
 
 
 @pytest.fixture
@@ -310,8 +298,8 @@ def test_reconciliation_dag_applies_the_banks_reports_and_ties_out(
     assert after["accepted"][1] + after["returned"][1] + after["rejected"][1] == sent[1]
 
     # The re-issue list holds exactly the rejected and returned households...
+    from payments.ledger.finance import tie_out
     from payments.ledger.store import reissue_list
-    from payments.ui.reconciliation import tie_out
 
     url = f"sqlite:///{batch_env['tmp'] / 'ledger.sqlite'}"
     with Session(engine_for(url)) as session:

@@ -23,7 +23,7 @@ from payments.schemes import load_scheme
 from payments.sepa.batch import BatchResult, write_batch
 from payments.sepa.charset import transliterate_one, untransliterable
 from payments.sepa.pain001 import cents_text
-from payments.sepa.signing import Signer, generate_demo_pair, load_signer
+from payments.sepa.signing import Signer
 from payments.sepa.verify import _cents, verify_batch
 from tests.conftest import official_xsd
 from tests.households import SECRET, household, table
@@ -32,13 +32,6 @@ from tests.openssl import openssl_verify
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
 OFFICIAL_XSD = etree.XMLSchema(etree.parse(str(official_xsd())))
 CREATED = datetime(2020, 5, 14, 8, 0, 0)
-
-
-@pytest.fixture(scope="module")
-def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
-    folder = tmp_path_factory.mktemp("keys")
-    generate_demo_pair(folder / "key.pem", folder / "cert.pem", common_name="Caf test")
-    return load_signer(folder / "key.pem", folder / "cert.pem")
 
 
 @pytest.fixture(scope="module")

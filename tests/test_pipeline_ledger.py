@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -13,16 +12,9 @@ from payments.ledger.models import Payment
 from payments.pipeline import run_batch
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import load_scheme
-from payments.sepa.signing import Signer, generate_demo_pair, load_signer
+from payments.sepa.signing import Signer
 from tests.conftest import MAY_2020
 from tests.households import SECRET
-
-
-@pytest.fixture(scope="module")
-def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
-    folder = tmp_path_factory.mktemp("keys")
-    generate_demo_pair(folder / "k.pem", folder / "c.pem", common_name="t")
-    return load_signer(folder / "k.pem", folder / "c.pem")
 
 
 def _files(folder: Path) -> dict[str, bytes]:

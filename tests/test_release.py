@@ -12,7 +12,7 @@ from payments.pipeline import run_batch
 from payments.release import approve, reject, send
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import load_scheme
-from payments.sepa.signing import Signer, generate_demo_pair, load_signer
+from payments.sepa.signing import Signer
 from payments.transport.base import TransportError
 from payments.transport.sftp import SftpTransport
 from tests.conftest import MAY_2020
@@ -21,13 +21,6 @@ from tests.openssl import openssl_verify
 from tests.sshd import SshServer
 
 FUNDS = ["13", "59", "2A"]
-
-
-@pytest.fixture(scope="module")
-def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
-    folder = tmp_path_factory.mktemp("keys")
-    generate_demo_pair(folder / "k.pem", folder / "c.pem", common_name="t")
-    return load_signer(folder / "k.pem", folder / "c.pem")
 
 
 def _one_fund_run(ledger: Engine, root: Path, signer: Signer, seed: int):  # type: ignore[no-untyped-def]

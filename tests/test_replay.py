@@ -14,16 +14,9 @@ from payments.pipeline import run_batch
 from payments.replay import replay_run
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import load_scheme
-from payments.sepa.signing import Signer, generate_demo_pair, load_signer
+from payments.sepa.signing import Signer, generate_demo_pair
 from tests.conftest import MAY_2020
 from tests.households import SECRET
-
-
-@pytest.fixture(scope="module")
-def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
-    folder = tmp_path_factory.mktemp("keys")
-    generate_demo_pair(folder / "k.pem", folder / "c.pem", common_name="t")
-    return load_signer(folder / "k.pem", folder / "c.pem")
 
 
 @pytest.fixture
@@ -99,7 +92,7 @@ def test_audit_bundle_checks_offline_and_names_what_was_altered(
     from payments.bundle import INDEX, check_bundle, export_bundle
     from payments.ledger.migrate import engine_for
     from payments.release import approve, send
-    from payments.sepa.signing import generate_demo_pair, load_certificate
+    from payments.sepa.signing import load_certificate
     from payments.transport.local import LocalTransport
 
     root, run_id = finished

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import paramiko
 
-from tests.sshd import SshServer
+from tests.sshd import SshServer, connection
 
 SCRIPT = """
 import sys
@@ -38,18 +38,7 @@ except Exception as exc:
 
 
 def _run(server: SshServer, host_key: str, tmp_path: Path) -> str:
-    conn = {
-        "conn_type": "sftp",
-        "host": server.host,
-        "port": server.port,
-        "login": server.username,
-        "extra": {
-            "key_file": str(server.client_key),
-            "host_key": host_key,
-            "root": str(server.root),
-            "no_host_key_check": False,
-        },
-    }
+    conn = connection(server, server.root, host_key)
     env = os.environ | {
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "AIRFLOW_CONN_BANK_SFTP": json.dumps(conn),

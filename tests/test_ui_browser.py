@@ -30,15 +30,8 @@ from payments.bank.reports import apply_report, parse_pain002
 from payments.ledger.migrate import engine_for
 from payments.ledger.models import Payment
 from payments.orchestration.summary import euros
-from payments.pipeline import run_batch
-from payments.release import approve, send
-from payments.sample.writer import SampleSpec, write_sample
-from payments.schemes import load_scheme
 from payments.sepa.signing import generate_demo_pair, load_signer
-from payments.transport.local import LocalTransport
-from tests.bank_simulator import status_report
-from tests.conftest import MAY_2020
-from tests.households import SECRET
+from tests.bank_simulator import sent_batch, status_report
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -64,26 +57,8 @@ def answered_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str
     generate_demo_pair(keys / "signing-key.pem", keys / "signing-cert.pem", common_name="t")
     signer = load_signer(keys / "signing-key.pem", keys / "signing-cert.pem")
     url = f"sqlite:///{root / 'ledger.sqlite'}"
-    write_sample(SampleSpec(households=1200, seed=21, window=MAY_2020, funds=("01", "75")), root)
-    result = run_batch(
-        root,
-        load_scheme("aes-2020-05"),
-        secret=SECRET,
-        signer=signer,
-        ledger_url=url,
-        funds=["01", "75"],
-        triggered_by="operator",
-    )
     engine = engine_for(url)
-    approve(engine, result.out_dir, result.run_id, by="finance", at=AT)
-    send(
-        engine,
-        result.out_dir,
-        result.run_id,
-        LocalTransport(root),
-        trusted=signer.certificate,
-        at=AT,
-    )
+    sent_batch(engine, root, signer, ("01", "75"), seed=21, at=AT)
     for path in sorted((root / "bank").rglob("*.xml")):
         report, _ = status_report(path.read_bytes(), reject_share=0.1, seed=4)
         with Session(engine) as session, session.begin():

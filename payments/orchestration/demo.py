@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from payments.config import DEMO_APPROVER, load_settings
+from payments.money import euros
 from payments.orchestration.local_run import answer_as, run_dag
-from payments.orchestration.summary import euros
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 

@@ -18,15 +18,16 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from payments.bank.reports import apply_report, parse_camt054, parse_pain002
 from payments.config import load_settings
+from payments.ledger.finance import finance_by_fund, tie_out
 from payments.ledger.migrate import engine_for, upgrade
+from payments.ledger.store import reissue_list
 from payments.logs import install_masking
+from payments.money import euros
 from payments.orchestration.endpoints import bank_target
-from payments.orchestration.summary import euros
 
 log = logging.getLogger(__name__)
 REPORTS_FOLDER = "bank/reports"
@@ -112,31 +113,22 @@ def write_reconciliation() -> dict[str, Any]:
     """``reconciliation/by_fund.csv`` from the ledger's finance view, and its national totals."""
     install_masking()
     settings = load_settings()
-    with engine_for(settings.ledger_url).connect() as c:
-        rows = [
-            dict(r)
-            for r in c.execute(
-                text("SELECT * FROM finance_by_fund ORDER BY scheme_id, fund_code")
-            ).mappings()
-        ]
+    engine = engine_for(settings.ledger_url)
+    rows = finance_by_fund(engine)
     out = settings.data_dir / "reconciliation"
     out.mkdir(parents=True, exist_ok=True)
     if rows:
         pacsv.write_csv(
             pa.Table.from_pylist(rows), out / "by_fund.csv", pacsv.WriteOptions(delimiter=";")
         )
-    from payments.ui.reconciliation import tie_out
-
-    per_run = tie_out(engine_for(settings.ledger_url))
+    per_run = tie_out(engine)
     if per_run:
         pacsv.write_csv(
             pa.Table.from_pylist(per_run),
             out / "by_run_fund.csv",
             pacsv.WriteOptions(delimiter=";"),
         )
-    from payments.ledger.store import reissue_list
-
-    with Session(engine_for(settings.ledger_url)) as session:
+    with Session(engine) as session:
         reissue = reissue_list(session)
     if reissue:
         pacsv.write_csv(

@@ -11,14 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from payments.money import euros
 from payments.pipeline import RunResult
 
-
-def euros(cents: int) -> str:
-    """Cents as a euro amount for display (integer arithmetic, never a float)."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole:,}.{part:02d} €".replace(",", "\u202f")
+__all__ = ["approval_text", "euros", "run_summary"]
 
 
 def run_summary(

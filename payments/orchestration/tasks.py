@@ -30,9 +30,10 @@ from payments.entitlement.folder import load_secret
 from payments.ledger.migrate import engine_for
 from payments.ledger.models import Payment
 from payments.logs import install_masking
+from payments.money import euros
 from payments.orchestration.endpoints import bank_target, describe, fund_source
-from payments.orchestration.request import BatchRequest, parse_request, scheme_for
-from payments.orchestration.summary import approval_text, euros, run_summary
+from payments.orchestration.request import parse_request
+from payments.orchestration.summary import approval_text, run_summary
 from payments.pipeline import conclude_run
 from payments.registry import Fund, load_registry
 from payments.release import approve, reject, send
@@ -72,10 +73,6 @@ def plan(params: Mapping[str, Any], airflow_run_id: str) -> dict[str, Any]:
         settings.data_dir,
     )
     return planned
-
-
-def _request(planned: Mapping[str, Any]) -> BatchRequest:
-    return parse_request(planned)
 
 
 def _fetch(transport: Transport, fund: Fund, scheme_id: str, into: Path) -> str:
@@ -125,8 +122,8 @@ def _write(path: Path, data: bytes) -> None:
 def receive(planned: Mapping[str, Any], fund_code: str) -> dict[str, Any]:
     """Mapped per fund: fetch (SFTP or local), check the file, validate its rows."""
     settings = _settings()
-    request = _request(planned)
-    scheme = scheme_for(request.scheme_id, request.payment_date)
+    request = parse_request(planned)
+    scheme = request.scheme()
     fund = load_registry().get(fund_code)
     staging = settings.data_dir / str(planned["workspace"])
     received = staging / "received"
@@ -170,7 +167,7 @@ def conclude(
     retry after the workspace was already renamed, returns the summary it wrote.
     """
     settings = _settings()
-    request = _request(planned)
+    request = parse_request(planned)
     scheme = request.scheme()
     staging = settings.data_dir / str(planned["workspace"])
     pointer = settings.data_dir / "runs" / ".airflow" / (Path(str(planned["workspace"])).name)

@@ -18,25 +18,22 @@ import pyarrow.csv as pacsv
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from payments.config import load_settings
+from payments.ledger.finance import AT_BANK, STATES, finance_by_fund, tie_out
 from payments.ledger.migrate import engine_for
+from payments.ledger.store import reissue_list
 from payments.logs import mask
-from payments.orchestration.summary import euros
+from payments.money import euros
 
 PAGE = Template(resources.files("payments.ui").joinpath("reconciliation.html").read_text("utf-8"))
-STATES = ("held", "sent", "accepted", "rejected", "returned", "cancelled")
 
 
 def load(engine: Engine) -> dict[str, Any]:
     """Everything the page shows, from the ledger's finance views."""
+    by_fund = finance_by_fund(engine)
     with engine.connect() as c:
-        by_fund = [
-            dict(r)
-            for r in c.execute(
-                text("SELECT * FROM finance_by_fund ORDER BY scheme_id, fund_code")
-            ).mappings()
-        ]
         rejections = [
             dict(r)
             for r in c.execute(
@@ -59,10 +56,6 @@ def load(engine: Engine) -> dict[str, Any]:
             ).mappings()
         ]
     by_run_fund = tie_out(engine)
-    from sqlalchemy.orm import Session
-
-    from payments.ledger.store import reissue_list
-
     with Session(engine) as session:
         reissue = reissue_list(session)
     totals = {
@@ -77,62 +70,6 @@ def load(engine: Engine) -> dict[str, Any]:
         "reissue": reissue,
         "totals": totals,
     }
-
-
-AT_BANK = ("sent", "accepted", "rejected", "returned")
-
-
-def tie_out(engine: Engine) -> list[dict[str, Any]]:
-    """Per run and fund: the ledger's payments by state against the files uploaded.
-
-    A line ties out when the payments the ledger has at the bank (sent,
-    accepted, rejected, returned) are exactly, in number and cents, the
-    transactions of the files uploaded for that run and fund.
-    """
-    with engine.connect() as c:
-        payments = c.execute(
-            text(
-                "SELECT run_id, fund_code, state, COUNT(*) AS n, SUM(amount_cents) AS cents "
-                "FROM payments GROUP BY run_id, fund_code, state"
-            )
-        ).all()
-        files = c.execute(
-            text(
-                "SELECT run_id, fund_code, SUM(nb_of_txs) AS n, SUM(ctrl_sum_cents) AS cents "
-                "FROM payment_files WHERE upload_state = 'uploaded' GROUP BY run_id, fund_code"
-            )
-        ).all()
-    lines: dict[tuple[str, str], dict[str, Any]] = {}
-    for run_id, fund, state, n, cents in payments:
-        line = lines.setdefault(
-            (run_id, fund),
-            {
-                "run_id": run_id,
-                "fund_code": fund,
-                "households": 0,
-                "files_count": 0,
-                "files_cents": 0,
-                **{f"{s}_cents": 0 for s in STATES},
-            },
-        )
-        line["households"] += int(n)
-        if state in STATES:
-            line[f"{state}_cents"] += int(cents)
-        if state in AT_BANK:
-            line["at_bank_count"] = line.get("at_bank_count", 0) + int(n)
-    for run_id, fund, n, cents in files:
-        found = lines.get((run_id, fund))
-        if found is not None:
-            found["files_count"], found["files_cents"] = int(n), int(cents)
-    out = []
-    for _, line in sorted(lines.items()):
-        at_bank = sum(line[f"{s}_cents"] for s in AT_BANK)
-        line["ties_out"] = (line.pop("at_bank_count", 0), at_bank) == (
-            line["files_count"],
-            line["files_cents"],
-        )
-        out.append(line)
-    return out
 
 
 def _bar_chart(title: str, items: list[tuple[str, int]]) -> str:

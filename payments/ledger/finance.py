@@ -1,0 +1,80 @@
+"""Finance's figures read from the ledger: where every euro is, and whether it ties out.
+
+One place for the queries the CLI (``payments reconciliation``), the
+reconciliation DAG and the Reconciliation page all show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+#: The states finance follows, in the order they are shown.
+STATES = ("held", "sent", "accepted", "rejected", "returned", "cancelled")
+#: States of a payment whose file reached the bank.
+AT_BANK = ("sent", "accepted", "rejected", "returned")
+
+
+def finance_by_fund(engine: Engine) -> list[dict[str, Any]]:
+    """The ``finance_by_fund`` view: per scheme and fund, counts and cents by state."""
+    with engine.connect() as c:
+        return [
+            dict(r)
+            for r in c.execute(
+                text("SELECT * FROM finance_by_fund ORDER BY scheme_id, fund_code")
+            ).mappings()
+        ]
+
+
+def tie_out(engine: Engine) -> list[dict[str, Any]]:
+    """Per run and fund: the ledger's payments by state against the files uploaded.
+
+    A line ties out when the payments the ledger has at the bank (sent,
+    accepted, rejected, returned) are exactly, in number and cents, the
+    transactions of the files uploaded for that run and fund.
+    """
+    with engine.connect() as c:
+        payments = c.execute(
+            text(
+                "SELECT run_id, fund_code, state, COUNT(*) AS n, SUM(amount_cents) AS cents "
+                "FROM payments GROUP BY run_id, fund_code, state"
+            )
+        ).all()
+        files = c.execute(
+            text(
+                "SELECT run_id, fund_code, SUM(nb_of_txs) AS n, SUM(ctrl_sum_cents) AS cents "
+                "FROM payment_files WHERE upload_state = 'uploaded' GROUP BY run_id, fund_code"
+            )
+        ).all()
+    lines: dict[tuple[str, str], dict[str, Any]] = {}
+    for run_id, fund, state, n, cents in payments:
+        line = lines.setdefault(
+            (run_id, fund),
+            {
+                "run_id": run_id,
+                "fund_code": fund,
+                "households": 0,
+                "files_count": 0,
+                "files_cents": 0,
+                **{f"{s}_cents": 0 for s in STATES},
+            },
+        )
+        line["households"] += int(n)
+        if state in STATES:
+            line[f"{state}_cents"] += int(cents)
+        if state in AT_BANK:
+            line["at_bank_count"] = line.get("at_bank_count", 0) + int(n)
+    for run_id, fund, n, cents in files:
+        found = lines.get((run_id, fund))
+        if found is not None:
+            found["files_count"], found["files_cents"] = int(n), int(cents)
+    out = []
+    for _, line in sorted(lines.items()):
+        at_bank = sum(line[f"{s}_cents"] for s in AT_BANK)
+        line["ties_out"] = (line.pop("at_bank_count", 0), at_bank) == (
+            line["files_count"],
+            line["files_cents"],
+        )
+        out.append(line)
+    return out
