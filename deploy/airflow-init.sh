@@ -4,6 +4,7 @@
 set -eu
 airflow db migrate
 payments ledger upgrade
+payments storage check   # creates the bucket on first start, round-trips a probe
 airflow pools set payments_sftp "${PAYMENTS_SFTP_SLOTS:-4}" "SFTP sessions to funds and bank"
 airflow connections delete payments_funds >/dev/null 2>&1 || true
 airflow connections add payments_funds --conn-type sftp --conn-host sftp-funds --conn-port 22 \

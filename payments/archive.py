@@ -36,8 +36,13 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def archive_key(digest: str) -> str:
+    """Where ``digest`` lives, relative to the storage root."""
+    return f"{ARCHIVE}/sha256/{digest[:2]}/{digest}"
+
+
 def archive_path(root: Path, digest: str) -> Path:
-    return root / ARCHIVE / "sha256" / digest[:2] / digest
+    return root / archive_key(digest)
 
 
 def put(root: Path, data: bytes) -> str:

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from payments import __version__
 from payments.config import load_settings
-from payments.console import progress, stdout
+from payments.console import progress, stderr, stdout
 from payments.contract import load_contract
 from payments.logs import setup_logging
 from payments.money import euros
@@ -529,6 +529,24 @@ ledger_app = typer.Typer(
 audit_app = typer.Typer(help="Audit checks.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(audit_app, name="audit")
+
+
+storage_app = typer.Typer(help="The storage root tasks exchange data through.")
+app.add_typer(storage_app, name="storage")
+
+
+@storage_app.command("check")
+def storage_check(data_dir: DataDir = None) -> None:
+    """Create the storage root if needed (the bucket on an object store) and round-trip a probe."""
+    from payments.storage import StorageError
+
+    try:
+        storage = load_settings(data_dir).storage()
+        storage.check()
+    except StorageError as exc:
+        stderr.print(f"[red]✗[/red] {exc}")
+        raise typer.Exit(1) from exc
+    stdout.print(f"[green]✓[/green] storage root usable: {storage}")
 
 
 @ledger_app.command("upgrade")

@@ -1,8 +1,8 @@
 """Settings of the imperative shell, read once from the environment.
 
 Embedded defaults (a ``data/`` folder beside the current directory, a SQLite
-ledger inside it) let ``make demo`` run on a bare machine; production sets the
-environment variables below.
+ledger inside it, the same folder as storage root) let ``make demo`` run on a
+bare machine; production sets the environment variables below.
 """
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from payments.storage import Storage, open_storage
+
 ENV_DATA_DIR = "PAYMENTS_DATA_DIR"
 ENV_LEDGER_URL = "PAYMENTS_LEDGER_URL"
+#: Where tasks exchange data: a folder (default: the data dir) or an object-store URL.
+ENV_STORAGE_ROOT = "PAYMENTS_STORAGE_ROOT"
 #: Comma-separated user ids (as the Airflow auth manager knows them) who may approve a batch.
 ENV_APPROVERS = "PAYMENTS_FINANCE_APPROVERS"
 #: "1" on a demo machine only: missing secrets are generated instead of refused.
@@ -28,6 +32,22 @@ class Settings:
     ledger_url: str
     finance_approvers: tuple[str, ...] = DEFAULT_APPROVERS
     demo: bool = False
+    #: The storage root tasks exchange data through; ``data_dir`` when unset.
+    storage_url: str = ""
+
+    def storage(self) -> Storage:
+        return open_storage(self.storage_url or self.data_dir)
+
+    @property
+    def shared_storage(self) -> bool:
+        """True when the storage root is not this machine's data dir (several workers)."""
+        return bool(self.storage_url) and "://" in self.storage_url
+
+    @property
+    def may_create_secrets(self) -> bool:
+        """Demo secrets are made on the spot, and only on one machine: with a shared
+        storage root every worker would make its own, and keys would differ."""
+        return self.demo and not self.shared_storage
 
 
 def load_settings(data_dir: Path | None = None) -> Settings:
@@ -42,4 +62,5 @@ def load_settings(data_dir: Path | None = None) -> Settings:
         ledger_url=ledger,
         finance_approvers=tuple(a for a in approvers if a),
         demo=os.environ.get(ENV_DEMO, "") == "1",
+        storage_url=os.environ.get(ENV_STORAGE_ROOT, ""),
     )

@@ -104,4 +104,5 @@ if os.environ.get("CI"):
 
 
 from tests.ledger_fixtures import ledger, pg_url  # noqa: F401 - shared ledger fixtures
+from tests.s3 import s3_endpoint, s3_root  # noqa: F401 - the in-process S3 server
 from tests.sshd import sshd  # noqa: F401 - the real OpenSSH server fixture

@@ -138,10 +138,16 @@ def test_compose_runs_a_distributed_airflow_with_everything_the_dags_name() -> N
             deps = service["depends_on"]
             assert deps["airflow-init"]["condition"] == "service_completed_successfully"
             assert deps["postgres"]["condition"] == "service_healthy", name
-            assert "payments-data:/opt/payments/data" in service["volumes"], name
+            # No shared disk between workers: data goes through the object store.
+            assert not [v for v in service["volumes"] if "data" in v.split(":")[0]], name
+            environment = service["environment"]
+            assert environment["PAYMENTS_STORAGE_ROOT"].startswith("s3://"), name
+            assert environment["AWS_ENDPOINT_URL"] == "http://minio:9000", name
         if name != "airflow-init":
             assert "healthcheck" in service, name
-    for volume in ("postgres-data", "minio-data", "payments-data"):
+    for volume in ("postgres-data", "minio-data"):
         assert volume in doc["volumes"]
+    assert "payments storage check" in init  # the bucket exists before any DAG runs
+    assert "[s3]" in (ROOT / "deploy" / "Dockerfile").read_text()
     assert "payments" in doc["networks"]
     assert (ROOT / "deploy" / "Dockerfile").read_text().startswith("# The project's Airflow image")

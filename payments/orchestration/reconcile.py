@@ -28,10 +28,12 @@ from payments.ledger.store import reissue_list
 from payments.logs import install_masking
 from payments.money import euros
 from payments.orchestration.endpoints import bank_target
+from payments.storage import staged
 
 log = logging.getLogger(__name__)
 REPORTS_FOLDER = "bank/reports"
 LOCAL_COPIES = "bank-reports"
+RECONCILED = "reconciliation"
 
 
 def _local_name(name: str, data: bytes) -> str:
@@ -41,34 +43,33 @@ def _local_name(name: str, data: bytes) -> str:
 def pending_reports() -> int:
     """How many reports in the bank's folder were not copied yet (the inbox watch)."""
     install_masking()
-    local = load_settings().data_dir / LOCAL_COPIES
+    storage = load_settings().storage()
+    seen = set(storage.files(LOCAL_COPIES))
     with bank_target() as transport:
         names = [n for n in transport.listdir(REPORTS_FOLDER) if n.endswith(".xml")]
         waiting = sum(
-            not (local / _local_name(n, transport.read(f"{REPORTS_FOLDER}/{n}"))).exists()
-            for n in names
+            _local_name(n, transport.read(f"{REPORTS_FOLDER}/{n}")) not in seen for n in names
         )
     log.info("bank reports folder: %s files, %s not reconciled yet", len(names), waiting)
     return waiting
 
 
 def new_reports() -> list[str]:
-    """Copy reports not seen before from the bank; return their local paths (storage root)."""
+    """Copy reports not seen before from the bank; return their paths in the storage root."""
     install_masking()
-    settings = load_settings()
-    local = settings.data_dir / LOCAL_COPIES
-    local.mkdir(parents=True, exist_ok=True)
+    storage = load_settings().storage()
+    seen = set(storage.files(LOCAL_COPIES))
     fetched: list[str] = []
     with bank_target() as transport:
         for name in transport.listdir(REPORTS_FOLDER):
             if not name.endswith(".xml"):
                 continue
             data = transport.read(f"{REPORTS_FOLDER}/{name}")
-            target = local / _local_name(name, data)
-            if target.exists():
+            local_name = _local_name(name, data)
+            if local_name in seen:
                 continue
-            target.write_bytes(data)
-            fetched.append(str(target.relative_to(settings.data_dir)))
+            storage.write_bytes(f"{LOCAL_COPIES}/{local_name}", data)
+            fetched.append(f"{LOCAL_COPIES}/{local_name}")
     log.info("bank reports: %s new", len(fetched))
     return sorted(fetched)
 
@@ -77,12 +78,13 @@ def ingest(paths: list[str]) -> dict[str, Any]:
     """Apply each report to the ledger; counts per kind and every flagged line."""
     install_masking()
     settings = load_settings()
+    storage = settings.storage()
     upgrade(settings.ledger_url)
     engine = engine_for(settings.ledger_url)
     counts = {"reports": 0, "accepted": 0, "rejected": 0, "returned": 0}
     flagged: list[str] = []
     for rel in paths:
-        data = (settings.data_dir / rel).read_bytes()
+        data = storage.read_bytes(rel)
         lines = parse_pain002(data) if b"CstmrPmtStsRpt" in data else parse_camt054(data)
         with Session(engine) as session, session.begin():
             applied = apply_report(
@@ -115,29 +117,34 @@ def write_reconciliation() -> dict[str, Any]:
     settings = load_settings()
     engine = engine_for(settings.ledger_url)
     rows = finance_by_fund(engine)
-    out = settings.data_dir / "reconciliation"
-    out.mkdir(parents=True, exist_ok=True)
-    if rows:
-        pacsv.write_csv(
-            pa.Table.from_pylist(rows), out / "by_fund.csv", pacsv.WriteOptions(delimiter=";")
-        )
-    per_run = tie_out(engine)
-    if per_run:
-        pacsv.write_csv(
-            pa.Table.from_pylist(per_run),
-            out / "by_run_fund.csv",
-            pacsv.WriteOptions(delimiter=";"),
-        )
-    with Session(engine) as session:
-        reissue = reissue_list(session)
-    if reissue:
-        pacsv.write_csv(
-            pa.Table.from_pylist(reissue), out / "reissue.csv", pacsv.WriteOptions(delimiter=";")
-        )
-    log.info("re-issue list: %s payments rejected or returned, not re-issued yet", len(reissue))
-    broken = [f"{r['run_id']}/{r['fund_code']}" for r in per_run if not r["ties_out"]]
-    for line in broken:
-        log.error("reconciliation: %s does not tie out (files at the bank vs ledger)", line)
+    with staged(settings.storage(), publish=[RECONCILED]) as area:
+        out = area.root / RECONCILED
+        out.mkdir(parents=True, exist_ok=True)
+        if rows:
+            pacsv.write_csv(
+                pa.Table.from_pylist(rows), out / "by_fund.csv", pacsv.WriteOptions(delimiter=";")
+            )
+        per_run = tie_out(engine)
+        if per_run:
+            pacsv.write_csv(
+                pa.Table.from_pylist(per_run),
+                out / "by_run_fund.csv",
+                pacsv.WriteOptions(delimiter=";"),
+            )
+        with Session(engine) as session:
+            reissue = reissue_list(session)
+        if reissue:
+            pacsv.write_csv(
+                pa.Table.from_pylist(reissue),
+                out / "reissue.csv",
+                pacsv.WriteOptions(delimiter=";"),
+            )
+        else:
+            (out / "reissue.csv").unlink(missing_ok=True)  # an old list would mislead finance
+        log.info("re-issue list: %s payments rejected or returned, not re-issued yet", len(reissue))
+        broken = [f"{r['run_id']}/{r['fund_code']}" for r in per_run if not r["ties_out"]]
+        for line in broken:
+            log.error("reconciliation: %s does not tie out (files at the bank vs ledger)", line)
     cents_columns = sorted({k for r in rows for k in r if k.endswith("_cents")})
     totals = {k: sum(int(r[k] or 0) for r in rows) for k in cents_columns}
     for k, v in totals.items():
@@ -145,7 +152,7 @@ def write_reconciliation() -> dict[str, Any]:
     return {
         "rows": len(rows),
         "totals_cents": totals,
-        "csv": str(out / "by_fund.csv"),
+        "csv": f"{settings.storage()}/{RECONCILED}/by_fund.csv",
         "not_tied_out": broken,
         "reissue": len(reissue),
     }

@@ -1,9 +1,12 @@
 """One function per task of the ``solidarity_payment_batch`` DAG.
 
 Each takes and returns small JSON documents; data moves through the storage
-root (``PAYMENTS_DATA_DIR``), under the Airflow run's workspace
-(``runs/.staging-<airflow run>/``) until the national step renames it to the
-run id (``runs/<run_id>/``). A retried task finds what its previous attempt
+root (``PAYMENTS_STORAGE_ROOT``: a folder, by default ``PAYMENTS_DATA_DIR``, or
+an object-store URL), under the Airflow run's workspace
+(``runs/.staging-<airflow run>/``) until the national step publishes it as the
+run id (``runs/<run_id>/``). Each task works in a local folder
+(:func:`payments.storage.staged`) and publishes what it wrote only when it
+succeeds, so tasks can run on any worker. A retried task finds what its previous attempt
 left and ends in the same state: files are fetched again, validated again
 (same bytes, same outputs), delivered at most once (the ledger's guarantee).
 """
@@ -18,7 +21,7 @@ import re
 import shutil
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import func, select
@@ -34,10 +37,11 @@ from payments.money import euros
 from payments.orchestration.endpoints import bank_target, describe, fund_source
 from payments.orchestration.request import parse_request
 from payments.orchestration.summary import approval_text, run_summary
-from payments.pipeline import conclude_run
+from payments.pipeline import LATEST, conclude_run
 from payments.registry import Fund, load_registry
 from payments.release import approve, reject, send
 from payments.sepa.signing import generate_demo_pair, load_certificate, load_signer, signer_paths
+from payments.storage import staged
 from payments.transport.base import Transport, TransportError, fetch_checked, with_retries
 from payments.validation.folder import gather_validation, validate_fund
 from payments.validation.schema import Window
@@ -70,7 +74,7 @@ def plan(params: Mapping[str, Any], airflow_run_id: str) -> dict[str, Any]:
         len(request.funds),
         request.payment_date or "the scheme's",
         request.dry_run,
-        settings.data_dir,
+        settings.storage(),
     )
     return planned
 
@@ -125,14 +129,17 @@ def receive(planned: Mapping[str, Any], fund_code: str) -> dict[str, Any]:
     request = parse_request(planned)
     scheme = request.scheme()
     fund = load_registry().get(fund_code)
-    staging = settings.data_dir / str(planned["workspace"])
-    received = staging / "received"
-    shutil.rmtree(received / fund.inbox, ignore_errors=True)  # a retry starts clean
-    with fund_source(fund) as transport:
-        log.info("fund %s: from %s", fund.code, describe(fund))
-        _fetch(transport, fund, scheme.id, received)
-    window = Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
-    report = validate_fund(received, staging / "validation", fund, scheme.id, window)
+    ws = str(planned["workspace"])
+    publish = [f"{ws}/received/{fund.inbox}", f"{ws}/validation/{fund.code}"]
+    with staged(settings.storage(), publish=publish) as area:
+        staging = area.root / ws
+        received = staging / "received"
+        shutil.rmtree(received / fund.inbox, ignore_errors=True)  # a retry starts clean
+        with fund_source(fund) as transport:
+            log.info("fund %s: from %s", fund.code, describe(fund))
+            _fetch(transport, fund, scheme.id, received)
+        window = Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
+        report = validate_fund(received, staging / "validation", fund, scheme.id, window)
     outcome = {
         "fund": fund.code,
         "status": report.status,
@@ -149,10 +156,10 @@ def receive(planned: Mapping[str, Any], fund_code: str) -> dict[str, Any]:
 def _signer(settings: Settings) -> Any:
     key, cert = signer_paths(settings.data_dir)
     if not key.exists() or not cert.exists():
-        if not settings.demo:
+        if not settings.may_create_secrets:
             raise FileNotFoundError(
                 "no signing key: set PAYMENTS_SIGNING_KEY and PAYMENTS_SIGNING_CERT "
-                "(or PAYMENTS_DEMO=1 on a demo machine)"
+                "(or PAYMENTS_DEMO=1 on a one-machine demo)"
             )
         generate_demo_pair(key, cert, common_name="solidarity-payments demo signer")
     return load_signer(key, cert)
@@ -169,39 +176,51 @@ def conclude(
     settings = _settings()
     request = parse_request(planned)
     scheme = request.scheme()
-    staging = settings.data_dir / str(planned["workspace"])
-    pointer = settings.data_dir / "runs" / ".airflow" / (Path(str(planned["workspace"])).name)
-    if not staging.exists() and pointer.exists():
-        log.info("national step already done by an earlier attempt: %s", pointer.read_text())
-        summary: dict[str, Any] = json.loads((settings.data_dir / pointer.read_text()).read_text())
+    storage = settings.storage()
+    ws = str(planned["workspace"])
+    pointer = f"runs/.airflow/{PurePosixPath(ws).name}"
+    if not storage.exists(ws) and storage.exists(pointer):
+        done = storage.read_text(pointer)
+        log.info("national step already done by an earlier attempt: %s", done)
+        summary: dict[str, Any] = json.loads(storage.read_text(done))
         return summary
-    validation = gather_validation(
-        staging / "validation",
-        scheme.id,
-        list(request.funds),
-        why_absent="its receive task failed after its retries (see that task's log); "
-        "take it in a complementary run",
-    )
-    result = conclude_run(
-        settings.data_dir,
-        staging,
-        scheme,
-        validation,
-        secret=load_secret(settings.data_dir, create=settings.demo),
-        signer=_signer(settings),
-        ledger_url=settings.ledger_url,
-        started_at=started_at,
-        triggered_by=triggered_by,
-        parameters={k: v for k, v in request.to_dict().items() if k != "dry_run"},
-        dry_run=request.dry_run,
-        inputs_root=staging / "received",
-    )
-    summary = run_summary(result, request.to_dict(), settings.data_dir, triggered_by)
-    summary["approval_text"] = approval_text(summary)
-    (result.out_dir / SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    (result.out_dir / "approval.md").write_text(summary["approval_text"])
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    pointer.write_text(f"{summary['run_dir']}/{SUMMARY}")
+    with staged(storage, pull=[f"{ws}/validation", f"{ws}/received"]) as area:
+        root = area.root
+        staging = root / ws
+        validation = gather_validation(
+            staging / "validation",
+            scheme.id,
+            list(request.funds),
+            why_absent="its receive task failed after its retries (see that task's log); "
+            "take it in a complementary run",
+        )
+        result = conclude_run(
+            root,
+            staging,
+            scheme,
+            validation,
+            secret=load_secret(settings.data_dir, create=settings.may_create_secrets),
+            signer=_signer(settings),
+            ledger_url=settings.ledger_url,
+            started_at=started_at,
+            triggered_by=triggered_by,
+            parameters={k: v for k, v in request.to_dict().items() if k != "dry_run"},
+            dry_run=request.dry_run,
+            inputs_root=staging / "received",
+        )
+        summary = run_summary(result, request.to_dict(), root, triggered_by)
+        summary["approval_text"] = approval_text(summary)
+        (result.out_dir / SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        (result.out_dir / "approval.md").write_text(summary["approval_text"])
+        (root / pointer).parent.mkdir(parents=True, exist_ok=True)
+        (root / pointer).write_text(f"{summary['run_dir']}/{SUMMARY}")
+        # Published in this order: a pointer is never seen before what it points to.
+        area.publish("archive", replace=False)
+        area.publish(summary["run_dir"])
+        if not request.dry_run:
+            area.publish(f"runs/{LATEST}")
+        area.publish(pointer)
+        area.remove(ws)
     _log_summary(summary)
     return summary
 
@@ -275,13 +294,15 @@ def record_approval(summary: Mapping[str, Any], response: Mapping[str, Any]) -> 
     check_respondent(user, summary.get("triggered_by"), settings.finance_approvers)
     # make demo answers as the demo approver: the ledger says so.
     by = f"{user} (demo setting)" if settings.demo and user == DEMO_APPROVER else user
-    filed = approve(
-        engine_for(settings.ledger_url),
-        settings.data_dir / summary["run_dir"],
-        summary["run_id"],
-        by=by,
-        at=_response_time(response),
-    )
+    run_dir = str(summary["run_dir"])
+    with staged(settings.storage(), pull=[f"{run_dir}/payments"]) as area:
+        filed = approve(
+            engine_for(settings.ledger_url),
+            area.root / run_dir,
+            summary["run_id"],
+            by=by,
+            at=_response_time(response),
+        )
     log.info("run %s approved by %s: %s payments filed", summary["run_id"], by, filed)
     return list(summary["funds_with_files"])
 
@@ -300,11 +321,15 @@ def deliver(summary: Mapping[str, Any], fund_code: str) -> dict[str, Any]:
     """Mapped per fund: verify the batch, upload this fund's files exactly once."""
     settings = _settings()
     trusted = load_certificate(signer_paths(settings.data_dir)[1])
-    with bank_target() as transport:
+    run_dir = str(summary["run_dir"])
+    with (
+        staged(settings.storage(), pull=[f"{run_dir}/payments"]) as area,
+        bank_target() as transport,
+    ):
         log.info("fund %s: delivering to %s", fund_code, describe(None))
         sent = send(
             engine_for(settings.ledger_url),
-            settings.data_dir / summary["run_dir"],
+            area.root / run_dir,
             summary["run_id"],
             transport,
             trusted=trusted,

@@ -9,6 +9,7 @@ integer cents, formatted for display only.
 
 import html
 import io
+import json
 from importlib import resources
 from string import Template
 from typing import Annotated, Any
@@ -191,23 +192,27 @@ def create_app() -> FastAPI:
 
         from fastapi import HTTPException
 
+        from payments.archive import archive_key
         from payments.bundle import export_bundle
         from payments.sepa.signing import signer_paths
+        from payments.storage import staged
 
         settings = load_settings()
-        if (
-            not re.fullmatch(r"[a-z0-9-]+", run_id)
-            or not (settings.data_dir / "runs" / run_id / "run.json").exists()
-        ):
+        storage = settings.storage()
+        record = f"runs/{run_id}/run.json"
+        if not re.fullmatch(r"[a-z0-9-]+", run_id) or not storage.exists(record):
             raise HTTPException(404, f"no archived run {run_id}")
-        with tempfile.TemporaryDirectory() as tmp:
-            data = export_bundle(
-                settings.data_dir,
-                settings.ledger_url,
-                run_id,
-                Path(tmp) / "bundle.zip",
-                signer_paths(settings.data_dir)[1],
-            ).read_bytes()
+        with staged(storage, pull=[record, f"runs/{run_id}/payments"]) as area:
+            scheme_digest = json.loads((area.root / record).read_text())["scheme_sha256"]
+            area.pull(archive_key(scheme_digest))
+            with tempfile.TemporaryDirectory() as tmp:
+                data = export_bundle(
+                    area.root,
+                    settings.ledger_url,
+                    run_id,
+                    Path(tmp) / "bundle.zip",
+                    signer_paths(settings.data_dir)[1],
+                ).read_bytes()
         return Response(
             data,
             media_type="application/zip",
