@@ -65,8 +65,7 @@ test: lint
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
 bench: $(STAMP)
-	$(BIN)/python -m payments.benchmarks.sample_bench
-	$(BIN)/python -m payments.benchmarks.pandera_backends 1000000
+	$(BIN)/payments bench
 
 national: $(STAMP)
 	$(BIN)/pytest -q -m national -p no:cacheprovider tests/test_national.py

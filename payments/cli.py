@@ -1023,3 +1023,40 @@ def contract(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+@app.command("bench")
+def bench(
+    households: Annotated[
+        int, typer.Option(help="Households in the national run (101 fund files).")
+    ] = 4_100_000,
+    baseline: Annotated[
+        int,
+        typer.Option(help="Households of the side-by-side with the default approach (0: skip)."),
+    ] = 200_000,
+    scaling: Annotated[
+        bool, typer.Option(help="Also run 0.5 M, 1 M and 2 M households (time and memory growth).")
+    ] = True,
+    ledger: Annotated[bool, typer.Option(help="Time the ledger load (PostgreSQL, SQLite).")] = True,
+    postgres: Annotated[
+        str, typer.Option(help="Server for the ledger-load row; its database is recreated.")
+    ] = "postgresql+psycopg://postgres@127.0.0.1:5432/payments_bench",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Where to write the figures (default: bench dir).")
+    ] = None,
+) -> None:
+    """National-scale figures, stage by stage, beside the default approach (never asserted).
+
+    Samples are generated once and cached outside the repository
+    ($PAYMENTS_BENCH_DIR, default ~/.cache/solidarity-payments/bench).
+    """
+    from payments.benchmarks.national import SCALING, main
+
+    main(
+        households,
+        baseline_households=baseline,
+        scaling=SCALING if scaling else (),
+        ledger=ledger,
+        postgres_url=postgres,
+        json_path=json_out,
+    )

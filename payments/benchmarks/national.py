@@ -1,0 +1,593 @@
+"""``make bench`` / ``payments bench``: the national batch, stage by stage, beside the baseline.
+
+Runs the pipeline's own stage functions without Airflow on a national sample
+(cached outside the repository, ``$PAYMENTS_BENCH_DIR``, default
+``~/.cache/solidarity-payments/bench``): read, validate, compute + deduplicate,
+write pain.001, sign + manifest, then the ledger load (PostgreSQL and
+SQLite) as its own rows. Then the same pipeline and the default approach
+(:mod:`payments.benchmarks.baseline`) on the same subset, with the ratio per
+stage and the payable totals compared; then a scaling run. Prints tables and
+writes everything as JSON. Figures only: nothing here asserts a time.
+
+Peak RSS is sampled (every 20 ms) over this process and its worker processes
+together, per stage. Read and validate run fused in the worker processes (one
+pass over each fund); their wall time is split by each phase's share of the
+workers' time, measured inside the workers.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pyarrow.parquet as pq
+
+from payments.contract import load_contract
+from payments.entitlement.folder import compute_folder
+from payments.intake import Receipt, receive_fund
+from payments.registry import Fund, load_registry
+from payments.sample.households import Window as SampleWindow
+from payments.sample.writer import SampleSpec, write_sample
+from payments.schemes import Scheme, load_scheme
+from payments.sepa.batch import write_batch
+from payments.sepa.signing import Signer, generate_demo_pair, load_signer
+from payments.validation.folder import (
+    FolderValidation,
+    FundReport,
+    _as_of,
+    _conclude,
+    _write_fund,
+)
+from payments.validation.rows import validate_rows
+from payments.validation.schema import Window
+
+SCHEME = "aes-2020-05"
+NATIONAL = 4_100_000
+BASELINE = 200_000
+SCALING = (500_000, 1_000_000, 2_000_000)
+#: A fixed secret: the bench's keys need not be secret, only stable.
+BENCH_SECRET = b"bench-secret-not-for-production!"
+SEED = 2020
+
+
+def bench_dir() -> Path:
+    return Path(
+        os.environ.get(
+            "PAYMENTS_BENCH_DIR", Path.home() / ".cache" / "solidarity-payments" / "bench"
+        )
+    )
+
+
+# --- measuring ---------------------------------------------------------------
+class _RssSampler:
+    """Peak resident memory of this process and its children, sampled in a thread."""
+
+    def __init__(self, every: float = 0.02) -> None:
+        self.every = every
+        self.peak = 0
+        self._stop = threading.Event()
+        self._me = psutil.Process()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        total = 0
+        for proc in [self._me, *self._me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> _RssSampler:
+        self.peak = self._rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of the worker processes it has waited for."""
+    me = psutil.Process().cpu_times()
+    return float(me.user + me.system + me.children_user + me.children_system)
+
+
+@dataclass
+class Stage:
+    name: str
+    rows: int
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: int
+    in_mb: float = 0.0
+    out_mb: float = 0.0
+    note: str = ""
+
+    @property
+    def rows_per_s(self) -> int:
+        return int(self.rows / self.wall_s) if self.wall_s else 0
+
+    @property
+    def mb_per_s(self) -> float:
+        return round(self.in_mb / self.wall_s, 1) if self.wall_s else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rows_per_s": self.rows_per_s, "mb_per_s": self.mb_per_s}
+
+
+@dataclass
+class Measured:
+    wall: float = 0.0
+    cpu: float = 0.0
+    peak: int = 0
+
+
+@contextmanager
+def measure() -> Iterator[Measured]:
+    out = Measured()
+    cpu0, wall0 = _cpu(), time.perf_counter()
+    with _RssSampler() as rss:
+        yield out
+    out.wall, out.cpu, out.peak = time.perf_counter() - wall0, _cpu() - cpu0, rss.peak
+
+
+def _mb(paths: list[Path]) -> float:
+    return round(sum(p.stat().st_size for p in paths if p.is_file()) / 1e6, 1)
+
+
+def _files(root: Path, pattern: str) -> list[Path]:
+    return sorted(root.rglob(pattern))
+
+
+# --- the sample ----------------------------------------------------------------
+def sample(
+    households: int, *, funds: tuple[str, ...] = (), log: Callable[[str], None] = print
+) -> Path:
+    """The sample of ``households`` under the bench folder, generated once and reused."""
+    root = bench_dir() / f"sample-{households}{'-' + '-'.join(funds) if funds else ''}"
+    spec = SampleSpec(
+        households,
+        SEED,
+        SampleWindow(SCHEME, ("2020-04", "2020-05"), date(2020, 5, 10)),
+        funds=funds,
+    )
+    marker = root / "bench-sample.json"
+    wanted = json.dumps({"households": households, "seed": SEED, "scheme": SCHEME, "funds": funds})
+    if marker.exists() and marker.read_text() == wanted:
+        return root
+    log(f"generating the sample: {households:,} households under {root}")
+    shutil.rmtree(root, ignore_errors=True)
+    write_sample(spec, root)
+    marker.write_text(wanted)
+    return root
+
+
+# --- our pipeline, stage by stage ------------------------------------------------
+def _fund(
+    root: Path, out_dir: Path, fund: Fund, window: Window
+) -> tuple[FundReport, Receipt, dict[str, float]]:
+    """validate_folder's per-fund work with a clock around each phase (in a worker)."""
+    contract = load_contract()
+    spent: dict[str, float] = {}
+    t = time.process_time()
+    receipt, rows = receive_fund(root, fund, SCHEME, contract)
+    spent["read"] = time.process_time() - t
+    report = FundReport(
+        fund.code,
+        receipt.file,
+        receipt.status,
+        str(receipt.error) if receipt.error else None,
+        receipt.message,
+        receipt.sha256,
+    )
+    if rows is not None:
+        t = time.process_time()
+        result = validate_rows(
+            rows.table,
+            rows.lines,
+            contract=contract,
+            fund_code=fund.code,
+            window=window,
+            as_of=_as_of(receipt, window.reference_date),
+            invalid_rows=rows.invalid,
+        )
+        report.rows_read = result.rows_read
+        report.accepted = result.accepted_rows
+        report.quarantined = result.quarantined_rows
+        report.rules = result.rule_counts
+        _write_fund(out_dir / fund.code, result, report)
+        spent["validate"] = time.process_time() - t
+    return report, receipt, spent
+
+
+@dataclass(frozen=True)
+class _TimedSigner(Signer):
+    """The signer, with the time spent signing counted (write and sign are one pass)."""
+
+    clock: list[float] = field(default_factory=lambda: [0.0])
+
+    @property
+    def spent(self) -> float:
+        return self.clock[0]
+
+    def sign(self, data: bytes) -> bytes:
+        t = time.perf_counter()
+        try:
+            return super().sign(data)
+        finally:
+            self.clock[0] += time.perf_counter() - t
+
+
+@dataclass
+class PipelineRun:
+    households: int
+    stages: list[Stage] = field(default_factory=list)
+    payable: int = 0
+    payable_cents: int = 0
+    decisions: Path | None = None
+
+    @property
+    def total_wall(self) -> float:
+        return round(sum(s.wall_s for s in self.stages), 2)
+
+    @property
+    def peak_rss_mb(self) -> int:
+        return max((s.peak_rss_mb for s in self.stages), default=0)
+
+
+def run_pipeline(
+    root: Path, households: int, signer: Signer, *, workers: int, scheme: Scheme
+) -> PipelineRun:
+    """read → validate → compute → write → sign, as the pipeline runs them."""
+    out = root / "bench-run"
+    shutil.rmtree(out, ignore_errors=True)
+    run = PipelineRun(households)
+    window = Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
+    registry = load_registry()
+    inputs = _files(root / "funds", "*.csv")
+    spent = {"read": 0.0, "validate": 0.0}
+    with measure() as m:
+        done = []
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [
+                pool.submit(_fund, root, out / "validation", f, window) for f in registry.funds
+            ]
+            done = [f.result() for f in futures]
+        for _, _, s in done:
+            for k in spent:
+                spent[k] += s.get(k, 0.0)
+        validation: FolderValidation = _conclude(
+            out / "validation", SCHEME, [d[0] for d in done], [d[1] for d in done]
+        )
+    share = spent["read"] / max(spent["read"] + spent["validate"], 1e-9)
+    rows = int(validation.totals()["rows_read"])
+    in_mb = _mb(inputs)
+    run.stages.append(
+        Stage(
+            "read (SHA-256, file checks, CSV parse)",
+            rows,
+            round(m.wall * share, 2),
+            round(m.cpu * share, 2),
+            m.peak // 2**20,
+            in_mb=in_mb,
+            note="wall split from the fused read+validate pass by worker time",
+        )
+    )
+    run.stages.append(
+        Stage(
+            "validate (Pandera rules, quarantine, Parquet)",
+            rows,
+            round(m.wall * (1 - share), 2),
+            round(m.cpu * (1 - share), 2),
+            m.peak // 2**20,
+            in_mb=in_mb,
+            out_mb=_mb(_files(out / "validation", "*.parquet")),
+        )
+    )
+    with measure() as m:
+        compute_folder(
+            out / "validation",
+            out / "compute",
+            scheme,
+            secret=BENCH_SECRET,
+            run_date=scheme.spec.payment_date,
+            workers=workers,
+        )
+    accepted = int(validation.totals()["accepted"])
+    decisions_path = out / "compute" / "decisions.parquet"
+    run.decisions = decisions_path
+    run.stages.append(
+        Stage(
+            "compute + deduplicate (keys, facts, rules, holds)",
+            accepted,
+            round(m.wall, 2),
+            round(m.cpu, 2),
+            m.peak // 2**20,
+            in_mb=_mb(_files(out / "validation", "accepted.parquet")),
+            out_mb=_mb([decisions_path]),
+        )
+    )
+    timed = _TimedSigner(signer.key, signer.certificate)
+    with measure() as m:
+        decisions = pq.read_table(decisions_path)
+        batch = write_batch(
+            decisions,
+            scheme,
+            run_id=f"{SCHEME}-bench",
+            created_at=datetime(2020, 5, 14, 8, 0),
+            signer=timed,
+            out_dir=out / "payments",
+        )
+    totals = batch.manifest["totals"]
+    run.payable, run.payable_cents = int(totals["nb_of_txs"]), int(totals["ctrl_sum_cents"])
+    xml = _files(out / "payments", "*.xml")
+    run.stages.append(
+        Stage(
+            "write pain.001 (per fund, split, ISO 20022)",
+            run.payable,
+            round(m.wall - timed.spent, 2),
+            round(m.cpu - timed.spent, 2),
+            m.peak // 2**20,
+            in_mb=_mb([decisions_path]),
+            out_mb=_mb(xml),
+        )
+    )
+    run.stages.append(
+        Stage(
+            f"sign + manifest (CMS, RSA-3072, {len(xml)} files)",
+            run.payable,
+            round(timed.spent, 2),
+            round(timed.spent, 2),
+            m.peak // 2**20,
+            in_mb=_mb(xml),
+            out_mb=_mb(_files(out / "payments", "*.p7s")),
+        )
+    )
+    return run
+
+
+# --- the ledger load -------------------------------------------------------------
+def ledger_load(decisions: Path, url: str, label: str, scheme: Scheme) -> Stage:
+    """Record every decision of the run in a fresh ledger, as ``payments run`` does."""
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.migrate import engine_for, upgrade
+    from payments.ledger.store import record_decisions, record_run
+
+    upgrade(url)
+    engine = engine_for(url)
+    table = pq.read_table(decisions)
+    at = datetime(2020, 5, 14, 8, 0)
+    with measure() as m, Session(engine) as session, session.begin():
+        record_run(
+            session,
+            run_id=f"{SCHEME}-bench",
+            scheme=scheme,
+            parameters={},
+            code_version="bench",
+            at=at,
+            triggered_by="bench",
+        )
+        recorded = record_decisions(
+            session, run_id=f"{SCHEME}-bench", scheme=scheme, decisions=table, at=at
+        )
+    engine.dispose()
+    return Stage(
+        f"ledger load: {recorded.inserted:,} decisions into {label}",
+        table.num_rows,
+        round(m.wall, 2),
+        round(m.cpu, 2),
+        m.peak // 2**20,
+        in_mb=_mb([decisions]),
+    )
+
+
+def _fresh_postgres(base_url: str) -> str | None:
+    """A new, empty database on the server of ``base_url``; None when unreachable."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(base_url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    except Exception as exc:  # an absent server only skips its row
+        print(f"PostgreSQL row skipped: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return None
+    finally:
+        admin.dispose()
+    return target.render_as_string(hide_password=False)
+
+
+# --- the report ------------------------------------------------------------------
+COLUMNS = ("wall_s", "cpu_s", "rows_per_s", "mb_per_s", "peak_rss_mb", "out_mb")
+
+
+def print_stages(title: str, stages: list[Stage]) -> None:
+    width = max(len(s.name) for s in stages)
+    print(f"\n{title}")
+    print(f"{'stage':<{width}}  {'rows':>10}  " + "  ".join(f"{c:>11}" for c in COLUMNS))
+    for s in stages:
+        d = s.to_dict()
+        print(f"{s.name:<{width}}  {s.rows:>10,}  " + "  ".join(f"{d[c]:>11}" for c in COLUMNS))
+
+
+def _signer(folder: Path) -> Signer:
+    key, cert = folder / "bench-key.pem", folder / "bench-cert.pem"
+    if not key.exists():
+        generate_demo_pair(key, cert, common_name="solidarity-payments bench")
+    return load_signer(key, cert)
+
+
+def main(
+    households: int = NATIONAL,
+    *,
+    baseline_households: int = BASELINE,
+    scaling: tuple[int, ...] = SCALING,
+    ledger: bool = True,
+    postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/payments_bench",
+    workers: int | None = None,
+    json_path: Path | None = None,
+) -> dict[str, Any]:
+    workers = workers or os.cpu_count() or 1
+    scheme = load_scheme(SCHEME)
+    bench_dir().mkdir(parents=True, exist_ok=True)
+    signer = _signer(bench_dir())
+    report: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "workers": workers,
+        "date": date.today().isoformat(),
+    }
+
+    # 1. The national run.
+    root = sample(households)
+    national = run_pipeline(root, households, signer, workers=workers, scheme=scheme)
+    stages = list(national.stages)
+    if ledger and national.decisions is not None:
+        pg = _fresh_postgres(postgres_url)
+        if pg:
+            stages.append(ledger_load(national.decisions, pg, "PostgreSQL (COPY)", scheme))
+        lite = bench_dir() / "bench-ledger.sqlite"
+        lite.unlink(missing_ok=True)
+        stages.append(ledger_load(national.decisions, f"sqlite:///{lite}", "SQLite", scheme))
+    print_stages(
+        f"National run: {households:,} households, {workers} worker processes "
+        f"(read → sign {national.total_wall} s, peak RSS {national.peak_rss_mb:,} MB)",
+        stages,
+    )
+    report["national"] = {
+        "households": households,
+        "read_to_sign_wall_s": national.total_wall,
+        "peak_rss_mb": national.peak_rss_mb,
+        "payable": national.payable,
+        "payable_cents": national.payable_cents,
+        "stages": [s.to_dict() for s in stages],
+    }
+
+    # 2. Side by side with the default approach, on the same subset.
+    if baseline_households:
+        report["baseline"] = side_by_side(baseline_households, signer, workers, scheme)
+
+    # 3. Scaling.
+    if scaling:
+        points = []
+        for n in sorted({*scaling}):
+            run = (
+                national
+                if n == households
+                else run_pipeline(sample(n), n, signer, workers=workers, scheme=scheme)
+            )
+            points.append(
+                {"households": n, "wall_s": run.total_wall, "peak_rss_mb": run.peak_rss_mb}
+            )
+        if households not in scaling:
+            points.append(
+                {
+                    "households": households,
+                    "wall_s": national.total_wall,
+                    "peak_rss_mb": national.peak_rss_mb,
+                }
+            )
+        print("\nScaling (read → sign)")
+        print(f"{'households':>12}  {'wall_s':>8}  {'µs/household':>12}  {'peak_rss_mb':>11}")
+        for p in points:
+            per = p["wall_s"] / p["households"] * 1e6
+            print(
+                f"{p['households']:>12,}  {p['wall_s']:>8}  {per:>12.2f}  {p['peak_rss_mb']:>11,}"
+            )
+        report["scaling"] = points
+
+    out = json_path or bench_dir() / "bench.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nJSON: {out}")
+    return report
+
+
+def side_by_side(
+    households: int, signer: Signer, workers: int, scheme: Scheme, funds: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Ours and the baseline on the same sample; ratios per stage; totals compared."""
+    from payments.benchmarks import baseline
+    from payments.entitlement.holds import load_hold_policy
+
+    root = sample(households, funds=funds)
+    ours = run_pipeline(root, households, signer, workers=workers, scheme=scheme)
+    with measure() as m:
+        theirs = baseline.run(
+            root,
+            scheme,
+            contract=load_contract(),
+            registry=load_registry(),
+            policy=load_hold_policy(),
+            sign=signer.sign,
+            created_at=datetime(2020, 5, 14, 8, 0),
+            clock=time.perf_counter,
+        )
+    pairs = [
+        ("read", ours.stages[0].wall_s, theirs.timings["read"]),
+        ("validate", ours.stages[1].wall_s, theirs.timings["validate"]),
+        ("compute + deduplicate", ours.stages[2].wall_s, theirs.timings["compute"]),
+        ("write pain.001", ours.stages[3].wall_s, theirs.timings["write"]),
+        ("sign", ours.stages[4].wall_s, theirs.timings["sign"]),
+    ]
+    pairs.append(("total", sum(p[1] for p in pairs), sum(p[2] for p in pairs)))
+    same = (ours.payable, ours.payable_cents) == (theirs.payable, theirs.payable_cents)
+    print(
+        f"\nSide by side on {households:,} households "
+        f"(baseline: pandas row-wise apply, schwifty, sepaxml; peak RSS {m.peak // 2**20:,} MB)"
+    )
+    print(f"{'stage':<22}  {'ours_s':>8}  {'baseline_s':>10}  {'baseline/ours':>13}")
+    rows = []
+    for name, a, b in pairs:
+        ratio = round(b / a, 1) if a else float("inf")
+        rows.append({"stage": name, "ours_s": round(a, 2), "baseline_s": round(b, 2), "x": ratio})
+        print(f"{name:<22}  {a:>8.2f}  {b:>10.2f}  {ratio:>12}x")
+    print(
+        f"payable: ours {ours.payable:,} / {ours.payable_cents:,} cents, "
+        f"baseline {theirs.payable:,} / {theirs.payable_cents:,} cents: "
+        + ("equal" if same else "DIFFERENT")
+    )
+    return {
+        "households": households,
+        "stages": rows,
+        "ours": {"payable": ours.payable, "payable_cents": ours.payable_cents},
+        "baseline": {
+            "payable": theirs.payable,
+            "payable_cents": theirs.payable_cents,
+            "peak_rss_mb": m.peak // 2**20,
+        },
+        "totals_equal": same,
+    }
+
+
+if __name__ == "__main__":
+    main()

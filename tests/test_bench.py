@@ -1,0 +1,28 @@
+"""The benchmark's baseline is an oracle too: the default approach and ours pay the same.
+
+No timing is asserted (figures are `make bench`'s business); what is checked is
+that the side-by-side compares like with like, on a small sample.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from payments.benchmarks.national import side_by_side
+from payments.schemes import load_scheme
+from payments.sepa.signing import Signer
+
+
+def test_baseline_and_pipeline_pay_the_same_households_the_same_cents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signer: Signer
+) -> None:
+    monkeypatch.setenv("PAYMENTS_BENCH_DIR", str(tmp_path))
+    result = side_by_side(3000, signer, 1, load_scheme("aes-2020-05"), funds=("01", "13", "75"))
+    assert result["totals_equal"], result
+    assert result["ours"]["payable"] > 1000
+    names = [s["stage"] for s in result["stages"]]
+    assert names == ["read", "validate", "compute + deduplicate", "write pain.001", "sign", "total"]
+    assert all(s["ours_s"] > 0 and s["baseline_s"] > 0 for s in result["stages"])
+    assert (tmp_path / "sample-3000-01-13-75" / "bench-sample.json").exists()
