@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import Table, func, insert, select, true, update
 from sqlalchemy.orm import Session
 
@@ -135,6 +136,42 @@ def bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]])
         session.execute(insert(table), rows[i : i + CHUNK])
 
 
+def insert_frame(session: Session, model: type[Base], frame: pl.DataFrame) -> None:
+    """Insert a whole frame at once: PostgreSQL COPY of Arrow-written CSV, else executemany.
+
+    Millions of rows never become Python dicts: on PostgreSQL the frame is
+    written as CSV by Arrow's C++ writer and streamed to COPY; on SQLite the
+    driver's executemany takes the rows as tuples. Same transaction as the
+    session, so a constraint violation rolls everything back.
+    """
+    if frame.is_empty():
+        return
+    session.flush()
+    table = cast(Table, model.__table__)
+    names = ", ".join(frame.columns)
+    raw: Any = session.connection().connection.driver_connection
+    if session.get_bind().dialect.name == "postgresql":
+        options = pacsv.WriteOptions(include_header=False, batch_size=65536)
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)") as copy,
+        ):
+            for part in frame.iter_slices(250_000):  # bounded memory, whatever the run's size
+                sink = pa.BufferOutputStream()
+                pacsv.write_csv(part.to_arrow(), sink, options)
+                copy.write(sink.getvalue())
+        return
+    marks = ", ".join("?" for _ in frame.columns)
+    cursor = raw.cursor()
+    try:
+        for part in frame.iter_slices(CHUNK * 5):
+            cursor.executemany(
+                f"INSERT INTO {table.name} ({names}) VALUES ({marks})", part.iter_rows()
+            )
+    finally:
+        cursor.close()
+
+
 def _claimed(session: Session, scheme_id: str, keys: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(keys), CHUNK):
@@ -220,8 +257,19 @@ def record_decisions(
         df.get_column("claimant_key").to_list() + df.get_column("spouse_key").drop_nulls().to_list()
     )
     _adopt_released(session, run_id, scheme.id, df, at)
-    reissue = _reissuable(session, scheme.id, keys)
-    taken = _claimed(session, scheme.id, keys) - reissue.keys()
+    reissue: dict[str, tuple[int, int]] = {}
+    taken: set[str] = set()
+    first_claims = (
+        session.execute(
+            select(BeneficiaryClaim.beneficiary_key)
+            .where(BeneficiaryClaim.scheme_id == scheme.id)
+            .limit(1)
+        ).first()
+        is None
+    )
+    if not first_claims:  # the scheme's first run has nobody to look up
+        reissue = _reissuable(session, scheme.id, keys)
+        taken = _claimed(session, scheme.id, keys) - reissue.keys()
     df = df.with_columns(
         pl.col("claimant_key")
         .replace_strict(
@@ -256,49 +304,55 @@ def record_decisions(
         .alias("state"),
         "reason",
         "attempt",
-    ).to_dicts()
-    bulk_insert(session, Payment, rows)
-    ids = {
-        str(e2e): int(pid)
-        for e2e, pid in session.execute(
-            select(Payment.end_to_end_id, Payment.id).where(Payment.run_id == run_id)
+    )
+    session.flush()
+    before = session.execute(select(func.coalesce(func.max(Payment.id), 0))).scalar_one()
+    insert_frame(session, Payment, rows)
+    # Claims and holds are derived in the database from the rows just inserted
+    # (no round trip of millions of ids). The claims' primary key is still the
+    # guarantee: a key claimed since we looked fails the whole transaction.
+    new = (Payment.run_id == run_id) & (Payment.id > before)
+    moving = sorted(reissue)
+    claim_sources = [
+        select(Payment.scheme_id, key, Payment.id).where(
+            new, key.is_not(None), key.not_in(moving) if moving else true()
         )
-    }
-    claims = [
-        {
-            "scheme_id": scheme.id,
-            "beneficiary_key": key,
-            "payment_id": ids[r["end_to_end_id"]],
-        }
-        for r in rows
-        for key in (r["beneficiary_key"], r["spouse_key"])
-        if key
+        for key in (Payment.beneficiary_key, Payment.spouse_key)
     ]
+    for source in claim_sources:
+        session.execute(
+            insert(BeneficiaryClaim).from_select(
+                ["scheme_id", "beneficiary_key", "payment_id"], source
+            )
+        )
     # A re-issue moves the household's claims to the new payment: one live claim
     # per (scheme, key) still, so nobody is paid twice.
-    moved = [c for c in claims if c["beneficiary_key"] in reissue]
-    for c in moved:
-        session.execute(
-            update(BeneficiaryClaim)
-            .where(
-                BeneficiaryClaim.scheme_id == scheme.id,
-                BeneficiaryClaim.beneficiary_key == c["beneficiary_key"],
-                BeneficiaryClaim.payment_id == reissue[c["beneficiary_key"]][0],
-            )
-            .values(payment_id=c["payment_id"])
+    if moving:
+        for key_column in (Payment.beneficiary_key, Payment.spouse_key):
+            for key, payment_id in session.execute(
+                select(key_column, Payment.id).where(new, key_column.in_(moving))
+            ):
+                session.execute(
+                    update(BeneficiaryClaim)
+                    .where(
+                        BeneficiaryClaim.scheme_id == scheme.id,
+                        BeneficiaryClaim.beneficiary_key == key,
+                        BeneficiaryClaim.payment_id == reissue[str(key)][0],
+                    )
+                    .values(payment_id=payment_id)
+                )
+    session.execute(
+        insert(Hold).from_select(
+            ["payment_id", "reasons"],
+            select(Payment.id, func.coalesce(Payment.reason, "")).where(
+                new, Payment.state == states.HELD
+            ),
         )
-    bulk_insert(
-        session, BeneficiaryClaim, [c for c in claims if c["beneficiary_key"] not in reissue]
     )
-    holds = [
-        {"payment_id": ids[r["end_to_end_id"]], "reasons": r["reason"] or ""}
-        for r in rows
-        if r["state"] == states.HELD
-    ]
-    bulk_insert(session, Hold, holds)
-    cents = sum(r["amount_cents"] for r in rows)
+    held = rows.filter(pl.col("state") == states.HELD).height
+    cents = int(rows.get_column("amount_cents").sum())
     result = Recorded(
-        inserted=len(rows), already_claimed=df.height - len(rows), held=len(holds), cents=cents
+        inserted=rows.height, already_claimed=df.height - rows.height, held=held, cents=cents
     )
     events.append(session, "decisions_recorded", result.__dict__, at=at, run_id=run_id)
     session.flush()
