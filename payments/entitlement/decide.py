@@ -212,7 +212,11 @@ def _apply_holds(
     df: pl.DataFrame, policy: HoldPolicy, run_date: date, released: Sequence[str] = ()
 ) -> pl.DataFrame:
     """Hold payable households that match a risk rule; each rule has its own reason code."""
-    payable = df.filter(pl.col("status") == "payable")
+    # Only the columns the rules read: filtering every column of millions of rows
+    # copied them all for nothing.
+    payable = df.select(
+        "status", "iban", "account_holder", "claimant_last_name", "claimant_first_name", "_row"
+    ).filter(pl.col("status") == "payable")
     crowded = (
         payable.group_by("iban")
         .len()

@@ -16,26 +16,49 @@ from payments.entitlement.decide import STATUSES
 
 def budget_preview(decisions: pa.Table) -> dict[str, Any]:
     """National totals, per fund, per rule and per hold reason, as plain JSON-able data."""
-    df = pl.from_arrow(decisions)
+    wanted = [
+        "scheme_id",
+        "fund_code",
+        "status",
+        "rule_id",
+        "children",
+        "base_cents",
+        "child_cents",
+        "entitled_cents",
+        "payable_cents",
+        "hold_reasons",
+    ]
+    df = pl.from_arrow(decisions.select(wanted))  # only what the preview reads
     assert isinstance(df, pl.DataFrame)
     scheme = df.get_column("scheme_id")[0] if df.height else None
+    # One pass: every (fund, status) cell; funds and the nation are sums of cells.
+    cells = {
+        (str(row["fund_code"]), str(row["status"])): row
+        for row in df.group_by("fund_code", "status")
+        .agg(
+            pl.len().alias("households"),
+            pl.col("children").sum(),
+            pl.col("entitled_cents").sum(),
+            pl.col("payable_cents").sum(),
+        )
+        .iter_rows(named=True)
+    }
+    codes = [str(c) for c in df.get_column("fund_code").unique(maintain_order=True).to_list()]
 
-    def totals(frame: pl.DataFrame) -> dict[str, Any]:
-        out: dict[str, Any] = {"households": frame.height}
+    def totals(funds: list[str]) -> dict[str, Any]:
+        mine = [cell for (fund, _), cell in cells.items() if fund in funds]
+        out: dict[str, Any] = {"households": sum(int(c["households"]) for c in mine)}
         for status in STATUSES:
-            part = frame.filter(pl.col("status") == status)
+            part = [cells[(f, status)] for f in funds if (f, status) in cells]
             out[status] = {
-                "households": part.height,
-                "children": int(part.get_column("children").sum()),
-                "entitled_cents": int(part.get_column("entitled_cents").sum()),
+                "households": sum(int(c["households"]) for c in part),
+                "children": sum(int(c["children"]) for c in part),
+                "entitled_cents": sum(int(c["entitled_cents"]) for c in part),
             }
-        out["payable_cents"] = int(frame.get_column("payable_cents").sum())
+        out["payable_cents"] = sum(int(c["payable_cents"]) for c in mine)
         return out
 
-    by_fund = {
-        str(code): totals(df.filter(pl.col("fund_code") == code))
-        for code in df.get_column("fund_code").unique(maintain_order=True).to_list()
-    }
+    by_fund = {code: totals([code]) for code in codes}
     payable = df.filter(pl.col("status") == "payable")
     by_rule = {
         str(row["rule_id"]): {
@@ -66,7 +89,7 @@ def budget_preview(decisions: pa.Table) -> dict[str, Any]:
     }
     return {
         "scheme_id": scheme,
-        "national": totals(df),
+        "national": totals(codes),
         "by_rule": by_rule,
         "by_hold_reason": by_hold,
         "by_fund": by_fund,

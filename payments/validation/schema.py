@@ -47,21 +47,26 @@ class Window:
 def _check(code: str, rule: Callable[[pl.Expr], pl.Expr]) -> pa.Check:
     """A Pandera check named by its rule code; nulls pass (nullability is its own rule)."""
 
-    def run(data: pa.PolarsData) -> pl.LazyFrame:
-        value = pl.col(data.key)
-        return data.lazyframe.select((value.is_null() | rule(value)).fill_null(True))
+    def expr(value: pl.Expr) -> pl.Expr:
+        return (value.is_null() | rule(value)).fill_null(True)
 
+    def run(data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(expr(pl.col(data.key)))
+
+    run.expr = expr  # type: ignore[attr-defined]  # for the fused executor (validation.fused)
     return pa.Check(run, name=code)
 
 
 def _array_check(code: str, rule: Callable[[pl.Series], npt.NDArray[np.bool_]]) -> pa.Check:
     """A check computed by a NumPy kernel over the column (see ``kernels``)."""
 
-    def run(data: pa.PolarsData) -> pl.LazyFrame:
-        column = data.lazyframe.select(data.key).collect().to_series()
-        ok = column.is_null().to_numpy() | rule(column)
-        return pl.LazyFrame({code: ok})
+    def array(column: pl.Series) -> npt.NDArray[np.bool_]:
+        return np.asarray(column.is_null().to_numpy() | rule(column), bool)
 
+    def run(data: pa.PolarsData) -> pl.LazyFrame:
+        return pl.LazyFrame({code: array(data.lazyframe.select(data.key).collect().to_series())})
+
+    run.array = array  # type: ignore[attr-defined]  # for the fused executor
     return pa.Check(run, name=code)
 
 
@@ -84,6 +89,7 @@ def _frame_check(code: str, rule: pl.Expr) -> pa.Check:
     def run(data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(rule.fill_null(True).alias(code))
 
+    run.frame_expr = rule.fill_null(True)  # type: ignore[attr-defined]  # for the fused executor
     return pa.Check(run, name=code)
 
 
