@@ -61,7 +61,7 @@ def fused_failures(df: pl.DataFrame, schema: Any) -> pl.DataFrame | None:
         exprs.append(fn.frame_expr.alias(f"c{len(exprs)}"))
         labels.append((FRAME, str(check.name)))
 
-    ok = df.select(exprs)
+    ok = df.lazy().select(exprs).collect()  # lazy: shared sub-expressions run once
     parts: list[pl.DataFrame] = []
 
     def add(name: str, code: str, passed: np.ndarray[Any, Any]) -> None:
