@@ -78,8 +78,13 @@ def check_file(
     fund: Fund,
     scheme_id: str,
     contract: Contract,
+    sha256: str | None = None,
 ) -> Companion:
-    """All file-level checks on the bytes received; raises ``RejectedFile``."""
+    """All file-level checks on the bytes received; raises ``RejectedFile``.
+
+    ``sha256``: the hex digest of ``data`` when the caller already has it
+    (hashing 700 MB twice cost a second nationally).
+    """
     try:
         companion = Companion.from_json(companion_bytes)
     except (ValueError, UnicodeDecodeError, TypeError) as exc:
@@ -109,7 +114,7 @@ def check_file(
             f"{file_name}: {len(data)} bytes received, companion announces "
             f"{companion.byte_size} (truncated or altered in transit)",
         )
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256 or hashlib.sha256(data).hexdigest()
     if digest != companion.sha256:
         raise RejectedFile(
             FileError.SHA256_MISMATCH,
@@ -257,6 +262,7 @@ def receive_fund(
             fund=fund,
             scheme_id=scheme_id,
             contract=contract,
+            sha256=digest,
         )
         rows = read_rows(data, contract)
     except RejectedFile as exc:

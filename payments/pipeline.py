@@ -201,7 +201,9 @@ def conclude_run(
             prior=prior,
             released=released,
         )
-        decisions = pq.read_table(staging / "compute" / "decisions.parquet")
+        decisions = computed.decisions
+        if decisions is None:
+            decisions = pq.read_table(staging / "compute" / "decisions.parquet")
         if replay is not None:
             decisions = with_attempts(
                 _demote(decisions, set(replay.claimed_elsewhere)), dict(replay.attempts)

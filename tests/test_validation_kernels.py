@@ -68,7 +68,7 @@ def ibans(draw: st.DrawFn) -> str:
     return _mutate(draw, french_iban(f"{bank:05d}", f"{branch:05d}", account))
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # figures are for make bench, never tests
 @given(st.lists(nirs(), min_size=1, max_size=200))
 def test_nir_kernel_agrees_with_reference(values: list[str]) -> None:
     df = pl.DataFrame({"nir": values})
@@ -78,7 +78,7 @@ def test_nir_kernel_agrees_with_reference(values: list[str]) -> None:
         assert (well_formed and key_ok) == nir_is_valid(value), value
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # figures are for make bench, never tests
 @given(st.lists(ibans(), min_size=1, max_size=200))
 def test_iban_kernels_agree_with_schwifty(values: list[str]) -> None:
     arr = pa.array(values, pa.string())

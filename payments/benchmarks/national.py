@@ -307,7 +307,7 @@ def run_pipeline(
         )
     )
     with measure() as m:
-        compute_folder(
+        computed = compute_folder(
             out / "validation",
             out / "compute",
             scheme,
@@ -330,8 +330,10 @@ def run_pipeline(
         )
     )
     timed = _TimedSigner(signer.key, signer.certificate)
+    decisions = (
+        computed.decisions if computed.decisions is not None else pq.read_table(decisions_path)
+    )
     with measure() as m:
-        decisions = pq.read_table(decisions_path)
         batch = write_batch(
             decisions,
             scheme,

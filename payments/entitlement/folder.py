@@ -14,7 +14,7 @@ import json
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,8 @@ class ComputeResult:
     out_dir: Path
     preview: dict[str, Any]
     funds: list[str]
+    #: The decisions as written to ``decisions.parquet`` (kept: reading them back cost seconds).
+    decisions: pa.Table | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"scheme_id": self.scheme_id, "funds": self.funds, "preview": self.preview}
@@ -137,7 +139,7 @@ def compute_folder(
     pacsv.write_csv(
         preview_rows(preview), out_dir / "preview.csv", pacsv.WriteOptions(delimiter=";")
     )
-    result = ComputeResult(scheme.id, out_dir, preview, [f.code for f in funds])
+    result = ComputeResult(scheme.id, out_dir, preview, [f.code for f in funds], decisions)
     (out_dir / "compute.json").write_text(
         json.dumps(
             {

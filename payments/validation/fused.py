@@ -78,8 +78,9 @@ def fused_failures(df: pl.DataFrame, schema: Any) -> pl.DataFrame | None:
     for (name, code), column_name, any_fail in zip(labels, ok.columns, failing, strict=True):
         if any_fail:
             add(name, code, ok.get_column(column_name).to_numpy())
-    for name, code, array in arrays:
-        add(name, code, array(df.get_column(name)))
+    memos: dict[str, dict[str, Any]] = {}
+    for name, code, array in arrays:  # one memo per column: kernels share their work
+        add(name, code, array(df.get_column(name), memos.setdefault(name, {})))
     if not parts:
         return pl.DataFrame(schema=FAILURES_SCHEMA)
     return pl.concat(parts).unique()

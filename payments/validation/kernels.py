@@ -53,6 +53,7 @@ class _Bytes:
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
         arr = values.cast(pa.string()).fill_null("")
+        self.text = arr
         n = len(arr)
         offsets = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset)
         raw = arr.buffers()[2]
@@ -83,15 +84,19 @@ def iban_mod97_remainders(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.
 
     -1 when the text cannot be an IBAN at all: longer than 34 characters, or
     holding anything but digits and upper-case letters (a space, an accent).
+    The running number is reduced mod 97 only every 8 characters: below
+    97 · 100^8 it cannot overflow int64, and the remainder is the same.
     """
     b = _Bytes(values)
     r = np.zeros(len(b.start), np.int64)
     bad = ~b.ascii | (b.length > _IBAN_MAX)
-    for j in [*range(4, _IBAN_MAX), *range(4)]:  # BBAN first, then country + check
+    bad |= pc.match_substring_regex(b.text, r"[^0-9A-Z]").to_numpy(zero_copy_only=False)
+    for step, j in enumerate([*range(4, _IBAN_MAX), *range(4)]):  # BBAN, then country + check
         byte = b.at(j)
-        bad |= (j < b.length) & (_ISO_SHIFT[byte] == 1)
-        r = (r * _ISO_SHIFT[byte] + _ISO_VALUE[byte]) % 97
-    return np.where(bad, -1, r)
+        r = r * _ISO_SHIFT[byte] + _ISO_VALUE[byte]
+        if step % 8 == 7:
+            r %= 97
+    return np.where(bad, -1, r % 97)
 
 
 _RIB_DIGIT = np.zeros(256, np.int64)

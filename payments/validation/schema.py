@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,11 +58,21 @@ def _check(code: str, rule: Callable[[pl.Expr], pl.Expr]) -> pa.Check:
     return pa.Check(run, name=code)
 
 
-def _array_check(code: str, rule: Callable[[pl.Series], npt.NDArray[np.bool_]]) -> pa.Check:
-    """A check computed by a NumPy kernel over the column (see ``kernels``)."""
+#: What the NumPy kernels of one column share (the IBAN remainder, computed once).
+Memo = dict[str, Any]
 
-    def array(column: pl.Series) -> npt.NDArray[np.bool_]:
-        return np.asarray(column.is_null().to_numpy() | rule(column), bool)
+
+def _array_check(code: str, rule: Callable[[pl.Series, Memo], npt.NDArray[np.bool_]]) -> pa.Check:
+    """A check computed by a NumPy kernel over the column (see ``kernels``).
+
+    ``memo`` is shared by the kernels of the same column in one validation
+    (the fused executor passes one per column; Pandera's path, a fresh one).
+    """
+
+    def array(column: pl.Series, memo: Memo | None = None) -> npt.NDArray[np.bool_]:
+        return np.asarray(
+            column.is_null().to_numpy() | rule(column, {} if memo is None else memo), bool
+        )
 
     def run(data: pa.PolarsData) -> pl.LazyFrame:
         return pl.LazyFrame({code: array(data.lazyframe.select(data.key).collect().to_series())})
@@ -70,17 +81,26 @@ def _array_check(code: str, rule: Callable[[pl.Series], npt.NDArray[np.bool_]]) 
     return pa.Check(run, name=code)
 
 
-def _iban_checksum(column: pl.Series) -> npt.NDArray[np.bool_]:
-    well_formed = column.str.contains(IBAN_FORMAT).fill_null(False).to_numpy()
-    return np.asarray(~well_formed | (iban_mod97_remainders(column.to_arrow()) == 1), bool)
+def _iban_shared(column: pl.Series, memo: Memo) -> tuple[Any, Any, Any]:
+    """Arrow form, well-formedness and mod-97 remainder of the column, computed once."""
+    if "iban" not in memo:
+        arrow = column.to_arrow()
+        well_formed = column.str.contains(IBAN_FORMAT).fill_null(False).to_numpy()
+        memo["iban"] = (arrow, well_formed, iban_mod97_remainders(arrow))
+    shared: tuple[Any, Any, Any] = memo["iban"]
+    return shared
 
 
-def _iban_rib(column: pl.Series) -> npt.NDArray[np.bool_]:
+def _iban_checksum(column: pl.Series, memo: Memo) -> npt.NDArray[np.bool_]:
+    _, well_formed, remainder = _iban_shared(column, memo)
+    return np.asarray(~well_formed | (remainder == 1), bool)
+
+
+def _iban_rib(column: pl.Series, memo: Memo) -> npt.NDArray[np.bool_]:
     """French IBANs whose mod-97 passes must also carry a right RIB key (and 27 chars)."""
-    arrow = column.to_arrow()
-    well_formed = column.str.contains(IBAN_FORMAT).fill_null(False).to_numpy()
+    arrow, well_formed, remainder = _iban_shared(column, memo)
     french = column.str.starts_with("FR").fill_null(False).to_numpy()
-    checked = french & well_formed & (iban_mod97_remainders(arrow) == 1)
+    checked = french & well_formed & (remainder == 1)
     french_ok = column.str.contains(FRENCH_IBAN_FORMAT).fill_null(False).to_numpy()
     return np.asarray(~checked | (french_ok & (french_rib_remainders(arrow) == 0)), bool)
 
