@@ -63,7 +63,9 @@ def components(claimant: pa.Array, spouse: pa.Array) -> npt.NDArray[np.int64]:
             "owner": np.concatenate([np.arange(n), np.arange(n)]),
         }
     ).drop_nulls()
-    linked = edges.filter(pl.col("key").is_duplicated())
+    # Keys seen twice, found on 64-bit hashes (a collision only adds a row to
+    # ``linked``; the propagation below compares the keys themselves).
+    linked = edges.filter(pl.col("key").hash(seed=0).is_duplicated())
     label = np.arange(n, dtype=np.int64)
     if linked.height == 0:
         return label
@@ -302,11 +304,14 @@ def check_tie_out(decisions: pa.Table | pl.DataFrame, *, expected_households: in
     )
     if bad.height:
         raise TieOutError(f"tie-out fails for funds {bad.get_column('fund_code').to_list()}")
-    paid_keys = df.filter(pl.col("status") == "payable")
+    paid_keys = df.select("status", "claimant_key", "spouse_key").filter(
+        pl.col("status") == "payable"
+    )
     keys = pl.concat(
         [paid_keys.get_column("claimant_key"), paid_keys.get_column("spouse_key").drop_nulls()]
     )
-    if keys.n_unique() != keys.len():
+    # 64-bit hashes first (fast); only if two collide are the keys themselves compared.
+    if keys.hash(seed=0).n_unique() != keys.len() and keys.n_unique() != keys.len():
         raise TieOutError("a beneficiary key is payable twice")
 
 
