@@ -209,3 +209,56 @@ def test_payments_audit_verify_reports_a_tampered_row(tmp_path, monkeypatch) -> 
         c.execute(text("UPDATE event_log SET payload = '{}' WHERE seq = 1"))
     bad = runner.invoke(app, ["audit", "verify", "--data-dir", str(tmp_path)])
     assert bad.exit_code == 1 and "event 1: content does not match its hash" in bad.output
+
+
+def _constraints(engine: Engine) -> set[tuple[str, str, str]]:
+    with engine.connect() as c:
+        return {
+            (str(t), str(n), str(d))
+            for t, n, d in c.execute(
+                text(
+                    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                    "FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+                )
+            )
+        }
+
+
+def test_a_bulk_load_keeps_every_guarantee(ledger: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large loads rebuild the key constraints (PostgreSQL): same answers, same constraints."""
+    monkeypatch.setattr(store, "BULK_ROWS", 1)
+    postgres = ledger.dialect.name == "postgresql"
+    before = _constraints(ledger) if postgres else set()
+    first = [household(rsa_cents=1) for _ in range(5)]
+    with Session(ledger) as s, s.begin():
+        assert _run(s, "run-1", first).inserted == 5
+    with Session(ledger) as s, s.begin():
+        assert _run(s, "run-2", [*first, household(rsa_cents=1)]).inserted == 1
+    if postgres:
+        assert _constraints(ledger) == before
+    with Session(ledger) as s:
+        claims = s.execute(select(BeneficiaryClaim.payment_id)).scalars().all()
+        assert len(claims) == len(set(claims)) == 6
+
+    # Another writer claimed a key after we looked: the rebuilt primary key refuses
+    # the load, and nothing of the run remains.
+    late = household(rsa_cents=1)
+    with Session(ledger) as s:
+        decisions = _decisions([late], store.prior_payments(s, [MAY.id]))  # what we looked at
+    key = decisions.column("claimant_key")[0].as_py()
+    with Session(ledger) as s, s.begin():
+        s.execute(
+            insert(BeneficiaryClaim).values(
+                scheme_id=MAY.id, beneficiary_key=key, payment_id=claims[0]
+            )
+        )
+    monkeypatch.setattr(store, "_claimed", lambda *args: set())
+    with pytest.raises(IntegrityError), Session(ledger) as s, s.begin():
+        store.record_run(
+            s, run_id="run-3", scheme=MAY, parameters={}, code_version="t", at=AT, triggered_by="b"
+        )
+        store.record_decisions(s, run_id="run-3", scheme=MAY, decisions=decisions, at=AT)
+    with Session(ledger) as s:
+        assert s.execute(select(Payment).where(Payment.run_id == "run-3")).first() is None
+    if postgres:
+        assert _constraints(ledger) == before

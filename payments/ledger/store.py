@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -16,7 +17,7 @@ from typing import Any, cast
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import Table, func, insert, select, true, update
+from sqlalchemy import Table, func, insert, select, text, true, update
 from sqlalchemy.orm import Session
 
 from payments.entitlement.decide import PRIOR_SCHEMA
@@ -134,6 +135,51 @@ def bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]])
         return
     for i in range(0, len(rows), CHUNK):
         session.execute(insert(table), rows[i : i + CHUNK])
+
+
+#: From this many rows, a PostgreSQL load rebuilds the key constraints instead of
+#: maintaining them row by row (docs/decisions.md, "Ledger load").
+BULK_ROWS = 200_000
+_REBUILD_ORDER = {"p": 0, "u": 1, "f": 2}  # keys before the foreign keys that need them
+
+
+@contextmanager
+def _bulk_load(session: Session, rows: int, models: list[type[Base]]) -> Iterator[None]:
+    """Load ``rows`` into ``models``' tables with their key constraints rebuilt, not maintained.
+
+    Inserting millions of random keys into B-trees one by one (with a small
+    buffer pool) cost minutes; building each index once after the load, by
+    sorting, costs seconds. The constraints are dropped and re-created *inside
+    the caller's transaction*: other writers wait on the table lock, and
+    re-creating a unique or primary key validates every row, so a duplicate
+    claim still fails the whole transaction. Same names, same definitions
+    (read back from ``pg_constraint``). The payments primary key stays: the
+    claims and holds reference it. Small loads and SQLite skip all this.
+    """
+    if rows < BULK_ROWS or session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    session.flush()
+    saved: list[tuple[str, str, str, str]] = []
+    for model in models:
+        table = cast(Table, model.__table__).name
+        for name, kind, definition in session.execute(
+            text(
+                "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = CAST(:t AS regclass) AND contype IN ('p', 'u', 'f') "
+                "ORDER BY conname"
+            ),
+            {"t": table},
+        ):
+            if table == Payment.__tablename__ and kind == "p":
+                continue
+            saved.append((table, str(name), str(kind), str(definition)))
+    for table, name, _, _ in sorted(saved, key=lambda c: -_REBUILD_ORDER[c[2]]):
+        session.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
+    yield
+    session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+    for table, name, _, definition in sorted(saved, key=lambda c: _REBUILD_ORDER[c[2]]):
+        session.execute(text(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
 
 
 def insert_frame(session: Session, model: type[Base], frame: pl.DataFrame) -> None:
@@ -304,27 +350,27 @@ def record_decisions(
         .alias("state"),
         "reason",
         "attempt",
-    )
+    ).sort("beneficiary_key")  # key order: the key indexes fill page after page
     session.flush()
     before = session.execute(select(func.coalesce(func.max(Payment.id), 0))).scalar_one()
-    insert_frame(session, Payment, rows)
-    # Claims and holds are derived in the database from the rows just inserted
-    # (no round trip of millions of ids). The claims' primary key is still the
-    # guarantee: a key claimed since we looked fails the whole transaction.
     new = (Payment.run_id == run_id) & (Payment.id > before)
     moving = sorted(reissue)
-    claim_sources = [
-        select(Payment.scheme_id, key, Payment.id).where(
-            new, key.is_not(None), key.not_in(moving) if moving else true()
-        )
-        for key in (Payment.beneficiary_key, Payment.spouse_key)
-    ]
-    for source in claim_sources:
-        session.execute(
-            insert(BeneficiaryClaim).from_select(
-                ["scheme_id", "beneficiary_key", "payment_id"], source
+    with _bulk_load(session, rows.height, [Payment, BeneficiaryClaim]):
+        insert_frame(session, Payment, rows)
+        # Claims are derived in the database from the rows just inserted (no
+        # round trip of millions of ids). The claims' primary key is still the
+        # guarantee: a key claimed since we looked fails the whole transaction.
+        for column in (Payment.beneficiary_key, Payment.spouse_key):
+            source = (
+                select(Payment.scheme_id, column, Payment.id)
+                .where(new, column.is_not(None), column.not_in(moving) if moving else true())
+                .order_by(column)
             )
-        )
+            session.execute(
+                insert(BeneficiaryClaim).from_select(
+                    ["scheme_id", "beneficiary_key", "payment_id"], source
+                )
+            )
     # A re-issue moves the household's claims to the new payment: one live claim
     # per (scheme, key) still, so nobody is paid twice.
     if moving:
