@@ -116,6 +116,7 @@ def compute_folder(
         prior=prior,
         released=released or (),
     )
+    del facts, tables  # the decisions carry what is needed: free the facts before writing
     out_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(decisions, out_dir / "decisions.parquet")
     df = pl.from_arrow(decisions)
