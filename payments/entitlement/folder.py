@@ -1,8 +1,8 @@
 """The shell of the compute stage: read validated funds, decide nationally, write outputs.
 
 Reads ``<input>/<fund>/accepted.parquet`` (the validation stage's output),
-builds household facts per fund (in worker processes: the keyed hash is the
-costly part), decides nationally and writes to ``<out>/``:
+builds household facts per fund (in threads: Arrow, polars and AES release
+the GIL), decides nationally and writes to ``<out>/``:
 ``decisions.parquet`` (every household, no NIR), ``review.parquet`` (held
 payments for finance), ``preview.json`` / ``preview.csv`` (the budget preview)
 and ``compute.json`` (counts and the tie-out).
