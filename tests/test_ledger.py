@@ -262,3 +262,17 @@ def test_a_bulk_load_keeps_every_guarantee(ledger: Engine, monkeypatch: pytest.M
         assert s.execute(select(Payment).where(Payment.run_id == "run-3")).first() is None
     if postgres:
         assert _constraints(ledger) == before
+
+
+def test_runs_keyed_with_another_construction_are_never_mixed(ledger: Engine) -> None:
+    """A ledger started with other beneficiary keys refuses this code: it would pay all again."""
+    from payments.ledger.models import Run
+
+    with Session(ledger) as s, s.begin():
+        _run(s, "run-1", [household(rsa_cents=1)])
+    with Session(ledger) as s, s.begin():
+        run = s.get(Run, "run-1")
+        assert run is not None and '"key_version"' in run.parameters
+        run.parameters = '{"x":1}'  # as recorded before key versions were (version 1)
+    with pytest.raises(store.KeyVersionError, match="version 1"), Session(ledger) as s:
+        _run(s, "run-2", [household(rsa_cents=1)])

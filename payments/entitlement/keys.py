@@ -33,7 +33,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_BYTES = 16
 BLOCK = 16
-VERSION = b"solidarity-payments beneficiary-key v2"
+#: Recorded with every run in the ledger, which refuses to mix versions in a scheme.
+KEY_VERSION = 2
+VERSION = f"solidarity-payments beneficiary-key v{KEY_VERSION}".encode()
 
 
 def _subkey(secret: bytes) -> bytes:

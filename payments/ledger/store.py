@@ -21,6 +21,7 @@ from sqlalchemy import Table, func, insert, select, text, true, update
 from sqlalchemy.orm import Session
 
 from payments.entitlement.decide import PRIOR_SCHEMA
+from payments.entitlement.keys import KEY_VERSION
 from payments.ledger import events, states
 from payments.ledger.models import (
     Base,
@@ -44,6 +45,30 @@ class Recorded:
     cents: int
 
 
+class KeyVersionError(RuntimeError):
+    """The ledger's runs of a scheme were keyed with another construction."""
+
+
+def check_key_version(session: Session, scheme_ids: Sequence[str]) -> None:
+    """Every run of these schemes must have keyed beneficiaries as this code does.
+
+    Keys are how "paid at most once" is enforced: a run keyed differently would
+    find nobody already paid and pay everyone again. Runs recorded before key
+    versions were recorded used version 1.
+    """
+    found = {
+        int(json.loads(text_).get("key_version", 1))
+        for (text_,) in session.execute(select(Run.parameters).where(Run.scheme_id.in_(scheme_ids)))
+    }
+    other = sorted(found - {KEY_VERSION})
+    if other:
+        raise KeyVersionError(
+            f"the ledger holds runs of {', '.join(scheme_ids)} with beneficiary keys of version "
+            f"{', '.join(map(str, other))}; this code makes version {KEY_VERSION}, which would "
+            "find nobody already paid. Finish the scheme with the code that started it."
+        )
+
+
 def record_run(
     session: Session,
     *,
@@ -54,7 +79,13 @@ def record_run(
     at: datetime,
     triggered_by: str | None = None,
 ) -> Run:
-    """The run row (idempotent: a rerun of the same run id finds it)."""
+    """The run row (idempotent: a rerun of the same run id finds it).
+
+    Refuses to record a run whose beneficiary keys would not match those the
+    ledger already holds for the scheme (``KeyVersionError``).
+    """
+    check_key_version(session, [scheme.id, *scheme.spec.not_cumulable_with])
+    parameters = {**parameters, "key_version": KEY_VERSION}
     run = session.get(Run, run_id)
     if run is None:
         run = Run(
