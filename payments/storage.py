@@ -105,8 +105,10 @@ class Storage:
             if self.read_bytes(PROBE) != b"ok":
                 raise StorageError(f"{self.url}: the probe did not read back")
             self.delete(PROBE)
-        except (OSError, PermissionError) as exc:
-            raise StorageError(f"storage root {self.url}: {exc}") from exc
+        except StorageError:
+            raise
+        except Exception as exc:  # botocore's errors are not all OSErrors: name them all
+            raise StorageError(f"storage root {self.url}: {type(exc).__name__}: {exc}") from exc
 
     # --- small objects -------------------------------------------------
     def exists(self, rel: str) -> bool:

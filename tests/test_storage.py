@@ -135,3 +135,16 @@ def test_storage_check_creates_the_bucket_and_round_trips_a_probe(
     out = CliRunner().invoke(app, ["storage", "check", "--data-dir", str(tmp_path)])
     assert out.exit_code == 1 and out.exception is not None
     assert isinstance(out.exception, SystemExit)  # a clear message, not a traceback
+
+
+def test_storage_check_names_an_unreachable_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    storage = open_storage("s3://nowhere/data")
+    with pytest.raises(StorageError, match="storage root s3://nowhere/data"):
+        storage.check()
