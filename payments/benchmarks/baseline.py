@@ -20,22 +20,13 @@ from typing import Any
 import pandas as pd
 
 from payments.contract import Contract
+from payments.entitlement.facts import BENEFITS
 from payments.entitlement.holds import HoldPolicy
 from payments.registry import Registry
 from payments.schemes import Scheme
 
 NIR = re.compile(r"^[12][0-9]{2}(0[1-9]|1[0-2]|[2-9][0-9])(2A|2B|[0-9]{2})[0-9]{6}[0-9]{2}$")
 BIC = re.compile(r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
-BENEFITS = (
-    "rsa_cents",
-    "rso_cents",
-    "ass_cents",
-    "aer_cents",
-    "prime_forfaitaire_cents",
-    "apl_cents",
-    "alf_cents",
-    "als_cents",
-)
 
 
 @dataclass

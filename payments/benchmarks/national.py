@@ -37,21 +37,13 @@ import pyarrow.parquet as pq
 
 from payments.contract import load_contract
 from payments.entitlement.folder import compute_folder
-from payments.intake import Receipt, receive_fund
-from payments.registry import Fund, load_registry
+from payments.registry import load_registry
 from payments.sample.households import Window as SampleWindow
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import Scheme, load_scheme
 from payments.sepa.batch import write_batch
 from payments.sepa.signing import Signer, generate_demo_pair, load_signer
-from payments.validation.folder import (
-    FolderValidation,
-    FundReport,
-    _as_of,
-    _conclude,
-    _write_fund,
-)
-from payments.validation.rows import validate_rows
+from payments.validation.folder import FolderValidation, _conclude, validate_one_timed
 from payments.validation.schema import Window
 
 SCHEME = "aes-2020-05"
@@ -184,43 +176,6 @@ def sample(
 
 
 # --- our pipeline, stage by stage ------------------------------------------------
-def _fund(
-    root: Path, out_dir: Path, fund: Fund, window: Window
-) -> tuple[FundReport, Receipt, dict[str, float]]:
-    """validate_folder's per-fund work with a clock around each phase (in a worker)."""
-    contract = load_contract()
-    spent: dict[str, float] = {}
-    t = time.process_time()
-    receipt, rows = receive_fund(root, fund, SCHEME, contract)
-    spent["read"] = time.process_time() - t
-    report = FundReport(
-        fund.code,
-        receipt.file,
-        receipt.status,
-        str(receipt.error) if receipt.error else None,
-        receipt.message,
-        receipt.sha256,
-    )
-    if rows is not None:
-        t = time.process_time()
-        result = validate_rows(
-            rows.table,
-            rows.lines,
-            contract=contract,
-            fund_code=fund.code,
-            window=window,
-            as_of=_as_of(receipt, window.reference_date),
-            invalid_rows=rows.invalid,
-        )
-        report.rows_read = result.rows_read
-        report.accepted = result.accepted_rows
-        report.quarantined = result.quarantined_rows
-        report.rules = result.rule_counts
-        _write_fund(out_dir / fund.code, result, report)
-        spent["validate"] = time.process_time() - t
-    return report, receipt, spent
-
-
 @dataclass(frozen=True)
 class _TimedSigner(Signer):
     """The signer, with the time spent signing counted (write and sign are one pass)."""
@@ -271,8 +226,12 @@ def run_pipeline(
         done = []
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            version = load_contract().version
             futures = [
-                pool.submit(_fund, root, out / "validation", f, window) for f in registry.funds
+                pool.submit(
+                    validate_one_timed, root, out / "validation", f, SCHEME, window, version
+                )
+                for f in registry.funds
             ]
             done = [f.result() for f in futures]
         for _, _, s in done:

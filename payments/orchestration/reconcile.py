@@ -111,6 +111,10 @@ def ingest(paths: list[str]) -> dict[str, Any]:
     return {**counts, "flagged": flagged}
 
 
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    pacsv.write_csv(pa.Table.from_pylist(rows), path, pacsv.WriteOptions(delimiter=";"))
+
+
 def write_reconciliation() -> dict[str, Any]:
     """``reconciliation/by_fund.csv`` from the ledger's finance view, and its national totals."""
     install_masking()
@@ -121,24 +125,14 @@ def write_reconciliation() -> dict[str, Any]:
         out = area.root / RECONCILED
         out.mkdir(parents=True, exist_ok=True)
         if rows:
-            pacsv.write_csv(
-                pa.Table.from_pylist(rows), out / "by_fund.csv", pacsv.WriteOptions(delimiter=";")
-            )
+            _write_csv(rows, out / "by_fund.csv")
         per_run = tie_out(engine)
         if per_run:
-            pacsv.write_csv(
-                pa.Table.from_pylist(per_run),
-                out / "by_run_fund.csv",
-                pacsv.WriteOptions(delimiter=";"),
-            )
+            _write_csv(per_run, out / "by_run_fund.csv")
         with Session(engine) as session:
             reissue = reissue_list(session)
         if reissue:
-            pacsv.write_csv(
-                pa.Table.from_pylist(reissue),
-                out / "reissue.csv",
-                pacsv.WriteOptions(delimiter=";"),
-            )
+            _write_csv(reissue, out / "reissue.csv")
         else:
             (out / "reissue.csv").unlink(missing_ok=True)  # an old list would mislead finance
         log.info("re-issue list: %s payments rejected or returned, not re-issued yet", len(reissue))
