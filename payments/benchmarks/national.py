@@ -43,7 +43,12 @@ from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import Scheme, load_scheme
 from payments.sepa.batch import write_batch
 from payments.sepa.signing import Signer, generate_demo_pair, load_signer
-from payments.validation.folder import FolderValidation, _conclude, validate_one_timed
+from payments.validation.folder import (
+    FolderValidation,
+    _conclude,
+    largest_first,
+    validate_one_timed,
+)
 from payments.validation.schema import Window
 
 SCHEME = "aes-2020-05"
@@ -176,6 +181,12 @@ def sample(
 
 
 # --- our pipeline, stage by stage ------------------------------------------------
+_CLOCK_LOCK = threading.Lock()
+#: Payment files are written by two threads; the signing time they add up is
+#: reported over the threads (its share of the wall time).
+WRITER_THREADS = 2
+
+
 @dataclass(frozen=True)
 class _TimedSigner(Signer):
     """The signer, with the time spent signing counted (write and sign are one pass)."""
@@ -191,7 +202,8 @@ class _TimedSigner(Signer):
         try:
             return super().sign(data)
         finally:
-            self.clock[0] += time.perf_counter() - t
+            with _CLOCK_LOCK:  # the writer threads sign concurrently
+                self.clock[0] += time.perf_counter() - t
 
 
 @dataclass
@@ -226,14 +238,21 @@ def run_pipeline(
         done = []
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            version = load_contract().version
-            futures = [
-                pool.submit(
-                    validate_one_timed, root, out / "validation", f, SCHEME, window, version
+            contract = load_contract()
+            funds = registry.funds
+            submitted = {
+                i: pool.submit(
+                    validate_one_timed,
+                    root,
+                    out / "validation",
+                    funds[i],
+                    SCHEME,
+                    window,
+                    contract.version,
                 )
-                for f in registry.funds
-            ]
-            done = [f.result() for f in futures]
+                for i in largest_first(root, funds, SCHEME, contract)
+            }
+            done = [submitted[i].result() for i in range(len(funds))]
         for _, _, s in done:
             for k in spent:
                 spent[k] += s.get(k, 0.0)
@@ -289,9 +308,7 @@ def run_pipeline(
         )
     )
     timed = _TimedSigner(signer.key, signer.certificate)
-    decisions = (
-        computed.decisions if computed.decisions is not None else pq.read_table(decisions_path)
-    )
+    decisions = computed.frame if computed.frame is not None else pq.read_table(decisions_path)
     with measure() as m:
         batch = write_batch(
             decisions,
@@ -300,6 +317,7 @@ def run_pipeline(
             created_at=datetime(2020, 5, 14, 8, 0),
             signer=timed,
             out_dir=out / "payments",
+            threads=WRITER_THREADS,
         )
     totals = batch.manifest["totals"]
     run.payable, run.payable_cents = int(totals["nb_of_txs"]), int(totals["ctrl_sum_cents"])
@@ -308,7 +326,7 @@ def run_pipeline(
         Stage(
             "write pain.001 (per fund, split, ISO 20022)",
             run.payable,
-            round(m.wall - timed.spent, 2),
+            round(m.wall - timed.spent / WRITER_THREADS, 2),
             round(m.cpu - timed.spent, 2),
             m.peak // 2**20,
             in_mb=_mb([decisions_path]),
@@ -319,7 +337,7 @@ def run_pipeline(
         Stage(
             f"sign + manifest (CMS, RSA-3072, {len(xml)} files)",
             run.payable,
-            round(timed.spent, 2),
+            round(timed.spent / WRITER_THREADS, 2),
             round(timed.spent, 2),
             m.peak // 2**20,
             in_mb=_mb(xml),

@@ -76,6 +76,12 @@ def _age(birth: pl.Expr, on: date) -> pl.Expr:
 def merge_months(accepted: pl.DataFrame, months: list[str]) -> pl.DataFrame:
     """One row per household: benefits due in any month of the window, the rest latest."""
     rows = accepted.filter(pl.col("reference_month").is_in(months))
+    if not rows.get_column("household_id").is_duplicated().any():
+        # One row per household (most files): nothing to merge. The group-by
+        # below would copy every column of every row to give the same values.
+        if not rows.get_column("household_id").is_sorted():
+            rows = rows.sort("household_id")
+        return rows.with_columns(pl.lit(1, pl.Int64).alias("months"))
     others = [c for c in rows.columns if c not in BENEFITS and c != "household_id"]
     return (
         rows.sort("household_id", "reference_month")

@@ -10,6 +10,7 @@ and ``compute.json`` (counts and the tie-out).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from payments.entitlement.decide import decide
+from payments.entitlement.decide import decide_frame
 from payments.entitlement.facts import household_facts
 from payments.entitlement.holds import HoldPolicy, load_hold_policy
 from payments.entitlement.preview import budget_preview, preview_rows
@@ -60,7 +61,12 @@ class ComputeResult:
     preview: dict[str, Any]
     funds: list[str]
     #: The decisions as written to ``decisions.parquet`` (kept: reading them back cost seconds).
-    decisions: pa.Table | None = field(default=None, repr=False, compare=False)
+    frame: pl.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def decisions(self) -> pa.Table | None:
+        """The decisions as an Arrow table (converted once, when first asked for)."""
+        return self.frame.to_arrow() if self.frame is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"scheme_id": self.scheme_id, "funds": self.funds, "preview": self.preview}
@@ -107,7 +113,7 @@ def compute_folder(
     if not tables:
         raise FileNotFoundError(f"no accepted.parquet under {input_dir}")
     facts = pa.concat_tables(tables)
-    decisions = decide(
+    df = decide_frame(
         facts,
         scheme,
         holds=holds,
@@ -118,8 +124,6 @@ def compute_folder(
     )
     del facts, tables  # the decisions carry what is needed: free the facts before writing
     out_dir.mkdir(parents=True, exist_ok=True)
-    df = pl.from_arrow(decisions)
-    assert isinstance(df, pl.DataFrame)
     # polars' writer (multithreaded, LZ4, no statistics): 2 s nationally where
     # pyarrow's defaults took 5; pyarrow reads it back to the same table.
     df.write_parquet(out_dir / "decisions.parquet", compression="lz4", statistics=False)
@@ -137,12 +141,12 @@ def compute_folder(
         "bank_details_changed_on",
     )
     pq.write_table(review.to_arrow(), out_dir / "review.parquet")
-    preview = budget_preview(decisions)
+    preview = budget_preview(df)
     (out_dir / "preview.json").write_text(json.dumps(preview, indent=2, sort_keys=True) + "\n")
     pacsv.write_csv(
         preview_rows(preview), out_dir / "preview.csv", pacsv.WriteOptions(delimiter=";")
     )
-    result = ComputeResult(scheme.id, out_dir, preview, [f.code for f in funds], decisions)
+    result = ComputeResult(scheme.id, out_dir, preview, [f.code for f in funds], df)
     (out_dir / "compute.json").write_text(
         json.dumps(
             {

@@ -14,7 +14,7 @@ import pyarrow as pa
 from payments.entitlement.decide import STATUSES
 
 
-def budget_preview(decisions: pa.Table) -> dict[str, Any]:
+def budget_preview(decisions: pa.Table | pl.DataFrame) -> dict[str, Any]:
     """National totals, per fund, per rule and per hold reason, as plain JSON-able data."""
     wanted = [
         "scheme_id",
@@ -28,7 +28,11 @@ def budget_preview(decisions: pa.Table) -> dict[str, Any]:
         "payable_cents",
         "hold_reasons",
     ]
-    df = pl.from_arrow(decisions.select(wanted))  # only what the preview reads
+    df = (
+        decisions.select(wanted)
+        if isinstance(decisions, pl.DataFrame)
+        else pl.from_arrow(decisions.select(wanted))  # only what the preview reads
+    )
     assert isinstance(df, pl.DataFrame)
     scheme = df.get_column("scheme_id")[0] if df.height else None
     # One pass: every (fund, status) cell; funds and the nation are sums of cells.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,8 +31,8 @@ from payments.sepa.pain001 import (
     FileHeader,
     Pain001Format,
     cents_text,
+    file_bytes,
     transactions_xml,
-    write_file,
 )
 from payments.sepa.signing import SIGNATURE_SUFFIX, Signer
 
@@ -84,7 +85,9 @@ def end_to_end_ids(
     )
 
 
-def prepare_transactions(decisions: pa.Table, scheme_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def prepare_transactions(
+    decisions: pa.Table | pl.DataFrame, scheme_id: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Payable households as transactions, and those whose name cannot be written.
 
     The creditor is the account holder (as the bank knows the account); when that
@@ -101,10 +104,15 @@ def prepare_transactions(decisions: pa.Table, scheme_id: str) -> tuple[pl.DataFr
         "iban",
         "bic",
     ]
-    if "attempt" in decisions.column_names:
+    names = decisions.columns if isinstance(decisions, pl.DataFrame) else decisions.column_names
+    if "attempt" in names:
         wanted.append("attempt")
     # Only the columns a payment needs: converting all of them cost more than the rest.
-    df = pl.DataFrame(decisions.select(wanted)).filter(pl.col("status") == "payable")
+    df = (
+        decisions.select(wanted)
+        if isinstance(decisions, pl.DataFrame)
+        else pl.DataFrame(decisions.select(wanted))
+    ).filter(pl.col("status") == "payable")
     txs = df.select(
         "fund_code",
         "household_id",
@@ -140,8 +148,46 @@ def _one_name(text: str) -> str:
     return str(out)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One payment file to write: everything it needs, decided before any is written."""
+
+    fund_code: str
+    header: FileHeader
+    part: pl.DataFrame
+    path: Path
+
+
+def _write_one(
+    job: _Job, out_dir: Path, signer: Signer, remittance: str, fmt: Pain001Format
+) -> tuple[PaymentFile, pl.DataFrame]:
+    """Write and sign one file from its bytes in memory (hashed and signed without re-reading).
+
+    Runs in writer threads: Arrow's string kernels, file writes, SHA-256 and
+    OpenSSL's signing release the GIL, so two files are written at once.
+    """
+    xml = transactions_xml(job.part.to_arrow(), remittance=remittance, fmt=fmt)
+    data = file_bytes(job.header, xml, fmt=fmt)
+    job.path.parent.mkdir(parents=True, exist_ok=True)
+    job.path.write_bytes(data)
+    job.path.with_name(job.path.name + SIGNATURE_SUFFIX).write_bytes(signer.sign(data))
+    placed = job.part.select("end_to_end_id", "amount_cents").with_columns(
+        pl.lit(job.header.msg_id).alias("msg_id")
+    )
+    return PaymentFile(
+        path=str(job.path.relative_to(out_dir)),
+        fund_code=job.fund_code,
+        msg_id=job.header.msg_id,
+        nb_of_txs=job.header.nb_of_txs,
+        ctrl_sum=cents_text(job.header.ctrl_sum_cents),
+        ctrl_sum_cents=job.header.ctrl_sum_cents,
+        sha256=hashlib.sha256(data).hexdigest(),
+        bytes=len(data),
+    ), placed
+
+
 def write_batch(
-    decisions: pa.Table,
+    decisions: pa.Table | pl.DataFrame,
     scheme: Scheme,
     *,
     run_id: str,
@@ -151,8 +197,14 @@ def write_batch(
     registry: Registry | None = None,
     max_transactions: int = DEFAULT_MAX_TRANSACTIONS,
     fmt: Pain001Format = PAIN_001_001_03,
+    threads: int = 2,
 ) -> BatchResult:
-    """Write, sign and list every payment file of the payable households in ``decisions``."""
+    """Write, sign and list every payment file of the payable households in ``decisions``.
+
+    Files are cut and named first, in registry order, then written by ``threads``
+    writer threads; the result lists them in that same order, so the files and
+    the manifest are the same bytes whatever the number of threads.
+    """
     if max_transactions < 1:
         raise ValueError("max_transactions must be at least 1")
     registry = registry or load_registry()
@@ -162,7 +214,7 @@ def write_batch(
     remittance = scheme.spec.remittance
     out_dir.mkdir(parents=True, exist_ok=True)
     result = BatchResult(out_dir=out_dir, manifest={})
-    placed: list[pl.DataFrame] = []
+    jobs: list[_Job] = []
     by_fund = txs.partition_by("fund_code", as_dict=True)
     for fund in registry.funds:
         rows = by_fund.get((fund.code,), txs.clear()).sort("household_id")
@@ -180,30 +232,18 @@ def write_batch(
                 nb_of_txs=part.height,
                 ctrl_sum_cents=int(part.get_column("amount_cents").sum()),
             )
-            xml = transactions_xml(part.to_arrow(), remittance=remittance, fmt=fmt)
-            placed.append(
-                part.select("end_to_end_id", "amount_cents").with_columns(
-                    pl.lit(msg_id).alias("msg_id")
-                )
-            )
-            path = out_dir / fund.code / f"{msg_id}.xml"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("wb") as fh:
-                write_file(fh, header, xml, fmt=fmt)
-            data = path.read_bytes()
-            path.with_name(path.name + SIGNATURE_SUFFIX).write_bytes(signer.sign(data))
-            result.files.append(
-                PaymentFile(
-                    path=str(path.relative_to(out_dir)),
-                    fund_code=fund.code,
-                    msg_id=msg_id,
-                    nb_of_txs=header.nb_of_txs,
-                    ctrl_sum=cents_text(header.ctrl_sum_cents),
-                    ctrl_sum_cents=header.ctrl_sum_cents,
-                    sha256=hashlib.sha256(data).hexdigest(),
-                    bytes=len(data),
-                )
-            )
+            jobs.append(_Job(fund.code, header, part, out_dir / fund.code / f"{msg_id}.xml"))
+
+    def one(job: _Job) -> tuple[PaymentFile, pl.DataFrame]:
+        return _write_one(job, out_dir, signer, remittance, fmt)
+
+    if threads > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            written = list(pool.map(one, jobs))  # map keeps the jobs' order
+    else:
+        written = [one(job) for job in jobs]
+    result.files = [w[0] for w in written]
+    placed = [w[1] for w in written]
     placement = (
         pl.concat(placed)
         if placed

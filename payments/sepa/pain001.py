@@ -1,4 +1,4 @@
-"""pain.001 (SEPA credit transfer initiation) writer, vectorised and streamed.
+"""pain.001 (SEPA credit transfer initiation) writer, vectorised, one block per file.
 
 Each transaction's XML is built for all rows at once with Arrow string kernels;
 the resulting Arrow string array's data buffer *is* the concatenation of the
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -159,18 +158,13 @@ def _buffer_bytes(values: pa.Array) -> memoryview:
     return memoryview(data)[start:end]
 
 
-def write_file(
-    out: BinaryIO,
-    header: FileHeader,
-    transactions: pa.Array,
-    *,
-    fmt: Pain001Format = PAIN_001_001_03,
-) -> None:
-    """Stream one payment file: header, the transactions block, closing tags."""
-    out.write(_head(header, fmt))
-    if isinstance(transactions, pa.ChunkedArray):
-        for chunk in transactions.chunks:
-            out.write(_buffer_bytes(chunk))
-    else:
-        out.write(_buffer_bytes(transactions))
-    out.write(_TAIL)
+def file_bytes(
+    header: FileHeader, transactions: pa.Array, *, fmt: Pain001Format = PAIN_001_001_03
+) -> bytes:
+    """One payment file: header, the transactions block (Arrow's data buffer), closing tags.
+
+    Built in memory (one fund's file is megabytes) so it is written, hashed and
+    signed from the same bytes, never read back from disk.
+    """
+    chunks = transactions.chunks if isinstance(transactions, pa.ChunkedArray) else [transactions]
+    return b"".join([_head(header, fmt), *(_buffer_bytes(c) for c in chunks), _TAIL])
