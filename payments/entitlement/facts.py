@@ -127,10 +127,29 @@ def household_facts(
     accepted: pa.Table, scheme: Scheme, *, secret: bytes, overseas: bool
 ) -> pa.Table:
     """Facts and rule outcome of every household of one fund's accepted rows."""
-    spec = scheme.spec
     df = pl.from_arrow(accepted)
     assert isinstance(df, pl.DataFrame)
-    merged = merge_months(df, spec.reference_months)
+    return household_facts_frame(df, scheme, secret=secret, overseas=overseas).to_arrow()
+
+
+#: Polars types of the facts columns (a pure function of the Arrow ones).
+_POLARS_FACTS = {
+    name: pl.DataFrame(pa.table({name: pa.array([], t)})).schema[name] for name, t in FACTS.items()
+}
+
+
+def household_facts_frame(
+    accepted: pl.DataFrame, scheme: Scheme, *, secret: bytes, overseas: bool
+) -> pl.DataFrame:
+    """``household_facts`` as a polars frame, the form the compute stage keeps.
+
+    The facts of 4 million households went to Arrow and back to polars on
+    their way to ``decide``: two copies of every text column for nothing.
+    Only the rule conditions (Arrow expressions) see an Arrow table, of the
+    few columns they read.
+    """
+    spec = scheme.spec
+    merged = merge_months(accepted, spec.reference_months)
     on = spec.age_date
     child_age = _age(pl.element(), on)
     facts = merged.with_columns(
@@ -147,10 +166,19 @@ def household_facts(
     ).with_columns(
         pl.min_horizontal("claimant_age", "spouse_age").alias("youngest_adult_age"),
     )
-    table = facts.to_arrow()
-    table = table.append_column(
-        "claimant_key", beneficiary_keys(table.column("claimant_nir"), secret)
-    ).append_column("spouse_key", beneficiary_keys(table.column("spouse_nir"), secret))
-    table = table.select([c for c in COLUMNS if c in table.column_names])
-    table = table.cast(pa.schema([(f.name, FACTS.get(f.name, f.type)) for f in table.schema]))
-    return evaluate_rules(table, scheme).select(list(COLUMNS))
+    facts = facts.with_columns(
+        pl.Series(
+            "claimant_key", beneficiary_keys(facts.get_column("claimant_nir").to_arrow(), secret)
+        ),
+        pl.Series(
+            "spouse_key", beneficiary_keys(facts.get_column("spouse_nir").to_arrow(), secret)
+        ),
+    )
+    before_rules = [c for c in COLUMNS[: COLUMNS.index("rule_id")] if c in facts.columns]
+    facts = facts.select(before_rules).cast(
+        {name: dtype for name, dtype in _POLARS_FACTS.items() if name in before_rules}
+    )
+    conditions = facts.select([c for c in FACTS if c in facts.columns]).to_arrow()
+    outcome = pl.from_arrow(evaluate_rules(conditions, scheme).select(list(COLUMNS[-5:])))
+    assert isinstance(outcome, pl.DataFrame)
+    return pl.concat([facts, outcome], how="horizontal").select(list(COLUMNS))

@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from payments.entitlement.decide import decide_frame
-from payments.entitlement.facts import household_facts
+from payments.entitlement.facts import household_facts_frame
 from payments.entitlement.holds import HoldPolicy, load_hold_policy
 from payments.entitlement.preview import budget_preview, preview_rows
 from payments.registry import Registry, load_registry
@@ -74,11 +74,12 @@ class ComputeResult:
 
 def _facts_one(
     path: Path, scheme_id: str, scheme_text: str, secret: bytes, overseas: bool
-) -> pa.Table:
+) -> pl.DataFrame:
     from payments.schemes import parse_scheme
 
     scheme = parse_scheme(scheme_text, f"<{scheme_id}>")
-    return household_facts(pq.read_table(path), scheme, secret=secret, overseas=overseas)
+    accepted = pl.read_parquet(path)
+    return household_facts_frame(accepted, scheme, secret=secret, overseas=overseas)
 
 
 def compute_folder(
@@ -112,7 +113,7 @@ def compute_folder(
         tables = [_facts_one(*a) for a in args]
     if not tables:
         raise FileNotFoundError(f"no accepted.parquet under {input_dir}")
-    facts = pa.concat_tables(tables)
+    facts = pl.concat(tables, rechunk=False)
     df = decide_frame(
         facts,
         scheme,
