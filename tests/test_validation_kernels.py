@@ -117,3 +117,16 @@ def test_kernels_on_a_large_generated_sample() -> None:
 def test_nulls_and_non_ascii_never_pass() -> None:
     arr = pa.array([None, "FR14é20041010050500013M02606", ""], pa.string())
     assert (iban_mod97_remainders(arr) != 1).all()
+
+
+def test_kernels_read_a_sliced_array_from_its_own_offset() -> None:
+    """An Arrow slice shares its parent's buffers: the kernels must start at the slice."""
+    rng = np.random.default_rng(5)
+    good, _ = make_ibans(rng, 50)
+    values = ["XX00NOTANIBAN", *good.to_pylist()]
+    whole = pa.array(values, pa.string())
+    sliced = whole.slice(1)
+    assert sliced.offset == 1
+    assert (iban_mod97_remainders(sliced) == iban_mod97_remainders(whole)[1:]).all()
+    assert (french_rib_remainders(sliced) == french_rib_remainders(whole)[1:]).all()
+    assert (iban_mod97_remainders(sliced) == 1).all()

@@ -45,15 +45,19 @@ def _subkey(secret: bytes) -> bytes:
 
 
 def _blocks(values: pa.Array, lengths: np.ndarray) -> np.ndarray:
-    """Each value padded to one 16-byte block (value, 0x80, zeros), as an (n, 16) matrix."""
+    """Each value padded to one 16-byte block (value, 0x80, zeros), as an (n, 16) matrix.
+
+    ``lengths`` are the values' byte lengths, all below 16 (the caller empties
+    longer ones). The values' bytes, back to back in Arrow's data buffer, fill
+    the cells left of each row's length in row order: one masked copy, where a
+    gather per byte took seconds nationally.
+    """
     n = len(values)
-    offsets = np.frombuffer(values.buffers()[1], np.int32)[values.offset : values.offset + n + 1]
+    offsets = np.frombuffer(values.buffers()[1], np.int32, n + 1, values.offset * 4)
     data = values.buffers()[2]
     raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    columns = np.arange(BLOCK)
-    inside = columns < lengths[:, None]
     blocks = np.zeros((n, BLOCK), np.uint8)
-    blocks[inside] = raw[(offsets[:-1, None] + columns)[inside]]
+    blocks[np.arange(BLOCK) < lengths[:, None]] = raw[offsets[0] : offsets[n]]
     blocks[np.arange(n), lengths] = 0x80
     return blocks
 
@@ -68,7 +72,10 @@ def beneficiary_keys(nirs: pa.Array | pa.ChunkedArray, secret: bytes) -> pa.Arra
     filled = pc.fill_null(values, "")
     lengths = np.asarray(pc.binary_length(filled), np.int64)
     short = lengths < BLOCK
-    blocks = _blocks(filled, np.where(short, lengths, 0))
+    if short.all():
+        blocks = _blocks(filled, lengths)
+    else:
+        blocks = _blocks(pc.if_else(pa.array(short), filled, ""), np.where(short, lengths, 0))
     encryptor = Cipher(algorithms.AES(subkey), modes.ECB()).encryptor()
     cipher = np.frombuffer(encryptor.update(blocks.tobytes()) + encryptor.finalize(), np.uint8)
     keys = cipher.reshape(n, BLOCK) ^ blocks

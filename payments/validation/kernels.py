@@ -55,7 +55,7 @@ class _Bytes:
         arr = values.cast(pa.string()).fill_null("")
         self.text = arr
         n = len(arr)
-        offsets = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset)
+        offsets = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4)
         raw = arr.buffers()[2]
         data = np.frombuffer(raw, np.uint8) if raw is not None else np.zeros(0, np.uint8)
         self.data = np.concatenate([data, np.full(64, _PAD, np.uint8)])
