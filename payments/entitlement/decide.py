@@ -248,6 +248,21 @@ def decide_frame(
     return df
 
 
+def _crowded(ibans: pl.Series, most: int) -> pl.Series:
+    """IBANs shared by more than ``most`` households.
+
+    Counted exactly, but only for the IBANs whose 64-bit hash is seen more than
+    ``most`` times (found by sorting the hashes: more than ``most`` equal in a
+    row); a group-by over millions of IBAN strings took most of this step.
+    """
+    hashed = ibans.hash(seed=0)
+    ordered = hashed.sort()
+    repeated = ordered.filter(ordered == ordered.shift(most)).unique()
+    candidates = ibans.filter(hashed.is_in(repeated.implode()))
+    counted = candidates.to_frame("iban").group_by("iban").len()
+    return counted.filter(pl.col("len") > most).get_column("iban")
+
+
 def _apply_holds(
     df: pl.DataFrame, policy: HoldPolicy, run_date: date, released: Sequence[str] = ()
 ) -> pl.DataFrame:
@@ -257,12 +272,7 @@ def _apply_holds(
     payable = df.select(
         "status", "iban", "account_holder", "claimant_last_name", "claimant_first_name", "_row"
     ).filter(pl.col("status") == "payable")
-    crowded = (
-        payable.group_by("iban")
-        .len()
-        .filter(pl.col("len") > policy.max_households_per_iban)
-        .get_column("iban")
-    )
+    crowded = _crowded(payable.get_column("iban"), policy.max_households_per_iban)
     mismatched = pl.Series("_row", [], pl.Int64)
     if policy.check_holder_name:
         # Cheap test first (the holder literally carries the name), then the
@@ -291,11 +301,16 @@ def _apply_holds(
         pl.Series(list(released), dtype=pl.String).implode()
     )
     flags = [f"_hold_{code}" for code in checks]
-    df = df.with_columns(
-        (is_payable & cond.fill_null(False)).alias(flag)
-        for flag, cond in zip(flags, checks.values(), strict=True)
+    # The flags in a frame of their own, and the few held rows put back by row
+    # number: joining them onto every household copied all forty columns.
+    flagged = df.select(
+        "_row",
+        *(
+            (is_payable & cond.fill_null(False)).alias(flag)
+            for flag, cond in zip(flags, checks.values(), strict=True)
+        ),
     )
-    held_rows = df.filter(pl.any_horizontal(flags)).select(
+    held_rows = flagged.filter(pl.any_horizontal(flags)).select(
         "_row",
         pl.concat_list(
             [pl.when(pl.col(f)).then(pl.lit(code)) for f, code in zip(flags, checks, strict=True)]
@@ -303,15 +318,19 @@ def _apply_holds(
         .list.drop_nulls()
         .alias("hold_reasons"),
     )
-    df = df.drop(flags).join(held_rows, on="_row", how="left", maintain_order="left")
-    held = pl.col("hold_reasons").is_not_null()
+    rows = held_rows.get_column("_row")
+    reasons = held_rows.get_column("hold_reasons")
+    lengths = np.zeros(df.height, np.int64)
+    lengths[rows.to_numpy()] = reasons.list.len().to_numpy()
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    values = reasons.explode().to_arrow().cast(pa.string())
+    hold_reasons = pl.Series(
+        "hold_reasons", pa.ListArray.from_arrays(pa.array(offsets), values), pl.List(pl.String)
+    )
     return df.with_columns(
-        pl.col("hold_reasons").fill_null(pl.lit([], pl.List(pl.String))),
-        pl.when(held).then(pl.lit("held")).otherwise(pl.col("status")).alias("status"),
-        pl.when(held)
-        .then(pl.col("hold_reasons").list.join(","))
-        .otherwise(pl.col("reason"))
-        .alias("reason"),
+        hold_reasons,
+        df.get_column("status").scatter(rows, "held"),
+        df.get_column("reason").scatter(rows, reasons.list.join(",")),
     )
 
 

@@ -82,6 +82,22 @@ def _facts_one(
     return household_facts_frame(accepted, scheme, secret=secret, overseas=overseas)
 
 
+def _concat_column_by_column(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The funds' facts as one contiguous frame, never holding two copies of all of them.
+
+    ``decide`` runs faster, and peaks lower, on contiguous columns (polars
+    re-aligned 101 chunks per column mid-way, a copy of every column); a plain
+    concatenation would hold the funds' frames and the result at once. Here
+    each column is concatenated, then dropped from the funds' frames.
+    """
+    names = frames[0].columns
+    columns = []
+    for name in names:
+        columns.append(pl.concat([f.get_column(name) for f in frames], rechunk=True))
+        frames[:] = [f.drop(name) for f in frames]
+    return pl.DataFrame(columns)
+
+
 def compute_folder(
     input_dir: Path,
     out_dir: Path,
@@ -113,7 +129,7 @@ def compute_folder(
         tables = [_facts_one(*a) for a in args]
     if not tables:
         raise FileNotFoundError(f"no accepted.parquet under {input_dir}")
-    facts = pl.concat(tables, rechunk=False)
+    facts = _concat_column_by_column(tables)
     df = decide_frame(
         facts,
         scheme,
@@ -123,7 +139,7 @@ def compute_folder(
         prior=prior,
         released=released or (),
     )
-    del facts, tables  # the decisions carry what is needed: free the facts before writing
+    del facts  # the decisions carry what is needed: free the facts before writing
     out_dir.mkdir(parents=True, exist_ok=True)
     # polars' writer (multithreaded, LZ4, no statistics): 2 s nationally where
     # pyarrow's defaults took 5; pyarrow reads it back to the same table.
