@@ -17,7 +17,7 @@ from payments.validation.kernels import (
     FRENCH_IBAN_FORMAT,
     french_rib_remainders,
     iban_mod97_remainders,
-    nir_key_ok,
+    nir_keys_ok,
 )
 from tests.reference import iban_is_valid, nir_is_valid
 
@@ -73,7 +73,7 @@ def ibans(draw: st.DrawFn) -> str:
 def test_nir_kernel_agrees_with_reference(values: list[str]) -> None:
     df = pl.DataFrame({"nir": values})
     fmt = df.select(pl.col("nir").str.contains(r"^[1-478][0-9]{4}(?:2A|2B|[0-9]{2})[0-9]{8}$"))
-    ok = df.select(nir_key_ok(pl.col("nir"))).to_series().to_list()
+    ok = nir_keys_ok(pa.array(values, pa.string())).tolist()
     for value, well_formed, key_ok in zip(values, fmt.to_series().to_list(), ok, strict=True):
         assert (well_formed and key_ok) == nir_is_valid(value), value
 
@@ -130,3 +130,17 @@ def test_kernels_read_a_sliced_array_from_its_own_offset() -> None:
     assert (iban_mod97_remainders(sliced) == iban_mod97_remainders(whole)[1:]).all()
     assert (french_rib_remainders(sliced) == french_rib_remainders(whole)[1:]).all()
     assert (iban_mod97_remainders(sliced) == 1).all()
+
+
+def test_nir_kernel_on_nulls_corsica_and_a_slice() -> None:
+    corsica_a, corsica_b = "185052A000001", "185052B000001"
+    values = [
+        None,
+        "",
+        "2690599150001",  # too short: malformed, the format rule reports it
+        corsica_a + f"{nir_key(corsica_a):02d}",
+        corsica_b + f"{nir_key(corsica_b):02d}",
+        corsica_a + f"{nir_key(corsica_a) % 97 + 1:02d}",  # a wrong key
+    ]
+    arr = pa.array(["x", *values], pa.string()).slice(1)
+    assert nir_keys_ok(arr).tolist() == [True, True, True, True, True, False]

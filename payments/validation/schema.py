@@ -27,7 +27,7 @@ from payments.validation.kernels import (
     NIR_FORMAT,
     french_rib_remainders,
     iban_mod97_remainders,
-    nir_key_ok,
+    nir_keys_ok,
 )
 
 EARLIEST = date(1900, 1, 1)
@@ -136,7 +136,7 @@ def column_checks(column: Column, *, fund_code: str, window: Window, as_of: date
     if name.endswith("_nir"):
         return [
             _check("nir_format", lambda e: e.str.contains(NIR_FORMAT)),
-            _check("nir_key", nir_key_ok),
+            _array_check("nir_key", lambda column, memo: nir_keys_ok(column.to_arrow())),
         ]
     if name == "iban":
         return [
