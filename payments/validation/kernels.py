@@ -13,6 +13,7 @@ import string
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -144,28 +145,35 @@ def french_rib_remainders(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.
 _POWERS_13 = 10 ** np.arange(12, -1, -1, dtype=np.int64)
 
 
-def nir_keys_ok(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
+def nir_keys_ok(values: pa.Array | pa.ChunkedArray | pl.Series) -> npt.NDArray[np.bool_]:
     """True when a well-formed NIR's key matches; also True when malformed or null
     (format is its own rule, so one mistake gives one error, not two).
 
     The key is 97 minus the 13-digit body mod 97, Corsica's 2A/2B read as 19/18.
-    Accepted NIRs are 15 ASCII characters, so their bytes, back to back in the
-    Arrow buffer, are read as an (n, 15) matrix: no per-row text handling.
+    NIRs are 15 ASCII characters: when every value has 15 bytes or none (a
+    null), the Arrow data buffer *is* an (m, 15) matrix of the present ones,
+    read without any per-row work; otherwise their bytes are gathered.
     """
-    b = _Bytes(values)
-    well_formed = pc.match_substring_regex(b.text, NIR_FORMAT).to_numpy(zero_copy_only=False)
-    ok = np.ones(len(b.start), bool)
-    rows = np.flatnonzero(well_formed)
-    if rows.size == 0:
+    series = values if isinstance(values, pl.Series) else pl.Series(values)
+    well_formed = series.str.contains(NIR_FORMAT).fill_null(False).to_numpy()
+    ok = np.ones(len(series), bool)
+    if not well_formed.any():
         return ok
-    chars = b.data[b.start[rows, None] + np.arange(15)].astype(np.int64)  # (m, 15) bytes
-    digits = chars - 48
-    corsica = chars[:, 5] == ord("2")
-    digits[:, 5] = np.where(corsica & (chars[:, 6] == ord("A")), 1, digits[:, 5])
-    digits[:, 6] = np.where(corsica & (chars[:, 6] == ord("A")), 9, digits[:, 6])
-    digits[:, 5] = np.where(corsica & (chars[:, 6] == ord("B")), 1, digits[:, 5])
-    digits[:, 6] = np.where(corsica & (chars[:, 6] == ord("B")), 8, digits[:, 6])
+    b = _Bytes(series.to_arrow())
+    present = b.length == 15
+    if ((b.length == 0) | present).all():
+        first = int(b.start[0]) if len(b.start) else 0
+        chars = b.data[first : first + 15 * int(present.sum())].reshape(-1, 15)
+        chars = chars[well_formed[present]]
+    else:
+        rows = np.flatnonzero(well_formed)
+        chars = b.data[b.start[rows, None] + np.arange(15)]
+    digits = chars.astype(np.int64) - 48
+    corsica = (chars[:, 5] == ord("2")) & (chars[:, 6] >= ord("A"))
+    # 2A → 19, 2B → 18 ('A' - '0' is 17, 'B' - '0' is 18)
+    digits[corsica, 5] = 1
+    digits[corsica, 6] = np.where(chars[corsica, 6] == ord("A"), 9, 8)
     body = digits[:, :13] @ _POWERS_13
     key = digits[:, 13] * 10 + digits[:, 14]
-    ok[rows] = (97 - body % 97) == key
+    ok[well_formed] = (97 - body % 97) == key
     return ok
