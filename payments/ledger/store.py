@@ -171,11 +171,15 @@ def bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]])
 #: From this many rows, a PostgreSQL load rebuilds the key constraints instead of
 #: maintaining them row by row (docs/decisions.md, "Ledger load").
 BULK_ROWS = 200_000
-_REBUILD_ORDER = {"p": 0, "u": 1, "f": 2}  # keys before the foreign keys that need them
+_REBUILD_ORDER = {"p": 0, "u": 1, "f": 2}
+#: Memory for the bulk load's own sorts and joins, and for building its indexes
+#: (this transaction only: ``SET LOCAL``).
+BULK_WORK_MEM = "256MB"
+BULK_MAINTENANCE_MEM = "512MB"  # keys before the foreign keys that need them
 
 
 @contextmanager
-def _bulk_load(session: Session, rows: int, models: list[type[Base]]) -> Iterator[None]:
+def _bulk_load(session: Session, rows: int, models: list[type[Base]]) -> Iterator[bool]:
     """Load ``rows`` into ``models``' tables with their key constraints rebuilt, not maintained.
 
     Inserting millions of random keys into B-trees one by one (with a small
@@ -188,7 +192,7 @@ def _bulk_load(session: Session, rows: int, models: list[type[Base]]) -> Iterato
     claims and holds reference it. Small loads and SQLite skip all this.
     """
     if rows < BULK_ROWS or session.get_bind().dialect.name != "postgresql":
-        yield
+        yield False
         return
     session.flush()
     saved: list[tuple[str, str, str, str]] = []
@@ -207,8 +211,11 @@ def _bulk_load(session: Session, rows: int, models: list[type[Base]]) -> Iterato
             saved.append((table, str(name), str(kind), str(definition)))
     for table, name, _, _ in sorted(saved, key=lambda c: -_REBUILD_ORDER[c[2]]):
         session.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
-    yield
-    session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+    # Sorts and hash joins of millions of keys (claims derived in key order, the
+    # foreign keys' validation) spilled to disk with the default 4 MB.
+    session.execute(text(f"SET LOCAL work_mem = '{BULK_WORK_MEM}'"))
+    yield True
+    session.execute(text(f"SET LOCAL maintenance_work_mem = '{BULK_MAINTENANCE_MEM}'"))
     for table, name, _, definition in sorted(saved, key=lambda c: _REBUILD_ORDER[c[2]]):
         session.execute(text(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
 
@@ -318,7 +325,7 @@ def record_decisions(
     *,
     run_id: str,
     scheme: Scheme,
-    decisions: pa.Table,
+    decisions: pa.Table | pl.DataFrame,
     end_to_end: pa.Array | None = None,
     at: datetime,
 ) -> Recorded:
@@ -329,10 +336,20 @@ def record_decisions(
     """
     from payments.sepa.batch import end_to_end_ids
 
-    df = pl.DataFrame(decisions).filter(pl.col("status").is_in(["payable", "held"]))
-    keys = (
-        df.get_column("claimant_key").to_list() + df.get_column("spouse_key").drop_nulls().to_list()
-    )
+    wanted = [
+        "status",
+        "claimant_key",
+        "spouse_key",
+        "fund_code",
+        "household_id",
+        "rule_id",
+        "base_cents",
+        "child_cents",
+        "entitled_cents",
+        "reason",
+    ]
+    frame = decisions if isinstance(decisions, pl.DataFrame) else pl.DataFrame(decisions)
+    df = frame.select(wanted).filter(pl.col("status").is_in(["payable", "held"]))
     _adopt_released(session, run_id, scheme.id, df, at)
     reissue: dict[str, tuple[int, int]] = {}
     taken: set[str] = set()
@@ -345,6 +362,10 @@ def record_decisions(
         is None
     )
     if not first_claims:  # the scheme's first run has nobody to look up
+        keys = (
+            df.get_column("claimant_key").to_list()
+            + df.get_column("spouse_key").drop_nulls().to_list()
+        )
         reissue = _reissuable(session, scheme.id, keys)
         taken = _claimed(session, scheme.id, keys) - reissue.keys()
     df = df.with_columns(
@@ -386,17 +407,17 @@ def record_decisions(
     before = session.execute(select(func.coalesce(func.max(Payment.id), 0))).scalar_one()
     new = (Payment.run_id == run_id) & (Payment.id > before)
     moving = sorted(reissue)
-    with _bulk_load(session, rows.height, [Payment, BeneficiaryClaim]):
+    with _bulk_load(session, rows.height, [Payment, BeneficiaryClaim]) as bulk:
         insert_frame(session, Payment, rows)
         # Claims are derived in the database from the rows just inserted (no
         # round trip of millions of ids). The claims' primary key is still the
         # guarantee: a key claimed since we looked fails the whole transaction.
         for column in (Payment.beneficiary_key, Payment.spouse_key):
-            source = (
-                select(Payment.scheme_id, column, Payment.id)
-                .where(new, column.is_not(None), column.not_in(moving) if moving else true())
-                .order_by(column)
+            source = select(Payment.scheme_id, column, Payment.id).where(
+                new, column.is_not(None), column.not_in(moving) if moving else true()
             )
+            if not bulk:  # a maintained index fills page after page in key order
+                source = source.order_by(column)
             session.execute(
                 insert(BeneficiaryClaim).from_select(
                     ["scheme_id", "beneficiary_key", "payment_id"], source
