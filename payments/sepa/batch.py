@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 from cryptography.hazmat.primitives import hashes
 
-from payments.registry import Registry, load_registry
+from payments.registry import Fund, Registry, load_registry
 from payments.schemes import Scheme
 from payments.sepa.charset import NOT_SEPA, transliterate_expr
 from payments.sepa.pain001 import (
@@ -93,26 +93,12 @@ def prepare_transactions(
     The creditor is the account holder (as the bank knows the account); when that
     is empty after transliteration, the claimant's first and last names.
     """
-    wanted = [
-        "status",
-        "fund_code",
-        "household_id",
-        "payable_cents",
-        "account_holder",
-        "claimant_first_name",
-        "claimant_last_name",
-        "iban",
-        "bic",
-    ]
-    names = decisions.columns if isinstance(decisions, pl.DataFrame) else decisions.column_names
-    if "attempt" in names:
-        wanted.append("attempt")
-    # Only the columns a payment needs: converting all of them cost more than the rest.
-    df = (
-        decisions.select(wanted)
-        if isinstance(decisions, pl.DataFrame)
-        else pl.DataFrame(decisions.select(wanted))
-    ).filter(pl.col("status") == "payable")
+    return transactions(_payable_rows(decisions), scheme_id)
+
+
+def transactions(payable: pl.DataFrame, scheme_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``prepare_transactions`` of rows already payable (one fund's, in the writer threads)."""
+    df = payable
     txs = df.select(
         "fund_code",
         "household_id",
@@ -143,44 +129,69 @@ def prepare_transactions(
     return txs.filter(~unwritable), txs.filter(unwritable)
 
 
+_NO_ROWS = pl.DataFrame(schema={"fund_code": pl.String, "household_id": pl.String})
+
+
+def _payable_rows(decisions: pa.Table | pl.DataFrame) -> pl.DataFrame:
+    """The payable rows, with only the columns a payment needs (converting all cost more)."""
+    wanted = [
+        "status",
+        "fund_code",
+        "household_id",
+        "payable_cents",
+        "account_holder",
+        "claimant_first_name",
+        "claimant_last_name",
+        "iban",
+        "bic",
+    ]
+    names = decisions.columns if isinstance(decisions, pl.DataFrame) else decisions.column_names
+    if "attempt" in names:
+        wanted.append("attempt")
+    df = (
+        decisions.select(wanted)
+        if isinstance(decisions, pl.DataFrame)
+        else pl.DataFrame(decisions.select(wanted))
+    )
+    return df.filter(pl.col("status") == "payable")
+
+
+def _payable_by_fund(decisions: pa.Table | pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The payable rows, one frame per fund."""
+    by_fund = _payable_rows(decisions).partition_by("fund_code", as_dict=True)
+    return {str(key[0]): rows for key, rows in by_fund.items()}
+
+
 def _one_name(text: str) -> str:
     out = pl.select(transliterate_expr(pl.lit(text), NAME_MAX)).item()
     return str(out)
 
 
-@dataclass(frozen=True)
-class _Job:
-    """One payment file to write: everything it needs, decided before any is written."""
-
-    fund_code: str
-    header: FileHeader
-    part: pl.DataFrame
-    path: Path
-
-
 def _write_one(
-    job: _Job, out_dir: Path, signer: Signer, remittance: str, fmt: Pain001Format
+    part: pl.DataFrame,
+    header: FileHeader,
+    path: Path,
+    out_dir: Path,
+    signer: Signer,
+    remittance: str,
+    fmt: Pain001Format,
 ) -> tuple[PaymentFile, pl.DataFrame]:
-    """Write and sign one file from its bytes in memory (hashed and signed without re-reading).
-
-    Runs in writer threads: Arrow's string kernels, file writes, SHA-256 and
-    OpenSSL's signing release the GIL, so two files are written at once.
-    """
-    xml = transactions_xml(job.part.to_arrow(), remittance=remittance, fmt=fmt)
-    data = file_bytes(job.header, xml, fmt=fmt)
-    job.path.parent.mkdir(parents=True, exist_ok=True)
-    job.path.write_bytes(data)
-    job.path.with_name(job.path.name + SIGNATURE_SUFFIX).write_bytes(signer.sign(data))
-    placed = job.part.select("end_to_end_id", "amount_cents").with_columns(
-        pl.lit(job.header.msg_id).alias("msg_id")
+    """Write and sign one file from its bytes in memory (hashed and signed without re-reading)."""
+    xml = transactions_xml(part.to_arrow(), remittance=remittance, fmt=fmt)
+    data = file_bytes(header, xml, fmt=fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.with_name(path.name + SIGNATURE_SUFFIX).write_bytes(signer.sign(data))
+    placed = part.select("end_to_end_id", "amount_cents").with_columns(
+        pl.lit(header.msg_id).alias("msg_id")
     )
     return PaymentFile(
-        path=str(job.path.relative_to(out_dir)),
-        fund_code=job.fund_code,
-        msg_id=job.header.msg_id,
-        nb_of_txs=job.header.nb_of_txs,
-        ctrl_sum=cents_text(job.header.ctrl_sum_cents),
-        ctrl_sum_cents=job.header.ctrl_sum_cents,
+        path=str(path.relative_to(out_dir)),
+        fund_code=path.parent.name,
+        msg_id=header.msg_id,
+        nb_of_txs=header.nb_of_txs,
+        ctrl_sum=cents_text(header.ctrl_sum_cents),
+        ctrl_sum_cents=header.ctrl_sum_cents,
         sha256=hashlib.sha256(data).hexdigest(),
         bytes=len(data),
     ), placed
@@ -201,25 +212,33 @@ def write_batch(
 ) -> BatchResult:
     """Write, sign and list every payment file of the payable households in ``decisions``.
 
-    Files are cut and named first, in registry order, then written by ``threads``
-    writer threads; the result lists them in that same order, so the files and
-    the manifest are the same bytes whatever the number of threads.
+    Each fund is one job (its names transliterated, its files cut, named,
+    written and signed), run by ``threads`` writer threads: polars' and
+    Arrow's string kernels, file writes, SHA-256 and OpenSSL's signing release
+    the GIL. Funds are independent and results are gathered in registry
+    order, so the files and the manifest are the same bytes whatever the
+    number of threads.
     """
     if max_transactions < 1:
         raise ValueError("max_transactions must be at least 1")
     registry = registry or load_registry()
-    txs, bad = prepare_transactions(decisions, scheme.id)
     run_tag = hashlib.sha256(run_id.encode()).hexdigest()[:8].upper()
     code = scheme_code(scheme.id)
     remittance = scheme.spec.remittance
     out_dir.mkdir(parents=True, exist_ok=True)
     result = BatchResult(out_dir=out_dir, manifest={})
-    jobs: list[_Job] = []
-    by_fund = txs.partition_by("fund_code", as_dict=True)
-    for fund in registry.funds:
-        rows = by_fund.get((fund.code,), txs.clear()).sort("household_id")
-        for seq, start in enumerate(range(0, rows.height, max_transactions), start=1):
-            part = rows.slice(start, max_transactions)
+    rows_of = _payable_by_fund(decisions)
+    known = set(registry.codes)
+
+    def one_fund(fund: Fund) -> tuple[list[tuple[PaymentFile, pl.DataFrame]], pl.DataFrame]:
+        rows = rows_of.get(fund.code)
+        if rows is None:
+            return [], _NO_ROWS
+        txs, bad = transactions(rows, scheme.id)
+        txs = txs.sort("household_id")
+        written = []
+        for seq, start in enumerate(range(0, txs.height, max_transactions), start=1):
+            part = txs.slice(start, max_transactions)
             msg_id = f"{code}-{run_tag}-{fund.code}-{seq:03d}"
             header = FileHeader(
                 msg_id=msg_id,
@@ -232,16 +251,21 @@ def write_batch(
                 nb_of_txs=part.height,
                 ctrl_sum_cents=int(part.get_column("amount_cents").sum()),
             )
-            jobs.append(_Job(fund.code, header, part, out_dir / fund.code / f"{msg_id}.xml"))
+            path = out_dir / fund.code / f"{msg_id}.xml"
+            written.append(_write_one(part, header, path, out_dir, signer, remittance, fmt))
+        return written, bad.select("fund_code", "household_id")
 
-    def one(job: _Job) -> tuple[PaymentFile, pl.DataFrame]:
-        return _write_one(job, out_dir, signer, remittance, fmt)
-
-    if threads > 1 and len(jobs) > 1:
+    if threads > 1 and len(registry.funds) > 1:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            written = list(pool.map(one, jobs))  # map keeps the jobs' order
+            per_fund = list(pool.map(one_fund, registry.funds))  # map keeps registry order
     else:
-        written = [one(job) for job in jobs]
+        per_fund = [one_fund(fund) for fund in registry.funds]
+    # Funds outside the registry get no file; their unwritable names are still listed.
+    strays = [transactions(rows, scheme.id)[1] for c, rows in rows_of.items() if c not in known]
+    written = [w for files, _ in per_fund for w in files]
+    bad = pl.concat(
+        [b for _, b in per_fund] + [s.select("fund_code", "household_id") for s in strays]
+    )
     result.files = [w[0] for w in written]
     placed = [w[1] for w in written]
     placement = (
