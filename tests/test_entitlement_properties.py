@@ -6,10 +6,13 @@ import random
 from datetime import date
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from payments.entitlement.decide import _crowded
+from payments.entitlement.facts import BENEFITS, merge_months
 from payments.entitlement.preview import budget_preview
 from payments.schemes import load_scheme
 from tests.households import household, iban, nir, run
@@ -94,3 +97,44 @@ def test_engine_properties(case: tuple[str, list[dict[str, Any]]], rnd: random.R
     shuffled = rows[:]
     rnd.shuffle(shuffled)
     assert _keyed(run(scheme, shuffled, reverse_files=True)) == _keyed(decisions)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["FR01", "FR02", "FR03", "DE04", None]), max_size=40),
+    st.integers(0, 4),
+)
+def test_crowded_ibans_are_those_a_plain_count_finds(ibans: list[str | None], most: int) -> None:
+    """The hash-first count of shared IBANs gives exactly a group-by's answer."""
+    series = pl.Series("iban", ibans, pl.String)
+    plain = series.to_frame().group_by("iban").len().filter(pl.col("len") > most).get_column("iban")
+    assert sorted(_crowded(series, most).to_list(), key=str) == sorted(plain.to_list(), key=str)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["2020-04", "2020-05"])), max_size=20))
+def test_month_merge_with_and_without_repeated_households(rows: list[tuple[int, str]]) -> None:
+    """One row per household skips the group-by: same frame as the group-by gives."""
+    seen: set[tuple[int, str]] = set()
+    unique_rows = [r for r in rows if not (r in seen or seen.add(r))]
+    df = pl.DataFrame(
+        {
+            "household_id": [f"{h:07d}" for h, _ in unique_rows],
+            "reference_month": [m for _, m in unique_rows],
+            **{b: [i * 100 for i in range(len(unique_rows))] for b in BENEFITS},
+            "iban": [f"FR{i}" for i in range(len(unique_rows))],
+        },
+        schema_overrides={b: pl.Int64 for b in BENEFITS},
+    )
+    months = ["2020-04", "2020-05"]
+    grouped = (
+        df.sort("household_id", "reference_month")
+        .group_by("household_id", maintain_order=True)
+        .agg(
+            *[pl.col(c).max() for c in BENEFITS],
+            *[pl.col(c).last() for c in ("reference_month", "iban")],
+            pl.len().cast(pl.Int64).alias("months"),
+        )
+    )
+    merged = merge_months(df, months)
+    assert merged.select(grouped.columns).equals(grouped)

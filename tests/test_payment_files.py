@@ -7,6 +7,7 @@ import shutil
 from datetime import date, datetime
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -131,6 +132,37 @@ def test_splitting_and_bytes_are_deterministic(
     assert [f.msg_id for f in a.files] == [f.msg_id for f in b.files]
     one_file = _batch(decisions, signer, tmp_path / "c", max_tx=100)
     assert len(one_file.files) == 3  # one per fund
+
+
+def test_same_bytes_whatever_the_writer_threads_and_the_input_form(
+    decisions: pa.Table, signer: Signer, tmp_path: Path
+) -> None:
+    """Funds are written by threads: their number, and Arrow or polars input, change nothing."""
+    runs = {
+        "one": dict(decisions=decisions, threads=1),
+        "two": dict(decisions=decisions, threads=2),
+        "four_polars": dict(decisions=pl.DataFrame(decisions), threads=4),
+    }
+    manifests = {}
+    for name, args in runs.items():
+        batch = write_batch(
+            args["decisions"],
+            load_scheme("aes-2020-05"),
+            run_id="aes-2020-05-test",
+            created_at=CREATED,
+            signer=signer,
+            out_dir=tmp_path / name,
+            max_transactions=4,
+            threads=args["threads"],
+        )
+        manifests[name] = batch.manifest
+    assert manifests["one"] == manifests["two"] == manifests["four_polars"]
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.*"))
+    assert len(files) > 10
+    for rel in files:
+        first = (tmp_path / "one" / rel).read_bytes()
+        assert first == (tmp_path / "two" / rel).read_bytes(), rel
+        assert first == (tmp_path / "four_polars" / rel).read_bytes(), rel
 
 
 def test_openssl_verifies_files_and_catches_tampering(

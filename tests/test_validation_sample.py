@@ -9,8 +9,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from payments.contract import load_contract
+from payments.registry import load_registry
 from payments.sample.writer import SampleResult, SampleSpec, write_sample
-from payments.validation.folder import FolderValidation, validate_folder
+from payments.validation.folder import FolderValidation, largest_first, validate_folder
 from payments.validation.schema import Window
 from tests.conftest import MAY_2020
 
@@ -113,3 +115,24 @@ def test_workers_do_not_change_outputs(
             assert (tmp_path / "1" / f.fund_code / name).read_bytes() == (
                 tmp_path / "2" / f.fund_code / name
             ).read_bytes()
+
+
+def test_workers_take_the_largest_files_first(
+    validated: tuple[SampleResult, FolderValidation],
+) -> None:
+    sample, result = validated
+    root = Path(sample.root)
+    registry = load_registry()
+    contract = load_contract()
+    order = largest_first(root, registry.funds, "aes-2020-05", contract)
+    assert sorted(order) == list(range(len(registry.funds)))  # every fund, once
+
+    def size(i: int) -> int:
+        fund = registry.funds[i]
+        path = root / fund.inbox / contract.data_file_name(fund.code, "aes-2020-05")
+        return path.stat().st_size if path.exists() else 0
+
+    sizes = [size(i) for i in order]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
+    # results still come back in registry order
+    assert [f.fund_code for f in result.funds] == registry.codes
