@@ -216,7 +216,7 @@ class PipelineRun:
 
     @property
     def total_wall(self) -> float:
-        return round(sum(s.wall_s for s in self.stages), 2)
+        return round(sum(s.wall_s for s in self.stages), 3)
 
     @property
     def peak_rss_mb(self) -> int:
@@ -266,8 +266,8 @@ def run_pipeline(
         Stage(
             "read (SHA-256, file checks, CSV parse)",
             rows,
-            round(m.wall * share, 2),
-            round(m.cpu * share, 2),
+            round(m.wall * share, 3),
+            round(m.cpu * share, 3),
             m.peak // 2**20,
             in_mb=in_mb,
             note="wall split from the fused read+validate pass by worker time",
@@ -277,8 +277,8 @@ def run_pipeline(
         Stage(
             "validate (Pandera rules, quarantine, Parquet)",
             rows,
-            round(m.wall * (1 - share), 2),
-            round(m.cpu * (1 - share), 2),
+            round(m.wall * (1 - share), 3),
+            round(m.cpu * (1 - share), 3),
             m.peak // 2**20,
             in_mb=in_mb,
             out_mb=_mb(_files(out / "validation", "*.parquet")),
@@ -300,8 +300,8 @@ def run_pipeline(
         Stage(
             "compute + deduplicate (keys, facts, rules, holds)",
             accepted,
-            round(m.wall, 2),
-            round(m.cpu, 2),
+            round(m.wall, 3),
+            round(m.cpu, 3),
             m.peak // 2**20,
             in_mb=_mb(_files(out / "validation", "accepted.parquet")),
             out_mb=_mb([decisions_path]),
@@ -326,8 +326,8 @@ def run_pipeline(
         Stage(
             "write pain.001 (per fund, split, ISO 20022)",
             run.payable,
-            round(m.wall - timed.spent / WRITER_THREADS, 2),
-            round(m.cpu - timed.spent, 2),
+            round(m.wall - timed.spent / WRITER_THREADS, 3),
+            round(m.cpu - timed.spent, 3),
             m.peak // 2**20,
             in_mb=_mb([decisions_path]),
             out_mb=_mb(xml),
@@ -337,8 +337,8 @@ def run_pipeline(
         Stage(
             f"sign + manifest (CMS, RSA-3072, {len(xml)} files)",
             run.payable,
-            round(timed.spent / WRITER_THREADS, 2),
-            round(timed.spent, 2),
+            round(timed.spent / WRITER_THREADS, 3),
+            round(timed.spent, 3),
             m.peak // 2**20,
             in_mb=_mb(xml),
             out_mb=_mb(_files(out / "payments", "*.p7s")),
@@ -376,8 +376,8 @@ def ledger_load(decisions: Path, url: str, label: str, scheme: Scheme) -> Stage:
     return Stage(
         f"ledger load: {recorded.inserted:,} decisions into {label}",
         table.num_rows,
-        round(m.wall, 2),
-        round(m.cpu, 2),
+        round(m.wall, 3),
+        round(m.cpu, 3),
         m.peak // 2**20,
         in_mb=_mb([decisions]),
     )
@@ -548,7 +548,7 @@ def side_by_side(
     rows = []
     for name, a, b in pairs:
         ratio = round(b / a, 1) if a else float("inf")
-        rows.append({"stage": name, "ours_s": round(a, 2), "baseline_s": round(b, 2), "x": ratio})
+        rows.append({"stage": name, "ours_s": round(a, 3), "baseline_s": round(b, 3), "x": ratio})
         print(f"{name:<22}  {a:>8.2f}  {b:>10.2f}  {ratio:>12}x")
     print(
         f"payable: ours {ours.payable:,} / {ours.payable_cents:,} cents, "
