@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import polars as pl
@@ -73,19 +74,41 @@ def _age(birth: pl.Expr, on: date) -> pl.Expr:
     return (on.year - birth.dt.year().cast(pl.Int64)) - before_birthday.cast(pl.Int64)
 
 
+def _sorted_within_funds(rows: pl.DataFrame, keys: list[str]) -> bool:
+    """Rows already come fund by fund (each fund one block), households ascending in each."""
+    if keys == ["household_id"]:
+        return rows.get_column("household_id").is_sorted()
+    fund, household = pl.col("fund_code"), pl.col("household_id")
+    same_fund = (fund == fund.shift(1)).fill_null(False)
+    ascending, blocks = rows.select(
+        (~same_fund | (household >= household.shift(1)).fill_null(True)).all().alias("ascending"),
+        (~same_fund).sum().alias("blocks"),
+    ).row(0)
+    return bool(ascending) and int(blocks) == rows.get_column("fund_code").n_unique()
+
+
 def merge_months(accepted: pl.DataFrame, months: list[str]) -> pl.DataFrame:
-    """One row per household: benefits due in any month of the window, the rest latest."""
-    rows = accepted.filter(pl.col("reference_month").is_in(months))
-    if not rows.get_column("household_id").is_duplicated().any():
+    """One row per household (of each fund): benefits due in any month of the window,
+    the rest latest."""
+    keys: list[str] = [c for c in ("fund_code", "household_id") if c in accepted.columns]
+    in_window = pl.col("reference_month").is_in(months)
+    rows = accepted if accepted.select(in_window.all()).item() else accepted.filter(in_window)
+    ordered = _sorted_within_funds(rows, keys)
+    if ordered:  # repeats, if any, sit side by side: no hashing of every key
+        same = pl.all_horizontal(pl.col(k) == pl.col(k).shift(1) for k in keys).fill_null(False)
+        repeated = rows.select(same.any()).item()
+    else:
+        repeated = rows.select(pl.struct(keys).is_duplicated().any()).item()
+    if not repeated:
         # One row per household (most files): nothing to merge. The group-by
         # below would copy every column of every row to give the same values.
-        if not rows.get_column("household_id").is_sorted():
-            rows = rows.sort("household_id")
+        if not ordered:
+            rows = rows.sort(keys)
         return rows.with_columns(pl.lit(1, pl.Int64).alias("months"))
-    others = [c for c in rows.columns if c not in BENEFITS and c != "household_id"]
+    others = [c for c in rows.columns if c not in BENEFITS and c not in keys]
     return (
-        rows.sort("household_id", "reference_month")
-        .group_by("household_id", maintain_order=True)
+        rows.sort(*keys, "reference_month")
+        .group_by(keys, maintain_order=True)
         .agg(
             *[pl.col(c).max() for c in BENEFITS],
             *[pl.col(c).last() for c in others],
@@ -166,14 +189,14 @@ def household_facts_frame(
     ).with_columns(
         pl.min_horizontal("claimant_age", "spouse_age").alias("youngest_adult_age"),
     )
-    facts = facts.with_columns(
-        pl.Series(
-            "claimant_key", beneficiary_keys(facts.get_column("claimant_nir").to_arrow(), secret)
-        ),
-        pl.Series(
-            "spouse_key", beneficiary_keys(facts.get_column("spouse_nir").to_arrow(), secret)
-        ),
-    )
+
+    def keys(column: str) -> pl.Series:
+        return pl.Series(beneficiary_keys(facts.get_column(column).to_arrow(), secret))
+
+    # The two key columns in two threads (AES and NumPy release the GIL).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        claimant_key, spouse_key = pool.map(keys, ["claimant_nir", "spouse_nir"])
+    facts = facts.with_columns(claimant_key.alias("claimant_key"), spouse_key.alias("spouse_key"))
     before_rules = [c for c in COLUMNS[: COLUMNS.index("rule_id")] if c in facts.columns]
     facts = facts.select(before_rules).cast(
         {name: dtype for name, dtype in _POLARS_FACTS.items() if name in before_rules}
@@ -181,4 +204,6 @@ def household_facts_frame(
     conditions = facts.select([c for c in FACTS if c in facts.columns]).to_arrow()
     outcome = pl.from_arrow(evaluate_rules(conditions, scheme).select(list(COLUMNS[-5:])))
     assert isinstance(outcome, pl.DataFrame)
-    return pl.concat([facts, outcome], how="horizontal").select(list(COLUMNS))
+    # One chunk per column: polars re-aligned a many-chunk frame (a copy of
+    # every column) part-way through ``decide``.
+    return pl.concat([facts, outcome], how="horizontal").select(list(COLUMNS)).rechunk()
