@@ -86,9 +86,9 @@ def typed(accepted: pl.DataFrame, contract: Contract) -> pa.Table:
         if c.kind == "cents":
             col = col.cast(pl.Int64)
         elif c.kind == "date":
-            col = col.str.to_date(DATE)
+            col = col.str.to_date(DATE, cache=False)
         elif c.kind == "dates":
-            col = col.str.split("|").list.eval(pl.element().str.to_date(DATE))
+            col = col.str.split("|").list.eval(pl.element().str.to_date(DATE, cache=False))
         exprs.append(col.alias(c.name))
     table = accepted.select(exprs).to_arrow()
     return table.cast(contract.accepted_schema())

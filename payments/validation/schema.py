@@ -34,6 +34,8 @@ EARLIEST = date(1900, 1, 1)
 #: Helper column added before validation: a hash of the whole row as sent, so
 #: the duplicate checks compare one integer instead of 23 strings.
 ROW_HASH = "_row_hash"
+#: Dates are parsed with ``cache=False``: polars' cache hashes every value to
+#: parse each distinct one once, which costs more than parsing an ISO date.
 DATE = "%Y-%m-%d"
 
 
@@ -115,7 +117,7 @@ def _frame_check(code: str, rule: pl.Expr) -> pa.Check:
 
 def _date_checks(as_of: date) -> list[pa.Check]:
     def parsed(e: pl.Expr) -> pl.Expr:
-        return e.str.to_date(DATE, strict=False)
+        return e.str.to_date(DATE, strict=False, cache=False)
 
     return [
         _check("date_format", lambda e: parsed(e).is_not_null() & (e.str.len_bytes() == 10)),
@@ -163,7 +165,7 @@ def column_checks(column: Column, *, fund_code: str, window: Window, as_of: date
             _check("amount_negative", lambda e: ~e.str.starts_with("-")),
         ]
     if kind == "dates":
-        each = pl.element().str.to_date(DATE, strict=False)
+        each = pl.element().str.to_date(DATE, strict=False, cache=False)
         return [
             _check(
                 "children_format",
