@@ -72,14 +72,8 @@ class ComputeResult:
         return {"scheme_id": self.scheme_id, "funds": self.funds, "preview": self.preview}
 
 
-def _facts_one(
-    path: Path, scheme_id: str, scheme_text: str, secret: bytes, overseas: bool
-) -> pl.DataFrame:
-    from payments.schemes import parse_scheme
-
-    scheme = parse_scheme(scheme_text, f"<{scheme_id}>")
-    accepted = pl.read_parquet(path)
-    return household_facts_frame(accepted, scheme, secret=secret, overseas=overseas)
+def _facts_one(path: Path, scheme: Scheme, secret: bytes, overseas: bool) -> pl.DataFrame:
+    return household_facts_frame(pl.read_parquet(path), scheme, secret=secret, overseas=overseas)
 
 
 def _concat_column_by_column(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -88,13 +82,16 @@ def _concat_column_by_column(frames: list[pl.DataFrame]) -> pl.DataFrame:
     ``decide`` runs faster, and peaks lower, on contiguous columns (polars
     re-aligned 101 chunks per column mid-way, a copy of every column); a plain
     concatenation would hold the funds' frames and the result at once. Here
-    each column is concatenated, then dropped from the funds' frames.
+    each column is concatenated, then the funds' pieces of it are let go.
     """
     names = frames[0].columns
+    pieces = [f.get_columns() for f in frames]
+    frames.clear()
     columns = []
-    for name in names:
-        columns.append(pl.concat([f.get_column(name) for f in frames], rechunk=True))
-        frames[:] = [f.drop(name) for f in frames]
+    for j, _ in enumerate(names):
+        columns.append(pl.concat([p[j] for p in pieces], rechunk=True))
+        for p in pieces:
+            p[j] = p[j].clear()  # the last reference to this fund's piece
     return pl.DataFrame(columns)
 
 
@@ -115,10 +112,7 @@ def compute_folder(
     registry = registry or load_registry()
     holds = holds or load_hold_policy()
     funds = [f for f in registry.funds if (input_dir / f.code / "accepted.parquet").exists()]
-    args = [
-        (input_dir / f.code / "accepted.parquet", scheme.id, scheme.text, secret, f.overseas)
-        for f in funds
-    ]
+    args = [(input_dir / f.code / "accepted.parquet", scheme, secret, f.overseas) for f in funds]
     if workers > 1 and len(args) > 1:
         # Threads, not processes: the work is in Arrow, polars and AES, which
         # release the GIL, and the facts tables stay in this process instead of
