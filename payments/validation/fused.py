@@ -38,9 +38,10 @@ def fused_failures(df: pl.DataFrame, schema: Any) -> pl.DataFrame | None:
     exprs: list[pl.Expr] = []
     labels: list[tuple[str, str]] = []
     arrays: list[tuple[str, str, Any]] = []
+    types = df.schema  # built on each access: once, not once per column
     for name, column in columns.items():
         expected = getattr(column.dtype, "type", None)
-        if expected is None or df.schema[name] != expected:
+        if expected is None or types[name] != expected:
             return None
         if not column.nullable:
             exprs.append(pl.col(name).is_not_null().alias(f"c{len(exprs)}"))
