@@ -169,6 +169,9 @@ Months = Annotated[
 Workers = Annotated[
     int, typer.Option(min=1, help="Processes validating funds in parallel (default: CPUs).")
 ]
+FactThreads = Annotated[
+    int, typer.Option("--workers", min=1, help="Threads computing funds' facts (default: CPUs).")
+]
 ReferenceDate = Annotated[
     str | None,
     typer.Option(
@@ -284,7 +287,7 @@ def compute(
     scheme: Scheme = "aes-2020-05",
     run_date: RunDate = None,
     data_dir: DataDir = None,
-    workers: Workers = CPUS,
+    workers: FactThreads = CPUS,
     as_json: JsonOut = False,
 ) -> None:
     """Compute every household's decision and amount under a scheme, nationally.
