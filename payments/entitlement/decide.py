@@ -48,9 +48,7 @@ class TieOutError(RuntimeError):
     """Households or cents were lost or counted twice: a bug, never a data problem."""
 
 
-def components(
-    claimant: pa.Array | pl.Series, spouse: pa.Array | pl.Series
-) -> npt.NDArray[np.int64]:
+def components(claimant: pl.Series, spouse: pl.Series) -> npt.NDArray[np.int64]:
     """Label each household with the smallest index of the households it shares a key with.
 
     Keys are graph edges (claimant key and spouse key of each household). Only
@@ -58,8 +56,8 @@ def components(
     those few rows; labels are propagated until stable (a few rounds: real
     components have two or three households).
     """
-    keys = [c if isinstance(c, pl.Series) else pl.Series(c) for c in (claimant, spouse)]
-    n = len(keys[0])
+    keys = [claimant, spouse]
+    n = len(claimant)
     # Keys seen twice, found on 64-bit hashes of both columns (no copy of the
     # 8 million key strings; a collision, or a key hashing like a null, only
     # adds a row to ``linked``: the propagation below compares the keys themselves).

@@ -85,20 +85,12 @@ def end_to_end_ids(
     )
 
 
-def prepare_transactions(
-    decisions: pa.Table | pl.DataFrame, scheme_id: str
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Payable households as transactions, and those whose name cannot be written.
+def transactions(df: pl.DataFrame, scheme_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Payable rows as transactions, and those whose name cannot be written.
 
     The creditor is the account holder (as the bank knows the account); when that
     is empty after transliteration, the claimant's first and last names.
     """
-    return transactions(_payable_rows(decisions), scheme_id)
-
-
-def transactions(payable: pl.DataFrame, scheme_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``prepare_transactions`` of rows already payable (one fund's, in the writer threads)."""
-    df = payable
     txs = df.select(
         "fund_code",
         "household_id",
@@ -132,8 +124,9 @@ def transactions(payable: pl.DataFrame, scheme_id: str) -> tuple[pl.DataFrame, p
 _NO_ROWS = pl.DataFrame(schema={"fund_code": pl.String, "household_id": pl.String})
 
 
-def _payable_rows(decisions: pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """The payable rows, with only the columns a payment needs (converting all cost more)."""
+def _payable_by_fund(decisions: pa.Table | pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The payable rows, with only the columns a payment needs (converting all cost
+    more), one frame per fund."""
     wanted = [
         "status",
         "fund_code",
@@ -153,12 +146,7 @@ def _payable_rows(decisions: pa.Table | pl.DataFrame) -> pl.DataFrame:
         if isinstance(decisions, pl.DataFrame)
         else pl.DataFrame(decisions.select(wanted))
     )
-    return df.filter(pl.col("status") == "payable")
-
-
-def _payable_by_fund(decisions: pa.Table | pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """The payable rows, one frame per fund."""
-    by_fund = _payable_rows(decisions).partition_by("fund_code", as_dict=True)
+    by_fund = df.filter(pl.col("status") == "payable").partition_by("fund_code", as_dict=True)
     return {str(key[0]): rows for key, rows in by_fund.items()}
 
 
@@ -236,6 +224,7 @@ def write_batch(
             return [], _NO_ROWS
         txs, bad = transactions(rows, scheme.id)
         txs = txs.sort("household_id")
+        debtor = _one_name(fund.debtor_name)
         written = []
         for seq, start in enumerate(range(0, txs.height, max_transactions), start=1):
             part = txs.slice(start, max_transactions)
@@ -243,8 +232,8 @@ def write_batch(
             header = FileHeader(
                 msg_id=msg_id,
                 created_at=created_at,
-                initiating_party=_one_name(fund.debtor_name),
-                debtor_name=_one_name(fund.debtor_name),
+                initiating_party=debtor,
+                debtor_name=debtor,
                 debtor_iban=fund.debtor_iban,
                 debtor_bic=fund.debtor_bic,
                 execution_date=scheme.spec.payment_date,
