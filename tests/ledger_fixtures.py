@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from payments.ledger.migrate import engine_for, upgrade
+from payments.ledger.migrate import create_database_sql, engine_for, upgrade
 
 PG_ADMIN = os.environ.get(
     "PAYMENTS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -44,7 +44,7 @@ def pg_url() -> Iterator[str]:
     name = f"payments_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+        c.execute(text(create_database_sql(name)))
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     try:
         yield url
@@ -69,7 +69,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         name = f"t_{uuid.uuid4().hex[:12]}"
         admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
+            c.execute(text(create_database_sql(name)))
         admin.dispose()
         url = base.rsplit("/", 1)[0] + "/" + name
         request.addfinalizer(lambda: _drop(name))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import uuid
 from datetime import date, datetime
 
 import pyarrow as pa
 import pytest
-from sqlalchemy import Engine, insert, select, text, update
+from sqlalchemy import Engine, create_engine, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,6 +18,7 @@ from payments.entitlement.facts import household_facts
 from payments.entitlement.holds import load_hold_policy
 from payments.ledger import events, states, store
 from payments.ledger.ddl import ddl_text
+from payments.ledger.migrate import upgrade
 from payments.ledger.models import BeneficiaryClaim, Event, Payment
 from payments.ledger.views import sql_file_text
 from payments.registry import load_registry
@@ -262,6 +265,35 @@ def test_a_bulk_load_keeps_every_guarantee(ledger: Engine, monkeypatch: pytest.M
         assert s.execute(select(Payment).where(Payment.run_id == "run-3")).first() is None
     if postgres:
         assert _constraints(ledger) == before
+
+
+def test_the_ledger_database_sorts_identifiers_by_bytes(ledger: Engine, caplog) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL ledgers are created in C collation; another one is upgraded with a warning."""
+    if ledger.dialect.name != "postgresql":
+        pytest.skip("SQLite compares text by bytes already")
+    from payments.ledger.migrate import database_collation
+
+    with ledger.connect() as conn:
+        assert database_collation(conn) == "C"
+    admin = create_engine(ledger.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = f"t_locale_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        # A database as the server makes it by default (C.UTF-8 on Debian's).
+        server_default = conn.execute(
+            text("SELECT datcollate FROM pg_database WHERE datname = 'template1'")
+        ).scalar_one()
+        if server_default in ("C", "POSIX"):
+            admin.dispose()
+            return
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        with caplog.at_level(logging.WARNING, logger="payments.ledger.migrate"):
+            upgrade(ledger.url.set(database=name).render_as_string(hide_password=False))
+        assert f"collation is {server_default}, not C" in caplog.text
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def _ledger_contents(session: Session) -> tuple[list[tuple], list[tuple], list[tuple]]:

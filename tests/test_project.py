@@ -119,6 +119,10 @@ def test_compose_runs_a_distributed_airflow_with_everything_the_dags_name() -> N
     assert env["PAYMENTS_LEDGER_URL"].endswith("@postgres:5432/ledger")
     init_db = (ROOT / "deploy" / "init-databases.sh").read_text()
     assert "CREATE DATABASE airflow" in init_db and "CREATE DATABASE ledger" in init_db
+    # The ledger's database in byte-order collation, as the bench and the tests create it.
+    from payments.ledger.migrate import DATABASE_OPTIONS
+
+    assert f"CREATE DATABASE ledger OWNER ledger {DATABASE_OPTIONS};" in init_db
     # The init service creates what the DAGs name: the pool and the connections,
     # whose hosts are services of this file.
     from payments.orchestration.endpoints import BANK_CONN, FUNDS_CONN

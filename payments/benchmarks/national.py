@@ -388,12 +388,15 @@ def _fresh_postgres(base_url: str) -> str | None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
+    from payments.ledger.migrate import create_database_sql
+
     target = make_url(base_url)
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+            # Created as deploy/init-databases.sh creates the ledger's database.
+            conn.execute(text(create_database_sql(str(target.database))))
     except Exception as exc:  # an absent server only skips its row
         print(f"PostgreSQL row skipped: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         return None
