@@ -362,20 +362,27 @@ def _load_with_ids(
     first = _reserve_ids(session, rows.height)
     rows = rows.with_columns(pl.int_range(first, first + rows.height, dtype=pl.Int64).alias("id"))
     insert_frame(session, Payment, rows.select("id", *rows.columns[:-1]))
+    skip = pl.Series(list(moving), dtype=pl.String).implode()
+
+    def side(column: str) -> pl.DataFrame:
+        """One column's claims (claimant or spouse keys), in key order."""
+        part = (
+            rows.lazy()
+            .select(pl.col(column).alias("beneficiary_key"), pl.col("id").alias("payment_id"))
+            .filter(
+                pl.col("beneficiary_key").is_not_null() & ~pl.col("beneficiary_key").is_in(skip)
+            )
+            .with_columns(key_order("beneficiary_key").alias("_order"))
+            .collect()
+        )
+        if part.get_column("_order").is_sorted():  # the claimants are: rows come in key order
+            return part
+        return part.sort("_order", maintain_order=True)
+
+    # Two sorted runs merged, not 4 million keys sorted again.
     claims = (
-        pl.concat(
-            [
-                rows.select(pl.col("beneficiary_key"), pl.col("id").alias("payment_id")),
-                rows.select(
-                    pl.col("spouse_key").alias("beneficiary_key"), pl.col("id").alias("payment_id")
-                ),
-            ]
-        )
-        .filter(
-            pl.col("beneficiary_key").is_not_null()
-            & ~pl.col("beneficiary_key").is_in(pl.Series(list(moving), dtype=pl.String).implode())
-        )
-        .sort(key_order("beneficiary_key"), maintain_order=True)
+        side("beneficiary_key")
+        .merge_sorted(side("spouse_key"), key="_order")
         .select(pl.lit(scheme_id).alias("scheme_id"), "beneficiary_key", "payment_id")
     )
     insert_frame(session, BeneficiaryClaim, claims)
