@@ -22,7 +22,12 @@ from payments.registry import load_registry
 from payments.sample.names import FEMALE_FIRST_NAMES, LAST_NAMES, MALE_FIRST_NAMES
 from payments.schemes import load_scheme
 from payments.sepa.batch import BatchResult, write_batch
-from payments.sepa.charset import transliterate_one, untransliterable
+from payments.sepa.charset import (
+    transliterate_expr,
+    transliterate_one,
+    transliterate_series,
+    untransliterable,
+)
 from payments.sepa.pain001 import cents_text
 from payments.sepa.signing import Signer
 from payments.sepa.verify import _cents, verify_batch
@@ -238,6 +243,20 @@ def test_every_generated_name_transliterates_to_the_sepa_set() -> None:
     assert transliterate_one("N’Diaye") == "N'Diaye"
     assert transliterate_one("Jean-Baptiste  Müller") == "Jean-Baptiste Muller"
     assert len(transliterate_one("A" * 100)) == 70
+
+
+_NAME = st.lists(st.sampled_from(list("aZé Œœ&_’-'.,/?:()+\u00a0\t0ßÿễИ")), max_size=12).map(
+    "".join
+)
+
+
+@given(st.lists(st.none() | _NAME, max_size=30), st.integers(1, 12))
+def test_the_plain_name_fast_path_changes_nothing(names: list[str | None], cut: int) -> None:
+    """Names left alone by the fast path are exactly what the full chain gives them."""
+    series = pl.Series("v", names, dtype=pl.String)
+    full = series.to_frame().select(transliterate_expr(pl.col("v"), cut)).to_series()
+    assert transliterate_series(series, cut).to_list() == full.to_list()
+    assert series.to_list() == names  # the input is left as it was
 
 
 def test_names_that_cannot_be_written_are_reported_not_dropped(

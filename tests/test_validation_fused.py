@@ -14,7 +14,7 @@ from payments.contract import load_contract
 from payments.intake import read_rows
 from payments.sample.writer import SampleResult
 from payments.validation.fused import fused_failures
-from payments.validation.rows import _failures
+from payments.validation.rows import _failures, duplicate_helpers
 from payments.validation.schema import ROW_HASH, Window, row_schema
 from tests.test_validation_rules import GOOD, OTHER
 
@@ -26,9 +26,7 @@ def _frame(data: bytes) -> pl.DataFrame:
     rows = read_rows(data, CONTRACT)
     df = pl.from_arrow(rows.table)
     assert isinstance(df, pl.DataFrame)
-    return df.with_columns(
-        pl.struct(pl.all()).hash(seed=0).reinterpret(signed=True).alias(ROW_HASH)
-    )
+    return df.with_columns(duplicate_helpers(df, CONTRACT))
 
 
 def _both(df: pl.DataFrame, fund: str) -> tuple[set[tuple[int, str, str]], ...]:

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 
 from payments.registry import Fund, Registry, load_registry
 from payments.schemes import Scheme
-from payments.sepa.charset import NOT_SEPA, transliterate_expr
+from payments.sepa.charset import NOT_SEPA, transliterate_expr, transliterate_series
 from payments.sepa.pain001 import (
     PAIN_001_001_03,
     FileHeader,
@@ -101,10 +101,11 @@ def transactions(df: pl.DataFrame, scheme_id: str) -> tuple[pl.DataFrame, pl.Dat
             pl.col("attempt") if "attempt" in df.columns else None,
         ).alias("end_to_end_id"),
         pl.col("payable_cents").alias("amount_cents"),
-        transliterate_expr(pl.col("account_holder"), NAME_MAX).alias("creditor_name"),
         "iban",
         "bic",
     )
+    creditor = transliterate_series(df.get_column("account_holder"), NAME_MAX)
+    txs = txs.insert_column(4, creditor.alias("creditor_name"))
     # The claimant's names only where the holder came out empty (rare): transliterating
     # them for every household doubled the cost of this step.
     empty = txs.get_column("creditor_name").str.len_chars().fill_null(0) == 0

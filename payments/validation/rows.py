@@ -21,7 +21,7 @@ from payments.contract import Contract
 from payments.intake import InvalidRow
 from payments.validation.fused import fused_failures
 from payments.validation.rules import RULES, sentence
-from payments.validation.schema import DATE, ROW_HASH, Window, row_schema
+from payments.validation.schema import DATE, KEY_GROUP, ROW_HASH, Window, row_schema
 
 #: Pandera's own check names, mapped to our rule codes.
 PANDERA_CODES = {"not_nullable": "required"}
@@ -94,20 +94,34 @@ def typed(accepted: pl.DataFrame, contract: Contract) -> pa.Table:
     return table.cast(contract.accepted_schema())
 
 
-def row_hashes(df: pl.DataFrame, contract: Contract) -> pl.Series:
-    """A 64-bit hash of each whole row, for the duplicate checks (``ROW_HASH``).
+def duplicate_helpers(df: pl.DataFrame, contract: Contract) -> list[pl.Series]:
+    """The duplicate checks' helper columns: ``ROW_HASH`` and ``KEY_GROUP`` (see schema).
 
-    Those checks only look at the hash of rows whose key (household, month)
-    repeats; hashing every column of every row took a second nationally for
-    the few that do. The other rows get 0.
+    Only rows whose key (household, month) repeats need either: hashing every
+    column of every row, and grouping millions of rows by two strings, took
+    two seconds nationally for the few that do.
     """
-    repeated = df.select(pl.struct(list(contract.row_key)).is_duplicated()).to_series()
+    key = list(contract.row_key)
+    repeated = df.select(pl.struct(key).is_duplicated()).to_series()
     hashes = np.zeros(df.height, np.int64)
+    groups = pl.Series(KEY_GROUP, [None] * df.height, pl.Int64)
     if repeated.any():
         rows = repeated.arg_true()
-        whole = df[rows].select(pl.struct(pl.all()).hash(seed=0).reinterpret(signed=True))
+        subset = df[rows]
+        whole = subset.select(pl.struct(pl.all()).hash(seed=0).reinterpret(signed=True))
         hashes[rows.to_numpy()] = whole.to_series().to_numpy()
-    return pl.Series(ROW_HASH, hashes)
+        # Each repeated key numbered exactly (grouped on the values, not on a hash).
+        numbered = (
+            subset.select(key)
+            .with_row_index("_i")
+            .group_by(key, maintain_order=True)
+            .agg("_i")
+            .with_row_index("_g")
+            .explode("_i")
+        )
+        place = rows.gather(numbered.get_column("_i")).cast(pl.Int64)
+        groups = groups.scatter(place, numbered.get_column("_g").cast(pl.Int64))
+    return [pl.Series(ROW_HASH, hashes), groups]
 
 
 def validate_rows(
@@ -130,7 +144,7 @@ def validate_rows(
         raise TieOutError(f"{raw.num_rows} rows but {len(lines)} line numbers")
     df = pl.from_arrow(raw)
     assert isinstance(df, pl.DataFrame)
-    df = df.with_columns(row_hashes(df, contract))
+    df = df.with_columns(duplicate_helpers(df, contract))
     schema = row_schema(contract, fund_code=fund_code, window=window, as_of=as_of)
     fused = fused_failures(df, schema)  # the same answer as Pandera's, in one pass
     failures = fused if fused is not None else _failures(df, schema)

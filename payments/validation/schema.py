@@ -31,9 +31,14 @@ from payments.validation.kernels import (
 )
 
 EARLIEST = date(1900, 1, 1)
-#: Helper column added before validation: a hash of the whole row as sent, so
-#: the duplicate checks compare one integer instead of 23 strings.
+#: Helper columns added before validation (``rows.duplicate_helpers``), so the
+#: duplicate checks compare integers instead of 23 strings, and group only the
+#: few rows whose household and month repeat: a hash of the whole row as sent
+#: (0 where the key does not repeat) ...
 ROW_HASH = "_row_hash"
+#: ... and which repeated key the row has (a dense number; null where the key
+#: is seen once).
+KEY_GROUP = "_key_group"
 #: Dates are parsed with ``cache=False``: polars' cache hashes every value to
 #: parse each distinct one once, which costs more than parsing an ISO date.
 DATE = "%Y-%m-%d"
@@ -202,19 +207,16 @@ def row_schema(
         )
         for c in contract.columns
     }
-    key = pl.struct(list(contract.row_key))
-    row = pl.col(ROW_HASH)
+    row, once = pl.col(ROW_HASH), pl.col(KEY_GROUP).is_null()
     columns[ROW_HASH] = pa.Column(pl.Int64, nullable=False)
+    columns[KEY_GROUP] = pa.Column(pl.Int64, nullable=True)
     return pa.DataFrameSchema(
         columns,
         checks=[
             # An exact copy of an earlier row: keep the first, quarantine the copies.
-            _frame_check("duplicate_row", ~key.is_duplicated() | row.is_first_distinct()),
+            _frame_check("duplicate_row", once | row.is_first_distinct()),
             # Same household and month with different data: nobody can tell which is right.
-            _frame_check(
-                "duplicate_household",
-                ~key.is_duplicated() | (row.n_unique().over(list(contract.row_key)) == 1),
-            ),
+            _frame_check("duplicate_household", once | (row.n_unique().over(KEY_GROUP) == 1)),
             _frame_check(
                 "spouse_nir_same",
                 pl.col("spouse_nir").is_null() | (pl.col("spouse_nir") != pl.col("claimant_nir")),
