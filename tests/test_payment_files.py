@@ -245,9 +245,9 @@ def test_every_generated_name_transliterates_to_the_sepa_set() -> None:
     assert len(transliterate_one("A" * 100)) == 70
 
 
-_NAME = st.lists(st.sampled_from(list("aZé Œœ&_’-'.,/?:()+\u00a0\t0ßÿễИ")), max_size=12).map(
-    "".join
-)
+_NAME = st.lists(
+    st.sampled_from(list("aZé Œœ&_’-'.,/?:()+\u00a0\t0ßÿễИĳſÅ×\u0301\u2003")), max_size=12
+).map("".join)
 
 
 @given(st.lists(st.none() | _NAME, max_size=30), st.integers(1, 12))
@@ -257,6 +257,14 @@ def test_the_plain_name_fast_path_changes_nothing(names: list[str | None], cut: 
     full = series.to_frame().select(transliterate_expr(pl.col("v"), cut)).to_series()
     assert transliterate_series(series, cut).to_list() == full.to_list()
     assert series.to_list() == names  # the input is left as it was
+
+
+def test_every_latin_character_transliterates_as_the_chain_does() -> None:
+    """Each character up to Latin Extended-B and a few beyond, alone and inside a name."""
+    chars = [chr(c) for c in range(1, 0x250)] + list("ễИ\u0301\u2003\u00a0ﬁ²")
+    values = pl.Series("v", [*chars, *(f" Jo{c}  x " for c in chars)])
+    full = values.to_frame().select(transliterate_expr(pl.col("v"), 70)).to_series()
+    assert transliterate_series(values, 70).to_list() == full.to_list()
 
 
 def test_names_that_cannot_be_written_are_reported_not_dropped(
