@@ -15,7 +15,10 @@ from payments.identifiers.nir import nir_key
 from payments.sample.households import make_ibans
 from payments.validation.kernels import (
     FRENCH_IBAN_FORMAT,
+    IBAN_FORMAT,
     french_rib_remainders,
+    iban_bytes,
+    iban_formats,
     iban_mod97_remainders,
     nir_keys_ok,
 )
@@ -98,6 +101,28 @@ def test_iban_kernels_agree_with_schwifty(values: list[str]) -> None:
             assert (m == 1 and r == 0) == iban_is_valid(value), value
         elif value.startswith("FR") and plain and m == 1 and r == 0:
             assert not iban_is_valid(value) or len(value) == 27
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.none()
+        | ibans()
+        | st.text(alphabet=ALNUM + "frR é-", max_size=40)
+        | st.sampled_from(
+            ["FR" + "7" * 25, "FR76" + "1" * 33, "fr76" + "1" * 23, "DE00" + "A" * 11]
+        ),
+        min_size=1,
+        max_size=100,
+    ),
+    st.integers(0, 3),
+)
+def test_iban_shapes_agree_with_the_regexes(values: list[str | None], cut: int) -> None:
+    arr = pa.array(["x"] * cut + values, pa.string()).slice(cut)  # a slice, too
+    well, french = iban_formats(iban_bytes(arr))
+    for value, w, f in zip(values, well.tolist(), french.tolist(), strict=True):
+        assert w == bool(value is not None and re.fullmatch(IBAN_FORMAT, value)), value
+        assert f == bool(value is not None and re.fullmatch(FRENCH_IBAN_FORMAT, value)), value
 
 
 def test_kernels_on_a_large_generated_sample() -> None:

@@ -55,6 +55,11 @@ class _Bytes:
     def ascii(self) -> npt.NDArray[np.bool_]:
         return np.asarray(pc.string_is_ascii(self.text).to_numpy(zero_copy_only=False), bool)
 
+    @functools.cached_property
+    def alnum(self) -> npt.NDArray[np.int64]:
+        """How many digits and capitals each string's first 34 bytes hold (padding never counts)."""
+        return np.asarray(_IBAN_BYTE[self.columns().T].sum(axis=1, dtype=np.int64))
+
     def columns(self) -> npt.NDArray[np.uint8]:
         """Bytes 0‥33 of every string as a (34, n) view, spaces past each string's end.
 
@@ -98,7 +103,14 @@ _IBAN_BYTE[48:58] = _IBAN_BYTE[65:91] = True  # 0-9, A-Z
 _IBAN_ORDER = [*range(4, _IBAN_MAX), *range(4)]
 
 
-def iban_mod97_remainders(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
+def iban_bytes(values: pa.Array | pa.ChunkedArray) -> _Bytes:
+    """An IBAN column's bytes, as the IBAN kernels share them (pass to each)."""
+    return _Bytes(values)
+
+
+def iban_mod97_remainders(
+    values: pa.Array | pa.ChunkedArray | None = None, b: _Bytes | None = None
+) -> npt.NDArray[np.int64]:
     """ISO 13616 remainder of every IBAN: 1 when valid.
 
     -1 when the text cannot be an IBAN at all: longer than 34 characters, or
@@ -108,12 +120,11 @@ def iban_mod97_remainders(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.
     passes: below 98 · 10^16 it cannot overflow int64, and the remainder is
     the same.
     """
-    b = _Bytes(values)
+    b = b if b is not None else _Bytes(values)
     matrix = b.columns()
     # Digits and capitals only: count them in the padded matrix (padding is a
     # space, never counted); a regex over the text cost more than the fold.
-    allowed = _IBAN_BYTE[matrix.T].sum(axis=1, dtype=np.int64)
-    bad = ~b.ascii | (b.length > _IBAN_MAX) | (allowed != b.length)
+    bad = ~b.ascii | (b.length > _IBAN_MAX) | (b.alnum != b.length)
     r = np.zeros(len(b.start), np.int64)
     for step in range(len(_IBAN_ORDER) // 2):
         first, second = _IBAN_ORDER[2 * step], _IBAN_ORDER[2 * step + 1]
@@ -131,9 +142,41 @@ for _d in range(10):
     _RIB_DIGIT[48 + _d] = _d
 
 
-def french_rib_remainders(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
+def iban_formats(b: _Bytes) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """``IBAN_FORMAT`` and ``FRENCH_IBAN_FORMAT`` of every value, read off the byte matrix.
+
+    The same answers as the two regexes (tested against them), from a few rows
+    of the matrix the mod-97 already built: the regexes were a third of the
+    IBAN checks' time. Nulls (read as empty) match neither.
+    """
+    m = b.columns()
+
+    def digits(first: int, end: int) -> npt.NDArray[np.bool_]:
+        return np.asarray(((m[first:end] >= 48) & (m[first:end] <= 57)).all(axis=0))
+
+    def capital(j: int) -> npt.NDArray[np.bool_]:
+        return np.asarray((m[j] >= 65) & (m[j] <= 90))
+
+    length = b.length
+    well = (
+        b.ascii
+        & (length >= 15)
+        & (length <= _IBAN_MAX)
+        & (b.alnum == length)
+        & capital(0)
+        & capital(1)
+        & digits(2, 4)
+    )
+    french = well & (length == 27) & (m[0] == ord("F")) & (m[1] == ord("R")) & digits(4, 14)
+    french &= digits(25, 27)
+    return well, french
+
+
+def french_rib_remainders(
+    values: pa.Array | pa.ChunkedArray | None = None, b: _Bytes | None = None
+) -> npt.NDArray[np.int64]:
     """(89·bank + 15·branch + 3·account + key) mod 97 of French IBANs (0 when right)."""
-    b = _Bytes(values)
+    b = b if b is not None else _Bytes(values)
     matrix = b.columns()
 
     def number(first: int, end: int) -> npt.NDArray[np.int64]:

@@ -22,10 +22,11 @@ import polars as pl
 from payments.contract import Column, Contract
 from payments.validation.kernels import (
     BIC_FORMAT,
-    FRENCH_IBAN_FORMAT,
     IBAN_FORMAT,
     NIR_FORMAT,
     french_rib_remainders,
+    iban_bytes,
+    iban_formats,
     iban_mod97_remainders,
     nir_keys_ok,
 )
@@ -88,28 +89,27 @@ def _array_check(code: str, rule: Callable[[pl.Series, Memo], npt.NDArray[np.boo
     return pa.Check(run, name=code)
 
 
-def _iban_shared(column: pl.Series, memo: Memo) -> tuple[Any, Any, Any]:
-    """Arrow form, well-formedness and mod-97 remainder of the column, computed once."""
+def _iban_shared(column: pl.Series, memo: Memo) -> tuple[Any, Any, Any, Any]:
+    """Bytes, well-formedness, French shape and mod-97 remainder of the column, once."""
     if "iban" not in memo:
-        arrow = column.to_arrow()
-        well_formed = column.str.contains(IBAN_FORMAT).fill_null(False).to_numpy()
-        memo["iban"] = (arrow, well_formed, iban_mod97_remainders(arrow))
-    shared: tuple[Any, Any, Any] = memo["iban"]
+        b = iban_bytes(column.to_arrow())
+        well_formed, french_ok = iban_formats(b)
+        memo["iban"] = (b, well_formed, french_ok, iban_mod97_remainders(b=b))
+    shared: tuple[Any, Any, Any, Any] = memo["iban"]
     return shared
 
 
 def _iban_checksum(column: pl.Series, memo: Memo) -> npt.NDArray[np.bool_]:
-    _, well_formed, remainder = _iban_shared(column, memo)
+    _, well_formed, _, remainder = _iban_shared(column, memo)
     return np.asarray(~well_formed | (remainder == 1), bool)
 
 
 def _iban_rib(column: pl.Series, memo: Memo) -> npt.NDArray[np.bool_]:
     """French IBANs whose mod-97 passes must also carry a right RIB key (and 27 chars)."""
-    arrow, well_formed, remainder = _iban_shared(column, memo)
-    french = column.str.starts_with("FR").fill_null(False).to_numpy()
-    checked = french & well_formed & (remainder == 1)
-    french_ok = column.str.contains(FRENCH_IBAN_FORMAT).fill_null(False).to_numpy()
-    return np.asarray(~checked | (french_ok & (french_rib_remainders(arrow) == 0)), bool)
+    b, well_formed, french_ok, remainder = _iban_shared(column, memo)
+    matrix = b.columns()  # bytes 0 and 1: "FR" (only well-formed values are checked)
+    checked = well_formed & (matrix[0] == ord("F")) & (matrix[1] == ord("R")) & (remainder == 1)
+    return np.asarray(~checked | (french_ok & (french_rib_remainders(b=b) == 0)), bool)
 
 
 def _frame_check(code: str, rule: pl.Expr) -> pa.Check:
