@@ -186,6 +186,26 @@ def test_openssl_verifies_files_and_catches_tampering(
     assert result.returncode != 0 and "Verification failure" in result.stderr
 
 
+def test_signing_a_digest_gives_the_library_s_own_signature(signer: Signer) -> None:
+    """The hashed-once path is byte for byte what ``cryptography`` makes of the data."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    from payments.sepa.signing import _OPTIONS
+
+    for data in (b"", b"x", b"<Document/>" * 10_000, bytes(range(256)) * 3):
+        library = (
+            pkcs7.PKCS7SignatureBuilder()
+            .set_data(data)
+            .add_signer(signer.certificate, signer.key, hashes.SHA256())
+            .sign(serialization.Encoding.DER, _OPTIONS)
+        )
+        assert signer.sign_digest(hashlib.sha256(data).digest()) == library
+        assert signer.sign(data) == library
+
+
 @pytest.mark.parametrize("tamper", ["byte", "remove", "add", "manifest", "signature"])
 def test_payments_verify_reports_tampering(
     decisions: pa.Table, signer: Signer, tmp_path: Path, tamper: str

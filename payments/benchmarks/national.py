@@ -197,10 +197,10 @@ class _TimedSigner(Signer):
     def spent(self) -> float:
         return self.clock[0]
 
-    def sign(self, data: bytes) -> bytes:
+    def sign_digest(self, digest: bytes) -> bytes:
         t = time.perf_counter()
         try:
-            return super().sign(data)
+            return super().sign_digest(digest)
         finally:
             with _CLOCK_LOCK:  # the writer threads sign concurrently
                 self.clock[0] += time.perf_counter() - t

@@ -170,7 +170,8 @@ def _write_one(
     data = file_bytes(header, xml, fmt=fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    path.with_name(path.name + SIGNATURE_SUFFIX).write_bytes(signer.sign(data))
+    digest = hashlib.sha256(data)  # once: the manifest's hash and the signature's
+    path.with_name(path.name + SIGNATURE_SUFFIX).write_bytes(signer.sign_digest(digest.digest()))
     placed = part.select("end_to_end_id", "amount_cents").with_columns(
         pl.lit(header.msg_id).alias("msg_id")
     )
@@ -181,7 +182,7 @@ def _write_one(
         nb_of_txs=header.nb_of_txs,
         ctrl_sum=cents_text(header.ctrl_sum_cents),
         ctrl_sum_cents=header.ctrl_sum_cents,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=digest.hexdigest(),
         bytes=len(data),
     ), placed
 

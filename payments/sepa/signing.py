@@ -17,6 +17,8 @@ the certificate the verifier trusts.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
@@ -49,12 +52,38 @@ class Signer:
 
     def sign(self, data: bytes) -> bytes:
         """Detached DER CMS signature of ``data``."""
-        return (
+        return self.sign_digest(hashlib.sha256(data).digest())
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """The detached CMS signature of the data whose SHA-256 is ``digest``.
+
+        The payment files are hashed for the manifest anyway: hashing each one
+        a second time inside the CMS builder cost 0.7 s of CPU per national
+        gigabyte. Without signed attributes, the CMS structure holds nothing
+        that depends on the data but the RSA signature of its digest (PKCS#1
+        v1.5, deterministic): ``cryptography`` builds the structure once (over
+        empty data) and the signature of this digest takes its place. Tested
+        byte for byte against ``cryptography`` signing the data itself.
+        """
+        template, empty = self._template
+        signature = self.key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        if len(signature) != len(empty):
+            raise SignatureError("signature length differs from the template's")
+        return template[: -len(empty)] + signature
+
+    @functools.cached_property
+    def _template(self) -> tuple[bytes, bytes]:
+        """``cryptography``'s CMS of empty data, and its signature (the DER's last bytes)."""
+        der = (
             pkcs7.PKCS7SignatureBuilder()
-            .set_data(data)
+            .set_data(b"")
             .add_signer(self.certificate, self.key, hashes.SHA256())
             .sign(serialization.Encoding.DER, _OPTIONS)
         )
+        empty = self.key.sign(b"", padding.PKCS1v15(), hashes.SHA256())
+        if not der.endswith(empty):  # the signature is the SignerInfo's last field
+            raise SignatureError("unexpected CMS layout: the signature is not last")
+        return der, empty
 
 
 def load_signer(key_path: Path, cert_path: Path) -> Signer:
