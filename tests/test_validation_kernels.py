@@ -16,10 +16,12 @@ from payments.sample.households import make_ibans
 from payments.validation.kernels import (
     FRENCH_IBAN_FORMAT,
     IBAN_FORMAT,
+    NIR_FORMAT,
     french_rib_remainders,
     iban_bytes,
     iban_formats,
     iban_mod97_remainders,
+    nir_formats,
     nir_keys_ok,
 )
 from tests.reference import iban_is_valid, nir_is_valid
@@ -79,6 +81,21 @@ def test_nir_kernel_agrees_with_reference(values: list[str]) -> None:
     ok = nir_keys_ok(pa.array(values, pa.string())).tolist()
     for value, well_formed, key_ok in zip(values, fmt.to_series().to_list(), ok, strict=True):
         assert (well_formed and key_ok) == nir_is_valid(value), value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.none() | nirs() | st.text(alphabet="0123456789ABé2", min_size=13, max_size=16),
+        min_size=1,
+        max_size=100,
+    ),
+    st.integers(0, 2),
+)
+def test_nir_shape_agrees_with_the_regex(values: list[str | None], cut: int) -> None:
+    arr = pa.array(["x"] * cut + values, pa.string()).slice(cut)
+    expected = [value is not None and bool(re.fullmatch(NIR_FORMAT, value)) for value in values]
+    assert nir_formats(arr).tolist() == expected
 
 
 @settings(max_examples=300, deadline=None)  # figures are for make bench, never tests

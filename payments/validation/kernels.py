@@ -58,7 +58,7 @@ class _Bytes:
     @functools.cached_property
     def alnum(self) -> npt.NDArray[np.int64]:
         """How many digits and capitals each string's first 34 bytes hold (padding never counts)."""
-        return np.asarray(_IBAN_BYTE[self.columns().T].sum(axis=1, dtype=np.int64))
+        return np.asarray(_IBAN_BYTE[self.columns()].sum(axis=0, dtype=np.int64))
 
     def columns(self) -> npt.NDArray[np.uint8]:
         """Bytes 0‥33 of every string as a (34, n) view, spaces past each string's end.
@@ -78,7 +78,10 @@ class _Bytes:
             padded = pc.ascii_rpad(text, _IBAN_MAX, chr(_PAD))
             first = int(np.frombuffer(padded.buffers()[1], np.int32, 1, padded.offset * 4)[0])
             data = np.frombuffer(padded.buffers()[2], np.uint8)
-            self._columns = data[first : first + n * _IBAN_MAX].reshape(n, _IBAN_MAX).T
+            # Transposed once into contiguous rows: the passes below each read
+            # one row, and a strided view made every pass read every byte.
+            rows = data[first : first + n * _IBAN_MAX].reshape(n, _IBAN_MAX)
+            self._columns = np.ascontiguousarray(rows.T)
         return self._columns
 
 
@@ -192,29 +195,56 @@ def french_rib_remainders(
 _POWERS_13 = 10 ** np.arange(12, -1, -1, dtype=np.int64)
 
 
+def _nir_chars(b: _Bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """Rows of 15-byte values and their bytes as an (m, 15) matrix.
+
+    When every other value is empty (a null), the data buffer *is* that
+    matrix, read without any per-row work; otherwise the bytes are gathered.
+    """
+    rows = np.flatnonzero(b.length == 15)
+    if ((b.length == 0) | (b.length == 15)).all():
+        first = int(b.start[0]) if len(b.start) else 0
+        return rows, b.data[first : first + 15 * len(rows)].reshape(-1, 15)
+    return rows, b.data[b.start[rows, None] + np.arange(15)]
+
+
+def _nir_shape(chars: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """``NIR_FORMAT`` of 15-byte values, from their bytes (no regex)."""
+    digit = (chars >= ord("0")) & (chars <= ord("9"))
+    corsica = (chars[:, 5] == ord("2")) & ((chars[:, 6] == ord("A")) | (chars[:, 6] == ord("B")))
+    return np.asarray(
+        np.isin(chars[:, 0], np.frombuffer(b"123478", np.uint8))
+        & digit[:, 1:5].all(axis=1)
+        & (digit[:, 5:7].all(axis=1) | corsica)
+        & digit[:, 7:].all(axis=1)
+    )
+
+
+def nir_formats(values: pa.Array | pa.ChunkedArray | pl.Series) -> npt.NDArray[np.bool_]:
+    """``NIR_FORMAT`` of every value (nulls never match), read off the bytes."""
+    b = _Bytes(values.to_arrow() if isinstance(values, pl.Series) else values)
+    rows, chars = _nir_chars(b)
+    out = np.zeros(len(b.start), bool)
+    out[rows] = _nir_shape(chars)
+    return out
+
+
 def nir_keys_ok(values: pa.Array | pa.ChunkedArray | pl.Series) -> npt.NDArray[np.bool_]:
     """True when a well-formed NIR's key matches; also True when malformed or null
     (format is its own rule, so one mistake gives one error, not two).
 
     The key is 97 minus the 13-digit body mod 97, Corsica's 2A/2B read as 19/18.
-    NIRs are 15 ASCII characters: when every value has 15 bytes or none (a
-    null), the Arrow data buffer *is* an (m, 15) matrix of the present ones,
-    read without any per-row work; otherwise their bytes are gathered.
+    NIRs are 15 ASCII characters, so their bytes are read as a matrix, and
+    well-formedness is read off it too (a regex over the text cost as much as
+    the rest of the kernel).
     """
-    series = values if isinstance(values, pl.Series) else pl.Series(values)
-    well_formed = series.str.contains(NIR_FORMAT).fill_null(False).to_numpy()
-    ok = np.ones(len(series), bool)
-    if not well_formed.any():
+    b = _Bytes(values.to_arrow() if isinstance(values, pl.Series) else values)
+    ok = np.ones(len(b.start), bool)
+    rows, chars = _nir_chars(b)
+    shaped = _nir_shape(chars)
+    if not shaped.any():
         return ok
-    b = _Bytes(series.to_arrow())
-    present = b.length == 15
-    if ((b.length == 0) | present).all():
-        first = int(b.start[0]) if len(b.start) else 0
-        chars = b.data[first : first + 15 * int(present.sum())].reshape(-1, 15)
-        chars = chars[well_formed[present]]
-    else:
-        rows = np.flatnonzero(well_formed)
-        chars = b.data[b.start[rows, None] + np.arange(15)]
+    chars = chars[shaped]
     digits = chars.astype(np.int64) - 48
     corsica = (chars[:, 5] == ord("2")) & (chars[:, 6] >= ord("A"))
     # 2A → 19, 2B → 18 ('A' - '0' is 17, 'B' - '0' is 18)
@@ -222,5 +252,5 @@ def nir_keys_ok(values: pa.Array | pa.ChunkedArray | pl.Series) -> npt.NDArray[n
     digits[corsica, 6] = np.where(chars[corsica, 6] == ord("A"), 9, 8)
     body = digits[:, :13] @ _POWERS_13
     key = digits[:, 13] * 10 + digits[:, 14]
-    ok[well_formed] = (97 - body % 97) == key
+    ok[rows[shaped]] = (97 - body % 97) == key
     return ok
