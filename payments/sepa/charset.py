@@ -39,6 +39,9 @@ def transliterate_expr(expr: pl.Expr, max_length: int) -> pl.Expr:
 #: separated by single spaces, nothing to trim.
 _CLEAN = r"^[A-Za-z0-9/\-?:().,'+]+( [A-Za-z0-9/\-?:().,'+]+)*$"
 _NOT_ASCII = r"[^\x00-\x7F]"
+#: Whitespace the spacing steps would change: at either end, two in a row, or
+#: other than a plain space.
+_UNEVEN_SPACE = r"^\s|\s$|\s\s|[^\S ]"
 
 
 def _letter_table() -> tuple[list[str], list[str]]:
@@ -80,8 +83,16 @@ def transliterate_series(values: pl.Series, max_length: int) -> pl.Series:
     rows = (~clean).arg_true()
     todo = values.gather(rows)
     mapped = todo.str.replace_many(_LETTERS_FROM, _LETTERS_TO)
-    fixed = mapped.str.replace_all(r"\s+", " ").str.strip_chars().str.slice(0, max_length)
     other = mapped.str.contains(_NOT_ASCII).fill_null(False)
+    # The spacing steps only where they change something (they copied every name).
+    spacing = (
+        mapped.str.contains(_UNEVEN_SPACE) | (mapped.str.len_bytes() > max_length)
+    ).fill_null(False) & ~other
+    fixed = mapped
+    if spacing.any():
+        rows_spaced = spacing.arg_true()
+        spaced = mapped.gather(rows_spaced).str.replace_all(r"\s+", " ").str.strip_chars()
+        fixed = fixed.scatter(rows_spaced, spaced.str.slice(0, max_length))
     if other.any():
         rest = other.arg_true()
         chain = todo.gather(rest).to_frame("v").select(transliterate_expr(pl.col("v"), max_length))
