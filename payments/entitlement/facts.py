@@ -191,7 +191,8 @@ def household_facts_frame(
     )
 
     def keys(column: str) -> pl.Series:
-        return pl.Series(beneficiary_keys(facts.get_column(column).to_arrow(), secret))
+        nirs = facts.get_column(column).to_arrow(compat_level=pl.CompatLevel.newest())
+        return pl.Series(beneficiary_keys(nirs, secret))
 
     # The two key columns in two threads (AES and NumPy release the GIL).
     with ThreadPoolExecutor(max_workers=2) as pool:

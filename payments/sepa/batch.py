@@ -166,7 +166,8 @@ def _write_one(
     fmt: Pain001Format,
 ) -> tuple[PaymentFile, pl.DataFrame]:
     """Write and sign one file from its bytes in memory (hashed and signed without re-reading)."""
-    xml = transactions_xml(part.to_arrow(), remittance=remittance, fmt=fmt)
+    txs = part.to_arrow(compat_level=pl.CompatLevel.newest())  # views: cast once, below
+    xml = transactions_xml(txs, remittance=remittance, fmt=fmt)
     data = file_bytes(header, xml, fmt=fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

@@ -34,6 +34,13 @@ FRENCH_IBAN_FORMAT = r"^FR[0-9]{2}[0-9]{5}[0-9]{5}[A-Z0-9]{11}[0-9]{2}$"
 _PAD = 32  # a space: value 0, shift 1 — adds nothing to the number
 
 
+def _arrow(values: pa.Array | pa.ChunkedArray | pl.Series) -> pa.Array | pa.ChunkedArray:
+    """Arrow form of a column; polars' as string views (no copy: ``_Bytes`` copies once)."""
+    if isinstance(values, pl.Series):
+        return values.to_arrow(compat_level=pl.CompatLevel.newest())
+    return values
+
+
 class _Bytes:
     """Byte j of every string of an Arrow string array, as whole columns."""
 
@@ -106,9 +113,9 @@ _IBAN_BYTE[48:58] = _IBAN_BYTE[65:91] = True  # 0-9, A-Z
 _IBAN_ORDER = [*range(4, _IBAN_MAX), *range(4)]
 
 
-def iban_bytes(values: pa.Array | pa.ChunkedArray) -> _Bytes:
+def iban_bytes(values: pa.Array | pa.ChunkedArray | pl.Series) -> _Bytes:
     """An IBAN column's bytes, as the IBAN kernels share them (pass to each)."""
-    return _Bytes(values)
+    return _Bytes(_arrow(values))
 
 
 def iban_mod97_remainders(
@@ -222,7 +229,7 @@ def _nir_shape(chars: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
 
 def nir_formats(values: pa.Array | pa.ChunkedArray | pl.Series) -> npt.NDArray[np.bool_]:
     """``NIR_FORMAT`` of every value (nulls never match), read off the bytes."""
-    b = _Bytes(values.to_arrow() if isinstance(values, pl.Series) else values)
+    b = _Bytes(_arrow(values))
     rows, chars = _nir_chars(b)
     out = np.zeros(len(b.start), bool)
     out[rows] = _nir_shape(chars)
@@ -238,7 +245,7 @@ def nir_keys_ok(values: pa.Array | pa.ChunkedArray | pl.Series) -> npt.NDArray[n
     well-formedness is read off it too (a regex over the text cost as much as
     the rest of the kernel).
     """
-    b = _Bytes(values.to_arrow() if isinstance(values, pl.Series) else values)
+    b = _Bytes(_arrow(values))
     ok = np.ones(len(b.start), bool)
     rows, chars = _nir_chars(b)
     shaped = _nir_shape(chars)

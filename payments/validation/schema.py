@@ -92,7 +92,7 @@ def _array_check(code: str, rule: Callable[[pl.Series, Memo], npt.NDArray[np.boo
 def _iban_shared(column: pl.Series, memo: Memo) -> tuple[Any, Any, Any, Any]:
     """Bytes, well-formedness, French shape and mod-97 remainder of the column, once."""
     if "iban" not in memo:
-        b = iban_bytes(column.to_arrow())
+        b = iban_bytes(column)
         well_formed, french_ok = iban_formats(b)
         memo["iban"] = (b, well_formed, french_ok, iban_mod97_remainders(b=b))
     shared: tuple[Any, Any, Any, Any] = memo["iban"]
