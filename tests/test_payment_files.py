@@ -319,6 +319,26 @@ def test_names_that_cannot_be_written_are_reported_not_dropped(
     ]
 
 
+def test_a_name_empty_after_transliteration_is_reported_not_written() -> None:
+    from payments.sepa.batch import transactions
+
+    rows = pl.DataFrame(
+        {
+            "fund_code": ["13", "13", "13"],
+            "household_id": ["1000001", "1000002", "1000003"],
+            "payable_cents": [15000, 15000, 15000],
+            "account_holder": ["Léa Martin", " ", None],
+            "claimant_first_name": ["Léa", " ", None],
+            "claimant_last_name": ["Martin", "\u0301", None],
+            "iban": ["FR7630006000011234567890189"] * 3,
+            "bic": [None, None, None],
+        }
+    )
+    good, bad = transactions(rows, "aes-2020-05")
+    assert good.get_column("creditor_name").to_list() == ["Lea Martin"]
+    assert bad.get_column("household_id").to_list() == ["1000002", "1000003"]
+
+
 @given(st.integers(0, 10**12))
 def test_amount_text_round_trips(cents: int) -> None:
     assert _cents(cents_text(cents)) == cents

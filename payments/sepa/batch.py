@@ -19,13 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 from cryptography.hazmat.primitives import hashes
 
 from payments.registry import Fund, Registry, load_registry
 from payments.schemes import Scheme
-from payments.sepa.charset import NOT_SEPA, transliterate_expr, transliterate_series
+from payments.sepa.charset import NOT_SEPA, transliterate_expr, transliterate_touched
 from payments.sepa.pain001 import (
     PAIN_001_001_03,
     FileHeader,
@@ -104,11 +105,10 @@ def transactions(df: pl.DataFrame, scheme_id: str) -> tuple[pl.DataFrame, pl.Dat
         "iban",
         "bic",
     )
-    creditor = transliterate_series(df.get_column("account_holder"), NAME_MAX)
-    txs = txs.insert_column(4, creditor.alias("creditor_name"))
+    creditor, touched = transliterate_touched(df.get_column("account_holder"), NAME_MAX)
     # The claimant's names only where the holder came out empty (rare): transliterating
     # them for every household doubled the cost of this step.
-    empty = txs.get_column("creditor_name").str.len_chars().fill_null(0) == 0
+    empty = creditor.str.len_chars().fill_null(0) == 0
     if empty.any():
         claimant = df.filter(empty).select(
             transliterate_expr(
@@ -116,10 +116,19 @@ def transactions(df: pl.DataFrame, scheme_id: str) -> tuple[pl.DataFrame, pl.Dat
                 NAME_MAX,
             )
         )
-        names = txs.get_column("creditor_name").scatter(empty.arg_true(), claimant.to_series())
-        txs = txs.with_columns(names.alias("creditor_name"))
-    unwritable = pl.col("creditor_name").str.contains(NOT_SEPA)
-    return txs.filter(~unwritable), txs.filter(unwritable)
+        creditor = creditor.scatter(empty.arg_true(), claimant.to_series())
+        touched = pl.concat([touched, empty.arg_true()]).unique()
+    txs = txs.insert_column(4, creditor.alias("creditor_name"))
+    # Only names the transliteration changed can hold a character outside the SEPA
+    # set (the others passed its check); a name still empty cannot be written
+    # either (the schema wants at least one character).
+    unwritable = np.zeros(txs.height, bool)
+    if touched.len():
+        names = creditor.gather(touched)
+        found = (names.str.contains(NOT_SEPA) | (names.str.len_chars() == 0)).fill_null(True)
+        unwritable[touched.to_numpy()] = found.to_numpy()
+    mask = pl.Series(unwritable)
+    return txs.filter(~mask), txs.filter(mask)
 
 
 _NO_ROWS = pl.DataFrame(schema={"fund_code": pl.String, "household_id": pl.String})

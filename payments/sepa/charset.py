@@ -66,21 +66,22 @@ def _letter_table() -> tuple[list[str], list[str]]:
 _LETTERS_FROM, _LETTERS_TO = _letter_table()
 
 
-def transliterate_series(values: pl.Series, max_length: int) -> pl.Series:
+def transliterate_touched(values: pl.Series, max_length: int) -> tuple[pl.Series, pl.Series]:
     """``transliterate_expr`` over a series, its costly steps run only where needed.
 
     Most names are plain ASCII (left as they are: one regex tells) or Latin
     letters with accents (one table lookup per letter, then the spacing
     steps); only what is left after that (another script, combining marks)
     goes through Unicode normalisation. Same result, value for value (tested
-    against the chain).
+    against the chain). Also returns the rows it did not leave as they were:
+    the others hold SEPA characters only.
     """
     clean = (values.str.contains(_CLEAN) & (values.str.len_chars() <= max_length)).fill_null(
         True
     )  # a null stays null either way
-    if clean.all():
-        return values
     rows = (~clean).arg_true()
+    if rows.len() == 0:
+        return values, rows
     todo = values.gather(rows)
     mapped = todo.str.replace_many(_LETTERS_FROM, _LETTERS_TO)
     other = mapped.str.contains(_NOT_ASCII).fill_null(False)
@@ -97,7 +98,12 @@ def transliterate_series(values: pl.Series, max_length: int) -> pl.Series:
         rest = other.arg_true()
         chain = todo.gather(rest).to_frame("v").select(transliterate_expr(pl.col("v"), max_length))
         fixed = fixed.scatter(rest, chain.to_series())
-    return values.clone().scatter(rows, fixed)  # clone: scatter is in place
+    return values.clone().scatter(rows, fixed), rows  # clone: scatter is in place
+
+
+def transliterate_series(values: pl.Series, max_length: int) -> pl.Series:
+    """``transliterate_expr`` over a series (see ``transliterate_touched``)."""
+    return transliterate_touched(values, max_length)[0]
 
 
 def transliterate(values: pa.Array | pa.ChunkedArray, max_length: int) -> pa.Array:
