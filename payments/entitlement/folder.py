@@ -76,22 +76,32 @@ def _facts_one(path: Path, scheme: Scheme, secret: bytes, overseas: bool) -> pl.
     return household_facts_frame(pl.read_parquet(path), scheme, secret=secret, overseas=overseas)
 
 
-def _concat_column_by_column(frames: list[pl.DataFrame]) -> pl.DataFrame:
+def _concat_column_by_column(frames: list[pl.DataFrame], threads: int = 1) -> pl.DataFrame:
     """The funds' facts as one contiguous frame, never holding two copies of all of them.
 
     ``decide`` runs faster, and peaks lower, on contiguous columns (polars
     re-aligned 101 chunks per column mid-way, a copy of every column); a plain
     concatenation would hold the funds' frames and the result at once. Here
-    each column is concatenated, then the funds' pieces of it are let go.
+    each column is concatenated, then the funds' pieces of it are let go;
+    ``threads`` columns at a time (polars copies outside the GIL: two threads
+    halve this step).
     """
     names = frames[0].columns
-    pieces = [f.get_columns() for f in frames]
+    pieces: list[list[pl.Series | None]] = [list(f.get_columns()) for f in frames]
     frames.clear()
-    columns = []
-    for j, _ in enumerate(names):
-        columns.append(pl.concat([p[j] for p in pieces], rechunk=True))
+
+    def column(j: int) -> pl.Series:
+        parts = [piece for p in pieces if (piece := p[j]) is not None]
+        out: pl.Series = pl.concat(parts, rechunk=True)
         for p in pieces:
-            p[j] = p[j].clear()  # the last reference to this fund's piece
+            p[j] = None  # the last reference to this fund's piece
+        return out
+
+    if threads > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            columns = list(pool.map(column, range(len(names))))
+    else:
+        columns = [column(j) for j in range(len(names))]
     return pl.DataFrame(columns)
 
 
@@ -125,7 +135,7 @@ def compute_folder(
         tables = [_facts_one(*a) for a in args]
     if not tables:
         raise FileNotFoundError(f"no accepted.parquet under {input_dir}")
-    facts = _concat_column_by_column(tables)
+    facts = _concat_column_by_column(tables, threads=workers)
     df = decide_frame(
         facts,
         scheme,
