@@ -188,8 +188,9 @@ def _bulk_load(session: Session, rows: int, models: list[type[Base]]) -> Iterato
     the caller's transaction*: other writers wait on the table lock, and
     re-creating a unique or primary key validates every row, so a duplicate
     claim still fails the whole transaction. Same names, same definitions
-    (read back from ``pg_constraint``). The payments primary key stays: the
-    claims and holds reference it. Small loads and SQLite skip all this.
+    (read back from ``pg_constraint``). Foreign keys of other tables that
+    reference these ones (holds → payments) go and come back with them, and are
+    validated again. Small loads and SQLite skip all this.
     """
     if rows < BULK_ROWS or session.get_bind().dialect.name != "postgresql":
         yield False
@@ -198,17 +199,18 @@ def _bulk_load(session: Session, rows: int, models: list[type[Base]]) -> Iterato
     saved: list[tuple[str, str, str, str]] = []
     for model in models:
         table = cast(Table, model.__table__).name
-        for name, kind, definition in session.execute(
+        for owner, name, kind, definition in session.execute(
             text(
-                "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = CAST(:t AS regclass) AND contype IN ('p', 'u', 'f') "
-                "ORDER BY conname"
+                "SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE (conrelid = CAST(:t AS regclass) "
+                "AND contype IN ('p', 'u', 'f')) OR (confrelid = CAST(:t AS regclass) "
+                "AND contype = 'f') ORDER BY conrelid::regclass::text, conname"
             ),
             {"t": table},
         ):
-            if table == Payment.__tablename__ and kind == "p":
-                continue
-            saved.append((table, str(name), str(kind), str(definition)))
+            constraint = (str(owner), str(name), str(kind), str(definition))
+            if constraint not in saved:
+                saved.append(constraint)
     for table, name, _, _ in sorted(saved, key=lambda c: -_REBUILD_ORDER[c[2]]):
         session.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
     # Sorts and hash joins of millions of keys (claims derived in key order, the
@@ -337,8 +339,9 @@ def _reserve_ids(session: Session, count: int) -> int:
 
     Only called inside ``_bulk_load``, whose ``ALTER TABLE`` holds the payments
     table's exclusive lock until commit: no other writer can insert (and so
-    draw an id) until then. Even so, the payments primary key stays during the
-    load: an id taken twice would fail the transaction, never overwrite.
+    draw an id) until then. Even so, an id taken twice could not go through:
+    re-creating the payments' primary key at the end of the load checks every
+    id, and the transaction fails whole.
     """
     sequence = session.execute(
         text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": Payment.__tablename__}
