@@ -106,7 +106,7 @@ def duplicate_helpers(df: pl.DataFrame, contract: Contract) -> list[pl.Series]:
     key = list(contract.row_key)
     repeated = df.select(pl.struct(key).is_duplicated()).to_series()
     hashes = np.zeros(df.height, np.int64)
-    groups = pl.Series(KEY_GROUP, [None] * df.height, pl.Int64)
+    groups = pl.Series(KEY_GROUP, [], pl.Int64).extend_constant(None, df.height)
     if repeated.any():
         rows = repeated.arg_true()
         subset = df[rows]
