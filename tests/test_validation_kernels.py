@@ -174,6 +174,21 @@ def test_kernels_read_a_sliced_array_from_its_own_offset() -> None:
     assert (iban_mod97_remainders(sliced) == 1).all()
 
 
+def test_a_null_that_keeps_bytes_in_the_buffer_is_read_as_null() -> None:
+    """Arrow lets a null slot span bytes; the kernels must not read them as a value."""
+    body = "1850575000001"
+    good = body + f"{nir_key(body):02d}"
+    data = (good + "285057500000199" + good).encode()  # the null's slot holds a wrong NIR
+    offsets = np.array([0, 15, 30, 45], np.int32)
+    validity = pa.py_buffer(bytes([0b101]))
+    arr = pa.Array.from_buffers(
+        pa.string(), 3, [validity, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
+    )
+    assert arr.to_pylist() == [good, None, good]
+    assert nir_formats(arr).tolist() == [True, False, True]
+    assert nir_keys_ok(arr).tolist() == [True, True, True]
+
+
 def test_nir_kernel_on_nulls_corsica_and_a_slice() -> None:
     corsica_a, corsica_b = "185052A000001", "185052B000001"
     values = [

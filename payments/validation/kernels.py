@@ -47,16 +47,27 @@ class _Bytes:
     def __init__(self, values: pa.Array | pa.ChunkedArray) -> None:
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
-        arr = values.cast(pa.string()).fill_null("")
-        self.text = arr
+        arr = values.cast(pa.string())
+        self._arr = arr
         n = len(arr)
         offsets = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4)
         raw = arr.buffers()[2]
-        data = np.frombuffer(raw, np.uint8) if raw is not None else np.zeros(0, np.uint8)
-        self.data = np.concatenate([data, np.full(64, _PAD, np.uint8)])
+        # The data buffer as it is (no copy): readers index it only within a
+        # value's own bytes.
+        self.data = np.frombuffer(raw, np.uint8) if raw is not None else np.zeros(0, np.uint8)
         self.start = offsets[:-1].astype(np.int64)
-        self.length = (offsets[1:] - offsets[:-1]).astype(np.int64)
+        #: Bytes each value takes in the buffer (a null may take some: Arrow
+        #: does not forbid it) and each value's length, nulls read as empty.
+        self.span = (offsets[1:] - offsets[:-1]).astype(np.int64)
+        self.length = self.span
+        if arr.null_count:
+            self.length = np.where(arr.is_valid().to_numpy(zero_copy_only=False), self.span, 0)
         self._columns: npt.NDArray[np.uint8] | None = None
+
+    @functools.cached_property
+    def text(self) -> pa.Array:
+        """The values, nulls as empty strings (only the IBAN kernels need it)."""
+        return self._arr.fill_null("") if self._arr.null_count else self._arr
 
     @functools.cached_property
     def ascii(self) -> npt.NDArray[np.bool_]:
@@ -209,7 +220,7 @@ def _nir_chars(b: _Bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]
     matrix, read without any per-row work; otherwise the bytes are gathered.
     """
     rows = np.flatnonzero(b.length == 15)
-    if ((b.length == 0) | (b.length == 15)).all():
+    if ((b.span == 0) | ((b.span == 15) & (b.length == 15))).all():
         first = int(b.start[0]) if len(b.start) else 0
         return rows, b.data[first : first + 15 * len(rows)].reshape(-1, 15)
     return rows, b.data[b.start[rows, None] + np.arange(15)]
