@@ -48,6 +48,17 @@ class TieOutError(RuntimeError):
     """Households or cents were lost or counted twice: a bug, never a data problem."""
 
 
+def _hashes_seen_more_than(hashed: pl.Series, times: int) -> pl.Series:
+    """The hash values that occur more than ``times`` times.
+
+    Sorted, equal hashes sit side by side: a value equal to the one ``times``
+    places before it occurs more than ``times`` times. Cheaper than a hash
+    table over millions of values.
+    """
+    ordered = hashed.sort()
+    return ordered.filter(ordered == ordered.shift(times)).unique()
+
+
 def components(claimant: pl.Series, spouse: pl.Series) -> npt.NDArray[np.int64]:
     """Label each household with the smallest index of the households it shares a key with.
 
@@ -63,8 +74,7 @@ def components(claimant: pl.Series, spouse: pl.Series) -> npt.NDArray[np.int64]:
     # adds a row to ``linked``: the propagation below compares the keys themselves).
     present = np.concatenate([k.is_not_null().to_numpy() for k in keys])
     hashed = pl.concat([k.hash(seed=0) for k in keys])
-    ordered = hashed.sort()  # equal hashes side by side: cheaper than a hash table
-    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+    repeated = _hashes_seen_more_than(hashed, 1)
     candidates = np.flatnonzero(hashed.is_in(repeated.implode()).to_numpy() & present)
     first = candidates[candidates < n]
     second = candidates[candidates >= n] - n
@@ -254,9 +264,7 @@ def _crowded(ibans: pl.Series, most: int) -> pl.Series:
     row); a group-by over millions of IBAN strings took most of this step.
     """
     hashed = ibans.hash(seed=0)
-    ordered = hashed.sort()
-    repeated = ordered.filter(ordered == ordered.shift(most)).unique()
-    candidates = ibans.filter(hashed.is_in(repeated.implode()))
+    candidates = ibans.filter(hashed.is_in(_hashes_seen_more_than(hashed, most).implode()))
     counted = candidates.to_frame("iban").group_by("iban").len()
     return counted.filter(pl.col("len") > most).get_column("iban")
 

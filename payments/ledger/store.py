@@ -172,11 +172,11 @@ def bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]])
 #: From this many rows, a PostgreSQL load rebuilds the key constraints instead of
 #: maintaining them row by row (docs/decisions.md, "Ledger load").
 BULK_ROWS = 200_000
-_REBUILD_ORDER = {"p": 0, "u": 1, "f": 2}
+_REBUILD_ORDER = {"p": 0, "u": 1, "f": 2}  # keys before the foreign keys that need them
 #: Memory for the bulk load's own sorts and joins, and for building its indexes
 #: (this transaction only: ``SET LOCAL``).
 BULK_WORK_MEM = "256MB"
-BULK_MAINTENANCE_MEM = "512MB"  # keys before the foreign keys that need them
+BULK_MAINTENANCE_MEM = "512MB"
 
 
 @contextmanager
@@ -437,9 +437,11 @@ def record_decisions(
     ]
     # Only the columns recorded are converted from Arrow (the decisions carry forty).
     frame = (
-        decisions if isinstance(decisions, pl.DataFrame) else pl.DataFrame(decisions.select(wanted))
+        decisions.select(wanted)
+        if isinstance(decisions, pl.DataFrame)
+        else pl.DataFrame(decisions.select(wanted))
     )
-    df = frame.select(wanted).filter(pl.col("status").is_in(["payable", "held"]))
+    df = frame.filter(pl.col("status").is_in(["payable", "held"]))
     _adopt_released(session, run_id, scheme.id, df, at)
     reissue: dict[str, tuple[int, int]] = {}
     taken: set[str] = set()

@@ -101,11 +101,6 @@ def transliterate_touched(values: pl.Series, max_length: int) -> tuple[pl.Series
     return values.clone().scatter(rows, fixed), rows  # clone: scatter is in place
 
 
-def transliterate_series(values: pl.Series, max_length: int) -> pl.Series:
-    """``transliterate_expr`` over a series (see ``transliterate_touched``)."""
-    return transliterate_touched(values, max_length)[0]
-
-
 def transliterate(values: pa.Array | pa.ChunkedArray, max_length: int) -> pa.Array:
     """Vectorised transliteration of an Arrow string array."""
     series = pl.Series(values)
