@@ -369,3 +369,38 @@ def test_runs_keyed_with_another_construction_are_never_mixed(ledger: Engine) ->
         run.parameters = '{"x":1}'  # as recorded before key versions were (version 1)
     with pytest.raises(store.KeyVersionError, match="version 1"), Session(ledger) as s:
         _run(s, "run-2", [household(rsa_cents=1)])
+
+
+def test_a_row_the_server_refuses_fails_the_whole_copy(ledger: Engine) -> None:
+    """Rows stream to COPY from a queue (PostgreSQL): a refused row still fails the load."""
+    import polars as pl
+
+    with Session(ledger) as s, s.begin():
+        _run(s, "run-1", [household(rsa_cents=1)])
+    good = {
+        "scheme_id": MAY.id,
+        "run_id": "run-1",
+        "fund_code": "13",
+        "rule_id": "r",
+        "base_cents": 15000,
+        "child_cents": 0,
+        "amount_cents": 15000,
+        "state": states.COMPUTED,
+    }
+    rows = [
+        {
+            **good,
+            "beneficiary_key": f"k{i:031d}",
+            "household_id": f"{i:010d}",
+            "end_to_end_id": f"E2E-{i}",
+        }
+        for i in range(260_000)  # two slices: the refused row is in the second
+    ]
+    rows[-1]["amount_cents"] = 1  # the check (amount = base + child) refuses the very last row
+    frame = pl.DataFrame(rows)
+    with pytest.raises(Exception, match="amount_parts"), Session(ledger) as s, s.begin():
+        store.insert_frame(s, Payment, frame)
+    with Session(ledger) as s:
+        assert (
+            s.execute(select(Payment).where(Payment.household_id == "0000000000")).first() is None
+        )
