@@ -93,7 +93,7 @@ CREATE TABLE payments (
 	reason VARCHAR(255),
 	attempt INTEGER DEFAULT '1' NOT NULL,
 	CONSTRAINT pk_payments PRIMARY KEY (id),
-	CONSTRAINT uq_payments_scheme_id UNIQUE (scheme_id, beneficiary_key, attempt),
+	CONSTRAINT uq_payments_beneficiary_key UNIQUE (beneficiary_key, scheme_id, attempt),
 	CONSTRAINT ck_payments_amount_positive CHECK (amount_cents > 0),
 	CONSTRAINT ck_payments_amount_parts CHECK (amount_cents = base_cents + child_cents),
 	CONSTRAINT ck_payments_state_known CHECK (state IN ('computed', 'held', 'approved', 'in_file', 'sent', 'accepted', 'rejected', 'returned', 'cancelled')),
@@ -106,7 +106,7 @@ CREATE TABLE beneficiary_claims (
 	scheme_id VARCHAR(64) NOT NULL,
 	beneficiary_key VARCHAR(32) NOT NULL,
 	payment_id INTEGER NOT NULL,
-	CONSTRAINT pk_beneficiary_claims PRIMARY KEY (scheme_id, beneficiary_key),
+	CONSTRAINT pk_beneficiary_claims PRIMARY KEY (beneficiary_key, scheme_id),
 	CONSTRAINT fk_beneficiary_claims_payment_id_payments FOREIGN KEY(payment_id) REFERENCES payments (id)
 );
 

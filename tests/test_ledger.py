@@ -404,3 +404,43 @@ def test_a_row_the_server_refuses_fails_the_whole_copy(ledger: Engine) -> None:
         assert (
             s.execute(select(Payment).where(Payment.household_id == "0000000000")).first() is None
         )
+
+
+def test_the_migrations_build_what_the_models_declare(ledger: Engine) -> None:
+    """Alembic's own comparison: the migrated database and the models agree, key order included."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import inspect
+
+    from payments.ledger.models import Base
+
+    with ledger.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        found = inspect(conn)
+        assert found.get_pk_constraint("beneficiary_claims")["constrained_columns"] == [
+            "beneficiary_key",
+            "scheme_id",
+        ]
+        assert ["beneficiary_key", "scheme_id", "attempt"] in [
+            u["column_names"] for u in found.get_unique_constraints("payments")
+        ]
+
+
+def test_the_keys_first_migration_goes_down_and_up(ledger: Engine) -> None:
+    """0004 reorders keys on a ledger with rows, both ways, and keeps every row."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from payments.ledger.migrate import alembic_config
+
+    with Session(ledger) as s, s.begin():
+        _run(s, "run-1", [household(rsa_cents=1), household(rsa_cents=1)])
+    url = ledger.url.render_as_string(hide_password=False)
+    command.downgrade(alembic_config(url), "0003")
+    with ledger.connect() as conn:
+        pk = inspect(conn).get_pk_constraint("beneficiary_claims")["constrained_columns"]
+        assert pk == ["scheme_id", "beneficiary_key"]
+    upgrade(url)
+    with Session(ledger) as s:
+        assert len(s.execute(select(BeneficiaryClaim)).all()) == 2
+        assert store.count_by_state(s, MAY.id) == {"computed": 2}
