@@ -32,7 +32,7 @@ from payments.sepa.pain001 import (
     FileHeader,
     Pain001Format,
     cents_text,
-    file_bytes,
+    file_parts,
     transactions_xml,
 )
 from payments.sepa.signing import SIGNATURE_SUFFIX, Signer
@@ -177,10 +177,14 @@ def _write_one(
     """Write and sign one file from its bytes in memory (hashed and signed without re-reading)."""
     txs = part.to_arrow(compat_level=pl.CompatLevel.newest())  # views: cast once, below
     xml = transactions_xml(txs, remittance=remittance, fmt=fmt)
-    data = file_bytes(header, xml, fmt=fmt)
+    parts = file_parts(header, xml, fmt=fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    digest = hashlib.sha256(data)  # once: the manifest's hash and the signature's
+    digest = hashlib.sha256()  # once: the manifest's hash and the signature's
+    with path.open("wb") as fh:
+        for piece in parts:
+            fh.write(piece)
+            digest.update(piece)
+    size = sum(len(piece) for piece in parts)
     path.with_name(path.name + SIGNATURE_SUFFIX).write_bytes(signer.sign_digest(digest.digest()))
     placed = part.select("end_to_end_id", "amount_cents").with_columns(
         pl.lit(header.msg_id).alias("msg_id")
@@ -193,7 +197,7 @@ def _write_one(
         ctrl_sum=cents_text(header.ctrl_sum_cents),
         ctrl_sum_cents=header.ctrl_sum_cents,
         sha256=digest.hexdigest(),
-        bytes=len(data),
+        bytes=size,
     ), placed
 
 

@@ -158,13 +158,15 @@ def _buffer_bytes(values: pa.Array) -> memoryview:
     return memoryview(data)[start:end]
 
 
-def file_bytes(
+def file_parts(
     header: FileHeader, transactions: pa.Array, *, fmt: Pain001Format = PAIN_001_001_03
-) -> bytes:
-    """One payment file: header, the transactions block (Arrow's data buffer), closing tags.
+) -> list[bytes | memoryview]:
+    """One payment file in pieces: header, the transactions block (views of Arrow's
+    data buffer, no copy), closing tags.
 
-    Built in memory (one fund's file is megabytes) so it is written, hashed and
-    signed from the same bytes, never read back from disk.
+    Written, hashed and signed from the same bytes in memory, never read back
+    from disk. Kept in pieces: joining them copied each file once more (1 GB
+    nationally, into fresh memory).
     """
     chunks = transactions.chunks if isinstance(transactions, pa.ChunkedArray) else [transactions]
-    return b"".join([_head(header, fmt), *(_buffer_bytes(c) for c in chunks), _TAIL])
+    return [_head(header, fmt), *(_buffer_bytes(c) for c in chunks), _TAIL]
