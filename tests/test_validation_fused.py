@@ -15,7 +15,7 @@ from payments.intake import read_rows
 from payments.sample.writer import SampleResult
 from payments.validation.fused import fused_failures
 from payments.validation.rows import _failures, duplicate_helpers
-from payments.validation.schema import ROW_HASH, Window, row_schema
+from payments.validation.schema import ROW_HASH, Window, row_rules, row_schema
 from tests.test_validation_rules import GOOD, OTHER
 
 CONTRACT = load_contract()
@@ -30,10 +30,11 @@ def _frame(data: bytes) -> pl.DataFrame:
 
 
 def _both(df: pl.DataFrame, fund: str) -> tuple[set[tuple[int, str, str]], ...]:
-    schema = row_schema(CONTRACT, fund_code=fund, window=WINDOW, as_of=date(2020, 5, 10))
-    fused = fused_failures(df, schema)
-    assert fused is not None, "the schema must be fusable"
-    return set(fused.iter_rows()), set(_failures(df, schema).iter_rows())
+    """The fused pass over the rules (as validation runs it) and Pandera over their schema."""
+    rules = row_rules(CONTRACT, fund_code=fund, window=WINDOW, as_of=date(2020, 5, 10))
+    fused = fused_failures(df, rules)
+    assert fused is not None, "the rules must be fusable"
+    return set(fused.iter_rows()), set(_failures(df, rules.schema()).iter_rows())
 
 
 def test_same_failures_as_pandera_on_a_defect_sample(defect_sample: SampleResult) -> None:

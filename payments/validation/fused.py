@@ -2,10 +2,11 @@
 
 Pandera (polars backend) runs each check as its own query and collects its
 failure cases twice; on 101 fund files of 45 checks each, that per-check
-overhead, not the checks, dominated validation. Here the same schema object
-(``validation.schema.row_schema``: the single definition of the rules) is
-read, and every check's own expression is evaluated in one ``select`` over
-the frame, which polars runs in parallel across checks. The NumPy kernels
+overhead, not the checks, dominated validation. Here the same rules
+(``validation.schema.row_rules``: the single definition, which ``row_schema``
+makes a Pandera schema of; either can be passed) are read, and every check's
+own expression is evaluated in one ``select`` over the frame, which polars
+runs in parallel across checks. The NumPy kernels
 (IBAN mod-97, RIB key) run once per column.
 
 It returns exactly what Pandera's lazy validation reports, as (row, column,

@@ -21,7 +21,7 @@ from payments.contract import Contract
 from payments.intake import InvalidRow
 from payments.validation.fused import fused_failures
 from payments.validation.rules import RULES, sentence
-from payments.validation.schema import DATE, KEY_GROUP, ROW_HASH, Window, row_schema
+from payments.validation.schema import DATE, KEY_GROUP, ROW_HASH, Window, row_rules
 
 #: Pandera's own check names, mapped to our rule codes.
 PANDERA_CODES = {"not_nullable": "required"}
@@ -147,9 +147,9 @@ def validate_rows(
     df = pl.from_arrow(raw)
     assert isinstance(df, pl.DataFrame)
     df = df.with_columns(duplicate_helpers(df, contract))
-    schema = row_schema(contract, fund_code=fund_code, window=window, as_of=as_of)
-    fused = fused_failures(df, schema)  # the same answer as Pandera's, in one pass
-    failures = fused if fused is not None else _failures(df, schema)
+    rules = row_rules(contract, fund_code=fund_code, window=window, as_of=as_of)
+    fused = fused_failures(df, rules)  # the same answer as Pandera's, in one pass
+    failures = fused if fused is not None else _failures(df, rules.schema())
     unknown = set(failures.get_column("code").unique().to_list()) - RULES.keys()
     if unknown:
         raise TieOutError(f"failures with no rule code: {sorted(unknown)}")
