@@ -221,7 +221,13 @@ def _read(data: bytes, contract: Contract, *, threads: bool, invalid: list[Inval
             invalid_row_handler=on_invalid,
         ),
         convert_options=pacsv.ConvertOptions(
-            column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=True
+            column_types=schema,
+            # Only an empty field is missing. Arrow's default list also made
+            # "NA", "N/A", "null", "NaN"… null: a claimant named Na, or a holder
+            # written N/A, was quarantined as a missing value and shown empty.
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
         ),
     )
 

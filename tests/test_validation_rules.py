@@ -186,3 +186,16 @@ def test_docs_list_every_rule_and_file_error() -> None:
     doc = (ROOT / "docs" / "validation.md").read_text()
     for code in [*RULES, *(e.value for e in FileError)]:
         assert f"| `{code}` |" in doc, code
+
+
+@pytest.mark.parametrize("text", ["NA", "N/A", "null", "NULL", "NaN", "nan", "#N/A"])
+def test_text_that_looks_like_a_missing_marker_is_text(contract: Contract, text: str) -> None:
+    """Only an empty field is missing: a claimant named "NA" is paid, a bad row keeps "N/A"."""
+    named = {**GOOD, "claimant_last_name": text, "account_holder": f"{text} M"}
+    bad = {**OTHER, "claimant_first_name": text, "iban": "N/A"}
+    result = _validate(contract, _file(contract, named, bad))
+    assert result.accepted_rows == 1
+    assert result.accepted.column("claimant_last_name").to_pylist() == [text]
+    q = result.quarantine.to_pylist()
+    assert q[0]["error_codes"] == ["iban_format"]  # not "required": the value was sent
+    assert (q[0]["claimant_first_name"], q[0]["iban"]) == (text, "N/A")
