@@ -68,31 +68,62 @@ def _blocks(values: pa.Array, lengths: np.ndarray) -> np.ndarray:
     return blocks
 
 
+#: ASCII hexadecimal digits, indexed by nibble.
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def _encrypted(values: pa.Array, subkey: bytes) -> np.ndarray:
+    """The 16-byte key of each value of ``values`` (no nulls), as an (n, 16) matrix."""
+    n = len(values)
+    lengths = np.asarray(pc.binary_length(values), np.int64)
+    short = lengths < BLOCK
+    if short.all():
+        blocks = _blocks(values, lengths)
+    else:
+        blocks = _blocks(pc.if_else(pa.array(short), values, ""), np.where(short, lengths, 0))
+    encryptor = Cipher(algorithms.AES(subkey), modes.ECB()).encryptor()
+    cipher = np.frombuffer(encryptor.update(blocks.tobytes()) + encryptor.finalize(), np.uint8)
+    keys: np.ndarray = cipher.reshape(n, BLOCK) ^ blocks
+    for i in np.flatnonzero(~short):  # not a NIR: never on the fast path, same answer always
+        text = values[int(i)].as_py().encode()
+        keys[i] = np.frombuffer(hmac.digest(subkey, text, "sha256")[:KEY_BYTES], np.uint8)
+    return keys
+
+
+def _hex(keys: np.ndarray) -> np.ndarray:
+    """(n, 16) bytes as n × 32 lower-case hexadecimal digits, back to back."""
+    out = np.empty((len(keys), 2 * KEY_BYTES), np.uint8)
+    out[:, 0::2] = _HEX[keys >> 4]
+    out[:, 1::2] = _HEX[keys & 0x0F]
+    return out
+
+
 def beneficiary_keys(nirs: pa.Array | pa.ChunkedArray, secret: bytes) -> pa.Array:
-    """Key of each NIR (null stays null)."""
+    """Key of each NIR (null stays null).
+
+    Only the values present are encrypted (most spouses are absent), and the
+    keys' hexadecimal text is written straight into the result's data buffer,
+    nulls taking no bytes.
+    """
     subkey = _subkey(secret)
     values = nirs.combine_chunks() if isinstance(nirs, pa.ChunkedArray) else nirs
     values = values.cast(pa.string())
     n = len(values)
-    valid = values.is_valid()
-    filled = pc.fill_null(values, "")
-    lengths = np.asarray(pc.binary_length(filled), np.int64)
-    short = lengths < BLOCK
-    if short.all():
-        blocks = _blocks(filled, lengths)
-    else:
-        blocks = _blocks(pc.if_else(pa.array(short), filled, ""), np.where(short, lengths, 0))
-    encryptor = Cipher(algorithms.AES(subkey), modes.ECB()).encryptor()
-    cipher = np.frombuffer(encryptor.update(blocks.tobytes()) + encryptor.finalize(), np.uint8)
-    keys = cipher.reshape(n, BLOCK) ^ blocks
-    for i in np.flatnonzero(~short):  # not a NIR: never on the fast path, same answer always
-        text = filled[int(i)].as_py().encode()
-        keys[i] = np.frombuffer(hmac.digest(subkey, text, "sha256")[:KEY_BYTES], np.uint8)
-    hexed = keys.tobytes().hex().encode()
-    offsets = np.arange(0, (n + 1) * 2 * KEY_BYTES, 2 * KEY_BYTES, dtype=np.int32)
-    out = pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(hexed)]
+    width = 2 * KEY_BYTES
+    if not values.null_count:
+        offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+        digits = _hex(_encrypted(values, subkey))
+        return pa.Array.from_buffers(
+            pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(digits)]
+        )
+    valid = np.asarray(values.is_valid(), bool)
+    digits = _hex(_encrypted(values.drop_null(), subkey))
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(np.where(valid, width, 0), out=offsets[1:])
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.string(),
+        n,
+        [validity, pa.py_buffer(offsets), pa.py_buffer(digits)],
+        null_count=n - int(valid.sum()),
     )
-    if values.null_count:
-        out = pc.if_else(valid, out, pa.scalar(None, pa.string()))
-    return out
