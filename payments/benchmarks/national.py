@@ -254,7 +254,8 @@ def run_pipeline(
     with measure() as m:
         done = []
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        try:
             contract = load_contract()
             funds = registry.funds
             submitted = {
@@ -270,6 +271,8 @@ def run_pipeline(
                 for i in largest_first(root, funds, SCHEME, contract)
             }
             done = [submitted[i].result() for i in range(len(funds))]
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # as validate_folder does
         for _, _, s in done:
             for k in spent:
                 spent[k] += s.get(k, 0.0)
