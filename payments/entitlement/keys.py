@@ -110,20 +110,15 @@ def beneficiary_keys(nirs: pa.Array | pa.ChunkedArray, secret: bytes) -> pa.Arra
     values = values.cast(pa.string())
     n = len(values)
     width = 2 * KEY_BYTES
-    if not values.null_count:
-        offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    if values.null_count:
+        valid = np.asarray(values.is_valid(), bool)
+        digits = _hex(_encrypted(values.drop_null(), subkey))
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum(np.where(valid, width, 0), out=offsets[1:])
+        validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    else:
         digits = _hex(_encrypted(values, subkey))
-        return pa.Array.from_buffers(
-            pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(digits)]
-        )
-    valid = np.asarray(values.is_valid(), bool)
-    digits = _hex(_encrypted(values.drop_null(), subkey))
-    offsets = np.zeros(n + 1, np.int32)
-    np.cumsum(np.where(valid, width, 0), out=offsets[1:])
-    validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(
-        pa.string(),
-        n,
-        [validity, pa.py_buffer(offsets), pa.py_buffer(digits)],
-        null_count=n - int(valid.sum()),
-    )
+        offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+        validity = None
+    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(digits)]
+    return pa.Array.from_buffers(pa.string(), n, buffers, null_count=values.null_count)
