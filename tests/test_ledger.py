@@ -444,3 +444,61 @@ def test_the_keys_first_migration_goes_down_and_up(ledger: Engine) -> None:
     with Session(ledger) as s:
         assert len(s.execute(select(BeneficiaryClaim)).all()) == 2
         assert store.count_by_state(s, MAY.id) == {"computed": 2}
+
+
+AWKWARD = ["", None, "a,b", 'say "hi"', "\\.", "two\nlines", " padded ", "Lœuillet", "\\N", "NULL"]
+
+
+def test_copy_csv_writes_what_arrows_csv_writer_writes() -> None:
+    """The COPY text (polars) is byte for byte Arrow's writer's, the reference it replaced."""
+    import io
+
+    import polars as pl
+    import pyarrow.csv as pacsv
+
+    frame = pl.DataFrame(
+        {
+            "text": AWKWARD,
+            "number": [0, -1, None, 2**40, 7, 8, 9, 10, 11, 12],
+            "key": [f"{i:032x}" for i in range(len(AWKWARD))],
+        }
+    )
+    sink = io.BytesIO()
+    pacsv.write_csv(frame.to_arrow(), sink, pacsv.WriteOptions(include_header=False))
+    assert store.copy_csv(frame) == sink.getvalue()
+
+
+def test_copy_keeps_empty_text_apart_from_null(ledger: Engine) -> None:
+    """An empty reason stays empty, a missing one stays NULL, odd text comes back as sent."""
+    import polars as pl
+
+    with Session(ledger) as s, s.begin():
+        _run(s, "run-1", [household(rsa_cents=1)])
+    n = len(AWKWARD)
+    frame = pl.DataFrame(
+        {
+            "scheme_id": [MAY.id] * n,
+            "beneficiary_key": [f"odd{i:029d}" for i in range(n)],
+            "run_id": ["run-1"] * n,
+            "fund_code": ["13"] * n,
+            "household_id": [f"{i:010d}" for i in range(n)],
+            "rule_id": ["r"] * n,
+            "base_cents": [15000] * n,
+            "child_cents": [0] * n,
+            "amount_cents": [15000] * n,
+            "end_to_end_id": [f"ODD-{i}" for i in range(n)],
+            "state": [states.COMPUTED] * n,
+            "reason": AWKWARD,
+        }
+    )
+    with Session(ledger) as s, s.begin():
+        store.insert_frame(s, Payment, frame)
+    with Session(ledger) as s:
+        got = dict(
+            s.execute(
+                select(Payment.end_to_end_id, Payment.reason).where(
+                    Payment.end_to_end_id.like("ODD-%")
+                )
+            ).all()
+        )
+    assert got == {f"ODD-{i}": reason for i, reason in enumerate(AWKWARD)}
