@@ -142,11 +142,13 @@ def test_splitting_and_bytes_are_deterministic(
 def test_same_bytes_whatever_the_writer_threads_and_the_input_form(
     decisions: pa.Table, signer: Signer, tmp_path: Path
 ) -> None:
-    """Funds are written by threads: their number, and Arrow or polars input, change nothing."""
+    """Funds are written by threads: their number, Arrow or polars input, and the
+    decisions' row order change nothing."""
     runs = {
         "one": dict(decisions=decisions, threads=1),
         "two": dict(decisions=decisions, threads=2),
         "four_polars": dict(decisions=pl.DataFrame(decisions), threads=4),
+        "reversed": dict(decisions=pl.DataFrame(decisions).reverse(), threads=2),
     }
     manifests = {}
     for name, args in runs.items():
@@ -162,12 +164,14 @@ def test_same_bytes_whatever_the_writer_threads_and_the_input_form(
         )
         manifests[name] = batch.manifest
     assert manifests["one"] == manifests["two"] == manifests["four_polars"]
+    assert manifests["one"] == manifests["reversed"]
     files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.*"))
     assert len(files) > 10
     for rel in files:
         first = (tmp_path / "one" / rel).read_bytes()
         assert first == (tmp_path / "two" / rel).read_bytes(), rel
         assert first == (tmp_path / "four_polars" / rel).read_bytes(), rel
+        assert first == (tmp_path / "reversed" / rel).read_bytes(), rel
 
 
 def test_openssl_verifies_files_and_catches_tampering(

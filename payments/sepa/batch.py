@@ -127,6 +127,8 @@ def transactions(df: pl.DataFrame, scheme_id: str) -> tuple[pl.DataFrame, pl.Dat
         names = creditor.gather(touched)
         found = (names.str.contains(NOT_SEPA) | (names.str.len_chars() == 0)).fill_null(True)
         unwritable[touched.to_numpy()] = found.to_numpy()
+    if not unwritable.any():  # nearly always: filtering would copy every column for nothing
+        return txs, txs.clear()
     mask = pl.Series(unwritable)
     return txs.filter(~mask), txs.filter(mask)
 
@@ -239,7 +241,8 @@ def write_batch(
         if rows is None:
             return [], _NO_ROWS
         txs, bad = transactions(rows, scheme.id)
-        txs = txs.sort("household_id")
+        if not txs.get_column("household_id").is_sorted():  # decisions come sorted: no copy
+            txs = txs.sort("household_id")
         debtor = _one_name(fund.debtor_name)
         written = []
         for seq, start in enumerate(range(0, txs.height, max_transactions), start=1):
