@@ -32,7 +32,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psutil
 import pyarrow.parquet as pq
 
@@ -132,29 +131,6 @@ def _cpu() -> tuple[float, float]:
     """
     me = os.times()
     return me.user + me.system, me.system
-
-
-def memory_touch_cost(mb: int = 256) -> dict[str, float]:
-    """Seconds per GB to touch memory new to this process, then the same memory again.
-
-    On bare metal the two are close. On a virtual machine whose host takes
-    back the memory the guest frees (virtio-balloon free page reporting, as on
-    the machine of docs/benchmarks.md), the first can be ten or twenty times
-    the second, or not, depending on what ran before: it is most of the
-    spread between runs of the same code, so every bench records it.
-    """
-    n = mb * 2**20
-    start = time.perf_counter()
-    block = np.ones(n, np.uint8)  # every page written for the first time
-    first = time.perf_counter()
-    block.fill(2)  # the same pages, already the process's
-    again = time.perf_counter()
-    del block
-    per_gb = 1024 / mb
-    return {
-        "first_touch_s_per_gb": round((first - start) * per_gb, 2),
-        "again_s_per_gb": round((again - first) * per_gb, 2),
-    }
 
 
 def _validate_timed(
@@ -534,11 +510,6 @@ def main(
 
     # 1. The national run.
     root = sample(households)
-    touch = report["machine"]["memory_touch"] = memory_touch_cost()
-    print(
-        f"Memory new to a process: {touch['first_touch_s_per_gb']} s/GB to touch, "
-        f"{touch['again_s_per_gb']} s/GB once touched (docs/benchmarks.md: why it matters here)"
-    )
     national = run_pipeline(root, households, signer, workers=workers, scheme=scheme)
     stages = list(national.stages)
     if ledger and national.decisions is not None:
