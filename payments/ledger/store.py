@@ -390,11 +390,12 @@ def _claims_in_key_order(rows: pl.DataFrame, scheme_id: str, moving: Sequence[st
             .with_columns(key_order("beneficiary_key").alias("_order"))
             .collect()
         )
-        if part.get_column("_order").is_sorted():  # the claimants are: rows come in key order
+        if part.get_column("_order").is_sorted():
             return part
         return part.sort("_order", maintain_order=True)
 
-    # Two sorted runs merged, not 4 million keys sorted again.
+    # Each column's keys sorted apart (two columns of a few million rows), then
+    # the two runs merged.
     return (
         side("beneficiary_key")
         .merge_sorted(side("spouse_key"), key="_order")
@@ -514,7 +515,13 @@ def record_decisions(
         .alias("state"),
         "reason",
         "attempt",
-    ).sort(key_order("beneficiary_key"), maintain_order=True)  # the key indexes fill in order
+    )
+    # Payments go in the decisions' order (fund, then household), not sorted by
+    # key: their end-to-end ids, whose unique key is the costliest to build
+    # (all start with the scheme's code, so PostgreSQL cannot sort them on
+    # abbreviated keys), then come nearly sorted, while random beneficiary keys
+    # sort well on abbreviated keys. 2.4 → 1.2 s for one, 1.8 → 2.1 s for the
+    # other nationally, and no client-side sort of every column (~2.5 s of CPU).
     session.flush()
     before = session.execute(select(func.coalesce(func.max(Payment.id), 0))).scalar_one()
     new = (Payment.run_id == run_id) & (Payment.id > before)
