@@ -48,6 +48,7 @@ from payments.validation.folder import (
     _conclude,
     largest_first,
     validate_one_timed,
+    worker_start,
 )
 from payments.validation.schema import Window
 
@@ -282,7 +283,7 @@ def run_pipeline(
     with measure() as m:
         done = []
         ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_start)
         try:
             contract = load_contract()
             funds = registry.funds

@@ -9,6 +9,7 @@ file is missing or rejected is recorded and the others go on.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing
@@ -189,6 +190,19 @@ def validate_one_timed(
     return report, receipt, spent
 
 
+def worker_start() -> None:
+    """Start-up of a validation worker process: its imports set aside from garbage collection.
+
+    By the time this runs, the worker has imported polars, pyarrow, Pandera
+    and pandas: hundreds of thousands of objects that live as long as the
+    process. Python's cycle collector went through all of them at every full
+    collection, which the per-fund rules and expressions trigger again and
+    again: about 6 % of the workers' CPU nationally (``perf``). Frozen, they
+    are never scanned; what the funds allocate is collected as before.
+    """
+    gc.freeze()
+
+
 def _validate_one(
     root: Path,
     out_dir: Path,
@@ -252,7 +266,7 @@ def validate_folder(
     if workers > 1 and len(selected) > 1:
         ctx = multiprocessing.get_context("spawn")
         order = largest_first(root, selected, scheme_id, contract)
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_start)
         try:
             submitted = {i: pool.submit(_validate_one, *args[i]) for i in order}
             futures = [submitted[i] for i in range(len(args))]
