@@ -86,3 +86,87 @@ def test_no_account_pays_more_households_than_allowed(
     assert held.height > 0 and set(held.get_column("iban").to_list()) <= shared
     review = pq.read_table(result.out_dir / "review.parquet")
     assert review.num_rows == decisions.filter(pl.col("status") == "held").height
+
+
+def test_facts_built_ahead_give_the_same_files(
+    computed: tuple[SampleResult, FolderValidation, ComputeResult], tmp_path: Path
+) -> None:
+    """Facts built while validation runs (``FactsAhead``) change no byte of the outputs,
+    whichever funds got theirs ahead; the facts handed over are taken, not copied."""
+    from payments.entitlement.folder import FactsAhead
+    from payments.registry import load_registry
+
+    _, _, result = computed
+    scheme = load_scheme("aes-2020-05")
+    validation_dir = result.out_dir.parent / "validation"
+    funds = [f for f in load_registry().funds if (validation_dir / f.code).is_dir()]
+    with FactsAhead(validation_dir, scheme, SECRET) as ahead:
+        for fund in funds[::2]:  # every other fund ahead, the rest built by compute_folder
+            ahead.landed(fund)
+        facts = ahead.take()
+    assert len(facts) == len(funds[::2]) > 10
+    again = compute_folder(
+        validation_dir,
+        tmp_path / "compute",
+        scheme,
+        secret=SECRET,
+        run_date=scheme.spec.payment_date,
+        workers=2,
+        facts=facts,
+    )
+    assert facts == {}
+    for name in ("decisions.parquet", "review.parquet", "preview.json", "preview.csv"):
+        assert (again.out_dir / name).read_bytes() == (result.out_dir / name).read_bytes(), name
+
+
+def test_facts_ahead_leave_out_a_fund_rejected_after_validation(tmp_path: Path) -> None:
+    """A fund whose accepted rows were removed since (same bytes as another's) gets no facts."""
+    import shutil
+
+    from payments.entitlement.folder import FactsAhead
+    from payments.registry import load_registry
+
+    scheme = load_scheme("aes-2020-05")
+    root = tmp_path / "sample"
+    write_sample(SampleSpec(households=2_000, seed=5, window=MAY_2020, funds=("13", "59")), root)
+    window = Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
+    validate_folder(root, root / "validation", scheme.id, window, funds=["13", "59"])
+    registry = load_registry()
+    with FactsAhead(root / "validation", scheme, SECRET) as ahead:
+        ahead.landed(registry.get("13"))
+        shutil.rmtree(root / "validation" / "59")  # as if rejected before its facts were read
+        ahead.landed(registry.get("59"))
+        assert set(ahead.take()) == {"13"}
+
+
+def test_a_run_with_worker_processes_gives_the_same_decisions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_batch`` with workers (validation in processes, facts built as funds land)
+    and without: the same run id, the same decisions, byte for byte."""
+    import shutil
+
+    from payments import pipeline
+    from payments.pipeline import run_batch
+
+    ahead: list[int] = []
+
+    def counting(*args: object, **kwargs: object) -> ComputeResult:
+        ahead.append(len(kwargs.get("facts") or {}))  # type: ignore[arg-type]
+        return compute_folder(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "compute_folder", counting)
+
+    scheme = load_scheme("aes-2020-05")
+    write_sample(
+        SampleSpec(households=6_000, seed=11, window=MAY_2020, defect_rate=0.02), tmp_path / "a"
+    )
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    one = run_batch(tmp_path / "a", scheme, secret=SECRET, workers=1)
+    two = run_batch(tmp_path / "b", scheme, secret=SECRET, workers=2)
+    assert ahead[0] == 0 and ahead[1] > 50  # the second run's facts were built ahead
+    assert one.run_id == two.run_id
+    for name in ("decisions.parquet", "review.parquet", "preview.json"):
+        assert (one.out_dir / "compute" / name).read_bytes() == (
+            two.out_dir / "compute" / name
+        ).read_bytes(), name

@@ -17,6 +17,7 @@ workers' time, measured inside the workers.
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
@@ -25,7 +26,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -36,8 +37,8 @@ import psutil
 import pyarrow.parquet as pq
 
 from payments.contract import load_contract
-from payments.entitlement.folder import compute_folder
-from payments.registry import load_registry
+from payments.entitlement.folder import FactsAhead, compute_folder
+from payments.registry import Fund, load_registry
 from payments.sample.households import Window as SampleWindow
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import Scheme, load_scheme
@@ -132,6 +133,12 @@ def _cpu() -> tuple[float, float]:
     """
     me = os.times()
     return me.user + me.system, me.system
+
+
+def _facts_when_done(ahead: FactsAhead, fund: Fund, future: Future[Any]) -> None:
+    """A validated fund's facts start at once (``validate_folder``'s ``on_done``)."""
+    if not future.cancelled() and future.exception() is None and future.result()[0].accepted:
+        ahead.landed(fund)
 
 
 def _validate_timed(
@@ -280,6 +287,9 @@ def run_pipeline(
     registry = load_registry()
     inputs = _files(root / "funds", "*.csv")
     spent = {"read": 0.0, "validate": 0.0}
+    # As run_batch does: each fund's facts are built here as soon as the fund is
+    # validated, while the workers validate the others.
+    ahead = FactsAhead(out / "validation", scheme, BENCH_SECRET, threads=workers)
     with measure() as m:
         done = []
         ctx = multiprocessing.get_context("spawn")
@@ -299,7 +309,12 @@ def run_pipeline(
                 )
                 for i in largest_first(root, funds, SCHEME, contract)
             }
+            for i, future in submitted.items():
+                future.add_done_callback(functools.partial(_facts_when_done, ahead, funds[i]))
             done = [submitted[i].result() for i in range(len(funds))]
+        except BaseException:
+            ahead.close()  # on success, ``take`` below waits for the facts, then stops
+            raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # as validate_folder does
         worker_cpu: dict[int, tuple[float, float]] = {}
@@ -310,8 +325,10 @@ def run_pipeline(
         validation: FolderValidation = _conclude(
             out / "validation", SCHEME, [d[0] for d in done], [d[1] for d in done]
         )
-    m.cpu += sum(total for total, _ in worker_cpu.values())
-    m.sys += sum(kernel for _, kernel in worker_cpu.values())
+    # This process's CPU meanwhile is the facts being built: counted with compute.
+    facts_cpu, facts_sys = m.cpu, m.sys
+    m.cpu = sum(total for total, _ in worker_cpu.values())
+    m.sys = sum(kernel for _, kernel in worker_cpu.values())
     share = spent["read"] / max(spent["read"] + spent["validate"], 1e-9)
     rows = int(validation.totals()["rows_read"])
     in_mb = _mb(inputs)
@@ -347,6 +364,7 @@ def run_pipeline(
             secret=BENCH_SECRET,
             run_date=scheme.spec.payment_date,
             workers=workers,
+            facts=ahead.take(),
         )
     accepted = int(validation.totals()["accepted"])
     decisions_path = out / "compute" / "decisions.parquet"
@@ -356,11 +374,12 @@ def run_pipeline(
             "compute + deduplicate (keys, facts, rules, holds)",
             accepted,
             round(m.wall, 3),
-            round(m.cpu, 3),
+            round(m.cpu + facts_cpu, 3),
             m.peak // 2**20,
             in_mb=_mb(_files(out / "validation", "accepted.parquet")),
             out_mb=_mb([decisions_path]),
-            sys_s=round(m.sys, 3),
+            note="most funds' facts are built during validation (their CPU is counted here)",
+            sys_s=round(m.sys + facts_sys, 3),
         )
     )
     timed = _TimedSigner(signer.key, signer.certificate)

@@ -14,7 +14,8 @@ import functools
 import json
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,7 +30,7 @@ from payments.entitlement.decide import decide_frame
 from payments.entitlement.facts import household_facts_frame
 from payments.entitlement.holds import HoldPolicy, load_hold_policy
 from payments.entitlement.preview import budget_preview, preview_rows
-from payments.registry import Registry, load_registry
+from payments.registry import Fund, Registry, load_registry
 from payments.schemes import Scheme
 
 ENV_SECRET = "PAYMENTS_KEY_SECRET"
@@ -72,8 +73,63 @@ class ComputeResult:
         return {"scheme_id": self.scheme_id, "funds": self.funds, "preview": self.preview}
 
 
-def _facts_one(path: Path, scheme: Scheme, secret: bytes, overseas: bool) -> pl.DataFrame:
+def fund_facts(path: Path, scheme: Scheme, secret: bytes, overseas: bool) -> pl.DataFrame:
+    """One fund's facts from its ``accepted.parquet`` (what ``compute_folder`` builds per fund)."""
     return household_facts_frame(pl.read_parquet(path), scheme, secret=secret, overseas=overseas)
+
+
+class FactsAhead:
+    """Each fund's facts, built as soon as its validation is done, while others are validated.
+
+    Facts are a pure function of one fund's accepted rows (with the scheme and
+    the key secret), so they need not wait for the national step. Validation
+    runs in worker processes and leaves this process idle; building the facts
+    here meanwhile (``threads`` at a time) took the compute stage from ~6.5 s
+    to ~3.7 s nationally and the run ~1.3 s shorter. The key secret stays in
+    this process, as before. ``landed`` may be called from any thread;
+    ``take`` waits for them all and hands them to ``compute_folder``.
+    """
+
+    def __init__(self, input_dir: Path, scheme: Scheme, secret: bytes, threads: int = 2) -> None:
+        self._input_dir, self._scheme, self._secret = input_dir, scheme, secret
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="facts")
+        self._futures: dict[str, Future[pl.DataFrame]] = {}
+        self._lock = threading.Lock()
+
+    def landed(self, fund: Fund) -> None:
+        """``fund``'s accepted rows are written: build its facts now."""
+        path = self._input_dir / fund.code / "accepted.parquet"
+        future = self._pool.submit(fund_facts, path, self._scheme, self._secret, fund.overseas)
+        with self._lock:
+            self._futures[fund.code] = future
+
+    def take(self) -> dict[str, pl.DataFrame]:
+        """Every landed fund's facts, by fund code (a failure is raised here).
+
+        A fund whose ``accepted.parquet`` is gone by now (rejected after
+        validation for the same bytes as another fund's) is left out, whatever
+        became of its facts.
+        """
+        try:
+            with self._lock:
+                futures, self._futures = self._futures, {}
+            return {
+                code: future.result()
+                for code, future in futures.items()
+                if (self._input_dir / code / "accepted.parquet").exists()
+            }
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop: facts not started are not built, those being built are waited for."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> FactsAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _concat_column_by_column(frames: list[pl.DataFrame], threads: int = 1) -> pl.DataFrame:
@@ -117,12 +173,26 @@ def compute_folder(
     holds: HoldPolicy | None = None,
     registry: Registry | None = None,
     workers: int = 1,
+    facts: dict[str, pl.DataFrame] | None = None,
 ) -> ComputeResult:
-    """Compute the decisions of every validated fund under ``input_dir``."""
+    """Compute the decisions of every validated fund under ``input_dir``.
+
+    ``facts``: funds' facts already built (``FactsAhead``, by fund code);
+    the others are built here. The dict is emptied as the facts are taken, so
+    that each fund's are let go once joined (the caller keeping them would
+    hold a second national copy at the peak). Only funds whose
+    ``accepted.parquet`` is still there count: the facts of a fund rejected
+    since (the same bytes as another fund's) are left in the dict, unused.
+    """
     registry = registry or load_registry()
     holds = holds or load_hold_policy()
     funds = [f for f in registry.funds if (input_dir / f.code / "accepted.parquet").exists()]
-    args = [(input_dir / f.code / "accepted.parquet", scheme, secret, f.overseas) for f in funds]
+    ready = facts if facts is not None else {}
+    args = [
+        (input_dir / f.code / "accepted.parquet", scheme, secret, f.overseas)
+        for f in funds
+        if f.code not in ready
+    ]
     if workers > 1 and len(args) > 1:
         # Threads, not processes: the work is in Arrow, polars and AES, which
         # release the GIL, and the facts tables stay in this process instead of
@@ -130,14 +200,17 @@ def compute_folder(
         # Registry order, not largest first: that balanced the threads no better
         # here and raised the peak by 0.9 GB (more large funds' facts in flight).
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            tables = list(pool.map(_facts_one, *zip(*args, strict=True)))
+            tables = list(pool.map(fund_facts, *zip(*args, strict=True)))
     else:
-        tables = [_facts_one(*a) for a in args]
+        tables = [fund_facts(*a) for a in args]
+    made = iter(tables)
+    tables = [ready.pop(f.code) if f.code in ready else next(made) for f in funds]
+    del made  # the only other reference to the built facts: let them go as they are joined
     if not tables:
         raise FileNotFoundError(f"no accepted.parquet under {input_dir}")
-    facts = _concat_column_by_column(tables, threads=workers)
+    joined = _concat_column_by_column(tables, threads=workers)
     df = decide_frame(
-        facts,
+        joined,
         scheme,
         holds=holds,
         fund_order=registry.codes,
@@ -145,7 +218,7 @@ def compute_folder(
         prior=prior,
         released=released or (),
     )
-    del facts  # the decisions carry what is needed: free the facts before writing
+    del joined  # the decisions carry what is needed: free the facts before writing
     out_dir.mkdir(parents=True, exist_ok=True)
     # polars' writer (multithreaded, no statistics): 1.5 s nationally where
     # pyarrow's defaults took 5; pyarrow reads it back to the same table. Not

@@ -9,6 +9,7 @@ file is missing or rejected is recorded and the others go on.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
@@ -16,7 +17,7 @@ import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -218,6 +219,16 @@ def _validate_one(
     return report, receipt
 
 
+def _tell(
+    on_done: Callable[[Fund, FundReport], None],
+    fund: Fund,
+    future: Future[tuple[FundReport, Receipt]],
+) -> None:
+    """A finished fund's report to ``on_done`` (a fund that failed is raised by the caller)."""
+    if not future.cancelled() and future.exception() is None:
+        on_done(fund, future.result()[0])
+
+
 def largest_first(
     root: Path, funds: tuple[Fund, ...] | list[Fund], scheme_id: str, contract: Contract
 ) -> list[int]:
@@ -251,12 +262,18 @@ def validate_folder(
     contract: Contract | None = None,
     workers: int = 1,
     on_fund: Callable[[Fund, FundReport], None] | None = None,
+    on_done: Callable[[Fund, FundReport], None] | None = None,
 ) -> FolderValidation:
     """Receive and validate every selected fund's file; one fund never hides another.
 
     ``workers`` > 1 validates funds in that many processes (spawned, not forked:
     polars' thread pool does not survive a fork). Funds are independent, so
     the outputs are the same whatever the number of workers.
+
+    ``on_fund`` is told of each fund in registry order (logs, progress);
+    ``on_done`` as soon as each is done, in the order they finish (from a
+    pool thread when there are workers), for work that can start on one
+    fund's outputs at once (``entitlement.folder.FactsAhead``).
     """
     registry = registry or load_registry()
     contract = contract or load_contract()
@@ -269,6 +286,9 @@ def validate_folder(
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_start)
         try:
             submitted = {i: pool.submit(_validate_one, *args[i]) for i in order}
+            if on_done is not None:
+                for i, future in submitted.items():
+                    future.add_done_callback(functools.partial(_tell, on_done, selected[i]))
             futures = [submitted[i] for i in range(len(args))]
             for fund, future in zip(selected, futures, strict=True):
                 done.append(future.result())
@@ -280,6 +300,8 @@ def validate_folder(
     else:
         for fund, a in zip(selected, args, strict=True):
             done.append(_validate_one(*a))
+            if on_done is not None:
+                on_done(fund, done[-1][0])
             _log_and_notify(fund, done[-1][0], on_fund)
     reports = [d[0] for d in done]
     receipts = [d[1] for d in done]
