@@ -137,6 +137,7 @@ def test_facts_ahead_leave_out_a_fund_rejected_after_validation(tmp_path: Path) 
         shutil.rmtree(root / "validation" / "59")  # as if rejected before its facts were read
         ahead.landed(registry.get("59"))
         assert set(ahead.take()) == {"13"}
+        ahead.landed(registry.get("13"))  # too late (a pool's last callback): left to compute
 
 
 def test_a_run_with_worker_processes_gives_the_same_decisions(

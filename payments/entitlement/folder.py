@@ -95,13 +95,22 @@ class FactsAhead:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="facts")
         self._futures: dict[str, Future[pl.DataFrame]] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def landed(self, fund: Fund) -> None:
-        """``fund``'s accepted rows are written: build its facts now."""
+        """``fund``'s accepted rows are written: build its facts now.
+
+        A pool tells of a finished job after its waiter has woken, so the
+        last fund can land after ``take``: it is then left to
+        ``compute_folder``, which builds the facts it was not given.
+        """
         path = self._input_dir / fund.code / "accepted.parquet"
-        future = self._pool.submit(fund_facts, path, self._scheme, self._secret, fund.overseas)
         with self._lock:
-            self._futures[fund.code] = future
+            if self._closed:
+                return
+            self._futures[fund.code] = self._pool.submit(
+                fund_facts, path, self._scheme, self._secret, fund.overseas
+            )
 
     def take(self) -> dict[str, pl.DataFrame]:
         """Every landed fund's facts, by fund code (a failure is raised here).
@@ -112,6 +121,7 @@ class FactsAhead:
         """
         try:
             with self._lock:
+                self._closed = True
                 futures, self._futures = self._futures, {}
             return {
                 code: future.result()
@@ -123,6 +133,8 @@ class FactsAhead:
 
     def close(self) -> None:
         """Stop: facts not started are not built, those being built are waited for."""
+        with self._lock:
+            self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> FactsAhead:
