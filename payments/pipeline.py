@@ -113,15 +113,9 @@ def run_batch(
     # rename it to the id.
     staging = root / "runs" / f".staging-{scheme.id}"
     shutil.rmtree(staging, ignore_errors=True)
-    facts: dict[str, pl.DataFrame] = {}
     # With worker processes validating, this process is idle: it builds each
     # fund's facts as soon as the fund is validated (the same facts, sooner).
     with FactsAhead(staging / "validation", scheme, secret, threads=workers) as ahead:
-
-        def validated(fund: Fund, report: FundReport) -> None:
-            if report.accepted:
-                ahead.landed(fund)
-
         validation = validate_folder(
             root,
             staging / "validation",
@@ -130,7 +124,7 @@ def run_batch(
             funds=funds,
             workers=workers,
             on_fund=on_fund,
-            on_done=validated if workers > 1 else None,
+            on_done=ahead.validated if workers > 1 else None,
         )
         facts = ahead.take()
     return conclude_run(

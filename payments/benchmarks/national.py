@@ -26,7 +26,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from payments.contract import load_contract
 from payments.entitlement.folder import FactsAhead, compute_folder
-from payments.registry import Fund, load_registry
+from payments.registry import load_registry
 from payments.sample.households import Window as SampleWindow
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import Scheme, load_scheme
@@ -47,6 +47,7 @@ from payments.sepa.signing import Signer, generate_demo_pair, load_signer
 from payments.validation.folder import (
     FolderValidation,
     _conclude,
+    _tell,
     largest_first,
     validate_one_timed,
     worker_start,
@@ -133,12 +134,6 @@ def _cpu() -> tuple[float, float]:
     """
     me = os.times()
     return me.user + me.system, me.system
-
-
-def _facts_when_done(ahead: FactsAhead, fund: Fund, future: Future[Any]) -> None:
-    """A validated fund's facts start at once (``validate_folder``'s ``on_done``)."""
-    if not future.cancelled() and future.exception() is None and future.result()[0].accepted:
-        ahead.landed(fund)
 
 
 def _validate_timed(
@@ -310,7 +305,7 @@ def run_pipeline(
                 for i in largest_first(root, funds, SCHEME, contract)
             }
             for i, future in submitted.items():
-                future.add_done_callback(functools.partial(_facts_when_done, ahead, funds[i]))
+                future.add_done_callback(functools.partial(_tell, ahead.validated, funds[i]))
             done = [submitted[i].result() for i in range(len(funds))]
         except BaseException:
             ahead.close()  # on success, ``take`` below waits for the facts, then stops

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -32,6 +32,9 @@ from payments.entitlement.holds import HoldPolicy, load_hold_policy
 from payments.entitlement.preview import budget_preview, preview_rows
 from payments.registry import Fund, Registry, load_registry
 from payments.schemes import Scheme
+
+if TYPE_CHECKING:
+    from payments.validation.folder import FundReport
 
 ENV_SECRET = "PAYMENTS_KEY_SECRET"
 
@@ -111,6 +114,11 @@ class FactsAhead:
             self._futures[fund.code] = self._pool.submit(
                 fund_facts, path, self._scheme, self._secret, fund.overseas
             )
+
+    def validated(self, fund: Fund, report: FundReport) -> None:
+        """``validate_folder``'s ``on_done``: a fund with accepted rows lands."""
+        if report.accepted:
+            self.landed(fund)
 
     def take(self) -> dict[str, pl.DataFrame]:
         """Every landed fund's facts, by fund code (a failure is raised here).
