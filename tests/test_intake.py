@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from payments.contract import Companion, Contract
@@ -108,6 +109,17 @@ def test_encoding_error_names_the_line(
     receipt, _ = receive_fund(tmp_path, registry.get("13"), "aes-2020-05", contract)
     assert receipt.error == FileError.ENCODING
     assert "line 3" in str(receipt.message) and "13_aes-2020-05.csv" in str(receipt.message)
+
+
+def test_reader_checks_utf8_itself_unless_the_file_was_checked(contract: Contract) -> None:
+    """Skipping the reader's check is only for bytes ``check_file`` has passed."""
+    bad = ROW.replace("Léa", "L\udce9a").encode("utf-8", "surrogateescape")
+    with pytest.raises(pa.ArrowInvalid):
+        read_rows(contract.header_line + bad, contract)
+    good = contract.header_line + ROW.encode() + ROW.replace("Léa", "Ŀéa ✓").encode()
+    assert read_rows(good, contract, utf8_checked=True).table.equals(
+        read_rows(good, contract).table
+    )
 
 
 def test_same_content_twice_is_rejected_once(
