@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import string
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -238,16 +239,42 @@ def _nir_shape(chars: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     )
 
 
-def nir_formats(values: pa.Array | pa.ChunkedArray | pl.Series) -> npt.NDArray[np.bool_]:
-    """``NIR_FORMAT`` of every value (nulls never match), read off the bytes."""
-    b = _Bytes(_arrow(values))
-    rows, chars = _nir_chars(b)
-    out = np.zeros(len(b.start), bool)
-    out[rows] = _nir_shape(chars)
+class NirShape:
+    """A NIR column's bytes, 15-byte rows and their shape: what both NIR checks read."""
+
+    def __init__(self, values: pa.Array | pa.ChunkedArray | pl.Series) -> None:
+        b = _Bytes(_arrow(values))
+        self.n = len(b.start)
+        #: Rows holding 15 bytes, their bytes as an (m, 15) matrix, and which match NIR_FORMAT.
+        self.rows, self.chars = _nir_chars(b)
+        self.shaped = _nir_shape(self.chars)
+
+
+def nir_shape(
+    values: pa.Array | pa.ChunkedArray | pl.Series, memo: dict[str, Any] | None = None
+) -> NirShape:
+    """The column's ``NirShape``, built once per ``memo`` (the checks of one column share it)."""
+    if memo is None:
+        return NirShape(values)
+    if "nir" not in memo:
+        memo["nir"] = NirShape(values)
+    shape: NirShape = memo["nir"]
+    return shape
+
+
+def nir_formats(
+    values: pa.Array | pa.ChunkedArray | pl.Series, memo: dict[str, Any] | None = None
+) -> npt.NDArray[np.bool_]:
+    """``NIR_FORMAT`` of every value (nulls never match), read off the bytes (no regex)."""
+    shape = nir_shape(values, memo)
+    out = np.zeros(shape.n, bool)
+    out[shape.rows] = shape.shaped
     return out
 
 
-def nir_keys_ok(values: pa.Array | pa.ChunkedArray | pl.Series) -> npt.NDArray[np.bool_]:
+def nir_keys_ok(
+    values: pa.Array | pa.ChunkedArray | pl.Series, memo: dict[str, Any] | None = None
+) -> npt.NDArray[np.bool_]:
     """True when a well-formed NIR's key matches; also True when malformed or null
     (format is its own rule, so one mistake gives one error, not two).
 
@@ -256,13 +283,12 @@ def nir_keys_ok(values: pa.Array | pa.ChunkedArray | pl.Series) -> npt.NDArray[n
     well-formedness is read off it too (a regex over the text cost as much as
     the rest of the kernel).
     """
-    b = _Bytes(_arrow(values))
-    ok = np.ones(len(b.start), bool)
-    rows, chars = _nir_chars(b)
-    shaped = _nir_shape(chars)
+    shape = nir_shape(values, memo)
+    ok = np.ones(shape.n, bool)
+    shaped = shape.shaped
     if not shaped.any():
         return ok
-    chars = chars[shaped]
+    chars = shape.chars[shaped]
     digits = chars.astype(np.int64) - 48
     corsica = (chars[:, 5] == ord("2")) & (chars[:, 6] >= ord("A"))
     # 2A → 19, 2B → 18 ('A' - '0' is 17, 'B' - '0' is 18)
@@ -270,5 +296,5 @@ def nir_keys_ok(values: pa.Array | pa.ChunkedArray | pl.Series) -> npt.NDArray[n
     digits[corsica, 6] = np.where(chars[corsica, 6] == ord("A"), 9, 8)
     body = digits[:, :13] @ _POWERS_13
     key = digits[:, 13] * 10 + digits[:, 14]
-    ok[rows[shaped]] = (97 - body % 97) == key
+    ok[shape.rows[shaped]] = (97 - body % 97) == key
     return ok
