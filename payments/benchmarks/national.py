@@ -36,6 +36,7 @@ from typing import Any
 import psutil
 import pyarrow.parquet as pq
 
+from payments.benchmarks import machine
 from payments.contract import load_contract
 from payments.entitlement.folder import FactsAhead, compute_folder
 from payments.registry import load_registry
@@ -523,9 +524,18 @@ def main(
         "date": date.today().isoformat(),
     }
 
-    # 1. The national run.
+    # 1. The national run, between two measures of the machine itself.
     root = sample(households)
+    speed_before = machine.reference_ms()
     national = run_pipeline(root, households, signer, workers=workers, scheme=scheme)
+    speed_after = machine.reference_ms()
+    report["machine"]["reference_ms"] = {"before": speed_before, "after": speed_after}
+    print(
+        "Machine reference, single core, best of five (lower is faster; see "
+        "docs/benchmarks.md):\n"
+        f"  before the national run: {machine.describe(speed_before)}\n"
+        f"  after it:                {machine.describe(speed_after)}\n"
+    )
     stages = list(national.stages)
     if ledger and national.decisions is not None:
         pg = _fresh_postgres(postgres_url)
