@@ -96,6 +96,13 @@ def test_nir_shape_agrees_with_the_regex(values: list[str | None], cut: int) -> 
     arr = pa.array(["x"] * cut + values, pa.string()).slice(cut)
     expected = [value is not None and bool(re.fullmatch(NIR_FORMAT, value)) for value in values]
     assert nir_formats(arr).tolist() == expected
+    # The two NIR checks of one column share a reading of its bytes (validation's memo):
+    # same answers as each reading alone, in either order.
+    memo: dict[str, object] = {}
+    keys_alone = nir_keys_ok(arr).tolist()
+    assert nir_keys_ok(arr, memo).tolist() == keys_alone
+    assert nir_formats(arr, memo).tolist() == expected
+    assert nir_keys_ok(arr, memo).tolist() == keys_alone
 
 
 @settings(max_examples=300, deadline=None)  # figures are for make bench, never tests
