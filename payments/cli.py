@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from payments import __version__
+from payments.benchmarks import targets as bench_targets
 from payments.config import load_settings
 from payments.console import progress, stderr, stdout
 from payments.contract import load_contract
@@ -1032,11 +1033,11 @@ if __name__ == "__main__":  # pragma: no cover
 def bench(
     households: Annotated[
         int, typer.Option(help="Households in the national run (101 fund files).")
-    ] = 4_100_000,
+    ] = bench_targets.NATIONAL,
     baseline: Annotated[
         int,
         typer.Option(help="Households of the side-by-side with the default approach (0: skip)."),
-    ] = 200_000,
+    ] = bench_targets.BASELINE_MIN,
     scaling: Annotated[
         bool, typer.Option(help="Also run 0.5 M, 1 M and 2 M households (time and memory growth).")
     ] = True,

@@ -7,11 +7,14 @@ that the side-by-side compares like with like, on a small sample.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from payments.benchmarks.machine import describe, reference_ms
 from payments.benchmarks.national import side_by_side
+from payments.benchmarks.targets import against_targets
+from payments.benchmarks.targets import describe as describe_targets
 from payments.schemes import load_scheme
 from payments.sepa.signing import Signer
 
@@ -36,3 +39,61 @@ def test_machine_reference_is_three_positive_timings_in_ms() -> None:
     assert all(isinstance(v, float) and 0 < v < 60_000 for v in ms.values())
     line = describe(ms)
     assert all(str(v) in line for v in ms.values())
+
+
+def _report(
+    *, households: int = 4_100_000, wall: float = 18.9, rss: int = 3_358, pg: float | None = 19.1
+) -> dict[str, Any]:
+    stages: list[dict[str, Any]] = [
+        {"name": "read (SHA-256, file checks, CSV parse)", "wall_s": 3.0}
+    ]
+    if pg is not None:
+        stages.append(
+            {"name": "ledger load: 2,846,759 decisions into PostgreSQL (COPY)", "wall_s": pg}
+        )
+    stages.append({"name": "ledger load: 2,846,759 decisions into SQLite", "wall_s": 36.6})
+    return {
+        "national": {
+            "households": households,
+            "read_to_sign_wall_s": wall,
+            "peak_rss_mb": rss,
+            "stages": stages,
+        },
+        "baseline": {
+            "households": 200_000,
+            "stages": [{"stage": "read", "x": 2.5}, {"stage": "total", "x": 36.3}],
+            "totals_equal": True,
+        },
+    }
+
+
+def test_targets_read_off_a_report_met_and_missed() -> None:
+    met = against_targets(_report())
+    assert [v.met for v in met] == [True, True, True, True]
+    assert [v.figure for v in met] == ["18.9 s", "3,358 MB", "19.1 s", "36.3×"]
+
+    missed = against_targets(_report(wall=20.01, rss=3_815, pg=36.1))
+    assert [v.met for v in missed] == [False, False, False, True]
+    assert "NOT met" in describe_targets(missed)
+
+
+def test_targets_not_comparable_when_the_report_cannot_answer() -> None:
+    """A smaller national run, a skipped ledger or side-by-side is neither met nor missed."""
+    small = against_targets(_report(households=500_000))
+    assert [v.met for v in small[:3]] == [None, None, None]
+    assert "500,000" in small[0].why
+
+    report = _report(pg=None)
+    del report["baseline"]
+    verdicts = against_targets(report)
+    assert [v.met for v in verdicts] == [True, True, None, None]
+    assert "not comparable" in describe_targets(verdicts)
+
+
+def test_targets_baseline_with_different_totals_is_not_met() -> None:
+    report = _report()
+    report["baseline"]["totals_equal"] = False
+    assert against_targets(report)[3].met is False
+    report["baseline"]["totals_equal"] = True
+    report["baseline"]["households"] = 3_000
+    assert against_targets(report)[3].met is None

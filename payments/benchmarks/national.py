@@ -36,7 +36,7 @@ from typing import Any
 import psutil
 import pyarrow.parquet as pq
 
-from payments.benchmarks import machine
+from payments.benchmarks import machine, targets
 from payments.contract import load_contract
 from payments.entitlement.folder import FactsAhead, compute_folder
 from payments.registry import load_registry
@@ -56,8 +56,9 @@ from payments.validation.folder import (
 from payments.validation.schema import Window
 
 SCHEME = "aes-2020-05"
-NATIONAL = 4_100_000
-BASELINE = 200_000
+#: The issue's sizes: the national batch, and the least the side-by-side runs on.
+NATIONAL = targets.NATIONAL
+BASELINE = targets.BASELINE_MIN
 SCALING = (500_000, 1_000_000, 2_000_000)
 #: A fixed secret: the bench's keys need not be secret, only stable.
 BENCH_SECRET = b"bench-secret-not-for-production!"
@@ -590,6 +591,14 @@ def main(
                 f"{p['households']:>12,}  {p['wall_s']:>8}  {per:>12.2f}  {p['peak_rss_mb']:>11,}"
             )
         report["scaling"] = points
+
+    # 4. The figures against the targets (read, never asserted).
+    verdicts = targets.against_targets(report)
+    report["targets"] = [asdict(v) for v in verdicts]
+    print(
+        "\nAgainst the targets (figures on this machine, never asserted; compare "
+        "hosts by the machine reference above):\n" + targets.describe(verdicts)
+    )
 
     out = json_path or bench_dir() / "bench.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
