@@ -16,8 +16,8 @@ from typing import Any
 
 NATIONAL = 4_100_000
 BASELINE_MIN = 200_000
-#: "4 GB" read strictly: 4·10⁹ bytes, in the bench's MB (2²⁰ bytes).
-FOUR_GB_IN_MB = 4_000_000_000 / 2**20
+#: "4 GB" read strictly: 4·10⁹ bytes, in the bench's whole MB of 2²⁰ bytes (3,814).
+FOUR_GB_IN_MB = 4_000_000_000 // 2**20
 
 
 @dataclass(frozen=True)
