@@ -254,8 +254,7 @@ def nir_shape(
     values: pa.Array | pa.ChunkedArray | pl.Series, memo: dict[str, Any] | None = None
 ) -> NirShape:
     """The column's ``NirShape``, built once per ``memo`` (the checks of one column share it)."""
-    if memo is None:
-        return NirShape(values)
+    memo = {} if memo is None else memo
     if "nir" not in memo:
         memo["nir"] = NirShape(values)
     shape: NirShape = memo["nir"]
