@@ -340,17 +340,32 @@ def _record(
         )
         record_input_files(session, run_id, validation.funds, at)
         record_decisions(session, run_id=run_id, scheme=scheme, decisions=decisions, at=at)
-        attempts = {
+        live = (Payment.run_id == run_id) & Payment.state.not_in([HELD, CANCELLED])
+        result = session.execute(
+            select(Payment.beneficiary_key).where(live).execution_options(yield_per=200_000)
+        )
+        recorded = pl.concat(
+            [pl.Series("k", [], dtype=pl.String)]
+            + [
+                pl.Series("k", [k for (k,) in part], dtype=pl.String)
+                for part in result.partitions()
+            ]
+        )
+        reissued = {
             str(key): int(attempt)
             for key, attempt in session.execute(
-                select(Payment.beneficiary_key, Payment.attempt).where(
-                    Payment.run_id == run_id, Payment.state.not_in([HELD, CANCELLED])
-                )
+                select(Payment.beneficiary_key, Payment.attempt).where(live, Payment.attempt > 1)
             )
         }
-    payable = pl.DataFrame(decisions).filter(pl.col("status") == "payable")
-    elsewhere = sorted(set(payable.get_column("claimant_key").to_list()) - attempts.keys())
-    reissued = {k: a for k, a in attempts.items() if a > 1}
+    # Payable here but recorded by no payment of this run: another run claimed them first.
+    elsewhere = (
+        pl.DataFrame(decisions.select(["status", "claimant_key"]))
+        .filter((pl.col("status") == "payable") & ~pl.col("claimant_key").is_in(recorded.implode()))
+        .get_column("claimant_key")
+        .unique()
+        .sort()
+        .to_list()
+    )
     return with_attempts(_demote(decisions, set(elsewhere)), reissued), elsewhere, reissued
 
 

@@ -8,18 +8,22 @@ approving twice or sending again changes nothing and sends nothing twice.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 from cryptography import x509
-from sqlalchemy import Engine, select, true, update
+from sqlalchemy import Engine, select, true
 from sqlalchemy.orm import Session
 
 from payments.ledger import states
 from payments.ledger.models import Payment, PaymentFileRow, Run
-from payments.ledger.store import approve_run, record_payment_files, transition
+from payments.ledger.staging import staged_rows
+from payments.ledger.store import approve_run, move, record_payment_files
 from payments.sepa.batch import MANIFEST, TRANSACTIONS
 from payments.sepa.signing import SIGNATURE_SUFFIX
 from payments.sepa.verify import verify_batch
@@ -34,48 +38,55 @@ class Sent:
 
 
 def approve(engine: Engine, run_dir: Path, run_id: str, *, by: str, at: datetime) -> int:
-    """Finance approves the run: payments approved, then filed (``in_file``) by payment file."""
+    """Finance approves the run: payments approved, then filed (``in_file``) by payment file.
+
+    The files' transactions (``transactions.parquet``: end-to-end id → file)
+    are staged in the database and joined on, file by file: a fixed number of
+    statements of a fixed size, whatever the run's size.
+    """
     batch = run_dir / "payments"
     manifest = json.loads((batch / MANIFEST).read_text())
-    placement = pl.read_parquet(batch / TRANSACTIONS)
+    placement = pq.read_table(batch / TRANSACTIONS, columns=["end_to_end_id", "msg_id"])
     with Session(engine) as session, session.begin():
         run = session.get(Run, run_id)
         if run is None:
             raise KeyError(f"run {run_id} is not in the ledger")
         if run.decision == "approved":
             return 0
-        approve_run(
+        with staged_rows(
             session,
-            run_id,
-            by=by,
-            at=at,
-            end_to_end_ids=placement.get_column("end_to_end_id").to_list(),
-        )
-        record_payment_files(session, run_id, manifest, at)
-        files = {
-            row.msg_id: row.id
-            for row in session.execute(
-                select(PaymentFileRow).where(PaymentFileRow.run_id == run_id)
-            ).scalars()
-        }
-        filed = 0
-        for (msg_id,), part in placement.group_by(["msg_id"], maintain_order=True):
-            e2e = part.get_column("end_to_end_id").to_list()
-            ids = list(
-                session.execute(
-                    select(Payment.id).where(
-                        Payment.end_to_end_id.in_(e2e), Payment.state == states.APPROVED
-                    )
-                ).scalars()
-            )
-            transition(session, ids, states.IN_FILE, at=at, actor=by, run_id=run_id)
-            session.execute(
-                update(Payment)
-                .where(Payment.id.in_(ids))
-                .values(payment_file_id=files[str(msg_id)])
-            )
-            filed += len(ids)
+            ["end_to_end_id", "msg_id"],
+            _rows(placement),
+            key=["end_to_end_id", "msg_id"],
+        ) as placed:
+            approve_run(session, run_id, by=by, at=at, in_files=placed)
+            record_payment_files(session, run_id, manifest, at)
+            files = session.execute(
+                select(PaymentFileRow.msg_id, PaymentFileRow.id)
+                .where(PaymentFileRow.run_id == run_id)
+                .order_by(PaymentFileRow.msg_id)
+            ).all()
+            filed = 0
+            for msg_id, file_id in files:
+                in_this_file = select(placed.c.end_to_end_id).where(placed.c.msg_id == msg_id)
+                filed += move(
+                    session,
+                    (Payment.run_id == run_id)
+                    & (Payment.state == states.APPROVED)
+                    & Payment.end_to_end_id.in_(in_this_file),
+                    states.IN_FILE,
+                    at=at,
+                    actor=by,
+                    run_id=run_id,
+                    values={"payment_file_id": file_id},
+                )
         return filed
+
+
+def _rows(table: pa.Table) -> Iterator[tuple[Any, ...]]:
+    """A table's rows as tuples, a slice at a time (bounded memory)."""
+    for part in table.to_batches(max_chunksize=100_000):
+        yield from zip(*(column.to_pylist() for column in part.columns), strict=True)
 
 
 def reject(engine: Engine, run_id: str, *, by: str, at: datetime) -> None:
@@ -87,15 +98,15 @@ def reject(engine: Engine, run_id: str, *, by: str, at: datetime) -> None:
         if run.triggered_by and run.triggered_by == by:
             raise PermissionError("the user who triggered a run cannot decide on it (four eyes)")
         run.decision, run.approved_by, run.approved_at = "rejected", by, at
-        ids = list(
-            session.execute(
-                select(Payment.id).where(
-                    Payment.run_id == run_id, Payment.state.in_([states.COMPUTED, states.APPROVED])
-                )
-            ).scalars()
+        session.flush()
+        move(
+            session,
+            (Payment.run_id == run_id) & Payment.state.in_([states.COMPUTED, states.APPROVED]),
+            states.CANCELLED,
+            at=at,
+            actor=by,
+            run_id=run_id,
         )
-        if ids:
-            transition(session, ids, states.CANCELLED, at=at, actor=by, run_id=run_id)
 
 
 def send(
@@ -145,14 +156,12 @@ def send(
         result.files[row.msg_id] = outcome
         if outcome in ("uploaded", "already_there"):
             with Session(engine) as session, session.begin():
-                ids = list(
-                    session.execute(
-                        select(Payment.id).where(
-                            Payment.payment_file_id == row.id, Payment.state == states.IN_FILE
-                        )
-                    ).scalars()
+                result.payments_sent += move(
+                    session,
+                    (Payment.payment_file_id == row.id) & (Payment.state == states.IN_FILE),
+                    states.SENT,
+                    at=at,
+                    actor="transport",
+                    run_id=run_id,
                 )
-                if ids:
-                    transition(session, ids, states.SENT, at=at, actor="transport", run_id=run_id)
-                result.payments_sent += len(ids)
     return result

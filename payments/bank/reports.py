@@ -18,15 +18,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from lxml import etree
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import DateTime, String, Table, func, insert, literal, select, update
+from sqlalchemy.orm import Session, aliased
 
 from payments.ledger import events, states
 from payments.ledger.models import BankEvent, Payment, PaymentFileRow
-from payments.ledger.store import transition
+from payments.ledger.staging import staged_rows
+from payments.ledger.store import move
 
 ACCEPTED_GROUP = {"ACCP", "ACSC", "ACSP", "ACTC", "ACWC"}
 
@@ -112,80 +113,80 @@ def parse_camt054(data: bytes) -> list[StatusLine]:
     return lines
 
 
+#: What a report line says, as the payment state it moves to.
+TARGETS = {"accepted": states.ACCEPTED, "rejected": states.REJECTED, "returned": states.RETURNED}
+#: Why a staged line is not applied (``verdict`` of the staged line; ``ok`` applies it).
+_UNKNOWN, _TWICE, _ILLEGAL, _DUPLICATE, _OK = "unknown", "twice", "illegal", "duplicate", "ok"
+
+
+def _sources(target: str) -> list[str]:
+    """The states a payment may be in to move to ``target``."""
+    return sorted(s for s, allowed in states.TRANSITIONS.items() if target in allowed)
+
+
 def apply_report(
     session: Session, lines: list[StatusLine], *, source: str, data: bytes, at: datetime
 ) -> Applied:
-    """Record report lines as bank events and move payments; flag what does not match."""
+    """Record report lines as bank events and move payments; flag what does not match.
+
+    Set-based, whatever the report's size: the lines are staged in a
+    temporary table (a file-level line expands there to the file's sent
+    payments that no line names), each staged line gets a verdict in a few
+    statements over the whole table, then the events are inserted and the
+    payments moved by state, each in one statement. A line is applied only if
+    its payment exists, is named once in the report, is in a state the line
+    can move it from, and was not applied from the same report before.
+    """
     digest = hashlib.sha256(data).hexdigest()
     result = Applied(lines=len(lines))
-    explicit = {line.end_to_end_id for line in lines if line.end_to_end_id}
-    moves: dict[str, list[int]] = {}
-    for line in lines:
-        if line.end_to_end_id is None:
-            payments = list(
-                session.execute(
-                    select(Payment)
-                    .join(PaymentFileRow, Payment.payment_file_id == PaymentFileRow.id)
-                    .where(
-                        PaymentFileRow.msg_id == line.msg_id,
-                        Payment.state == states.SENT,
-                        Payment.end_to_end_id.not_in(explicit),
-                    )
-                ).scalars()
-            )
-            if (
-                not payments
-                and not session.execute(
-                    select(PaymentFileRow.id).where(PaymentFileRow.msg_id == line.msg_id)
-                ).first()
-            ):
+    columns = ["line_no", "msg_id", "end_to_end_id", "status", "reason", "verdict"]
+    staged = (
+        (n, line.msg_id, line.end_to_end_id, line.status, line.reason, None)
+        for n, line in enumerate(lines)
+        if line.end_to_end_id is not None
+    )
+    with staged_rows(session, columns, staged, integer=["line_no"], key=["end_to_end_id"]) as stage:
+        for n, line in enumerate(lines):
+            if line.end_to_end_id is None and not _expand_file_line(session, stage, n, line):
                 result.flagged.append(f"{source}: MsgId {line.msg_id} matches no payment file")
-                continue
-        else:
-            payment = session.execute(
-                select(Payment).where(Payment.end_to_end_id == line.end_to_end_id)
-            ).scalar_one_or_none()
-            if payment is None:
-                result.flagged.append(
-                    f"{source}: EndToEndId {line.end_to_end_id} matches no payment"
+        _judge(session, stage, digest)
+        result.flagged += _flags(session, stage, source)
+        ok = stage.c.verdict == _OK
+        session.execute(
+            insert(BankEvent).from_select(
+                [
+                    "source_file",
+                    "source_sha256",
+                    "msg_id",
+                    "end_to_end_id",
+                    "status",
+                    "reason_code",
+                    "received_at",
+                ],
+                select(
+                    literal(source),
+                    literal(digest),
+                    func.nullif(stage.c.msg_id, ""),
+                    stage.c.end_to_end_id,
+                    stage.c.status,
+                    stage.c.reason,
+                    literal(at, DateTime),
                 )
-                continue
-            payments = [payment]
-        target = {
-            "accepted": states.ACCEPTED,
-            "rejected": states.REJECTED,
-            "returned": states.RETURNED,
-        }[line.status]
-        for payment in payments:
-            if target not in states.TRANSITIONS.get(payment.state, frozenset()):
-                result.flagged.append(
-                    f"{source}: {payment.end_to_end_id} is {payment.state}, cannot become "
-                    f"{target} (duplicate or out-of-order report)"
-                )
-                continue
-            try:
-                with session.begin_nested():
-                    session.add(
-                        BankEvent(
-                            source_file=source,
-                            source_sha256=digest,
-                            msg_id=line.msg_id or None,
-                            end_to_end_id=payment.end_to_end_id,
-                            status=line.status,
-                            reason_code=line.reason,
-                            received_at=at,
-                        )
-                    )
-            except IntegrityError:
-                result.flagged.append(
-                    f"{source}: {payment.end_to_end_id} {line.status}: "
-                    "report already applied (duplicate)"
-                )
-                continue
-            moves.setdefault(target, []).append(payment.id)
-            setattr(result, line.status, getattr(result, line.status) + 1)
-    for target, ids in moves.items():
-        transition(session, ids, target, at=at, actor="bank")
+                .where(ok)
+                .order_by(stage.c.line_no, stage.c.end_to_end_id),
+            )
+        )
+        for status, target in TARGETS.items():
+            moved = move(
+                session,
+                Payment.end_to_end_id.in_(
+                    select(stage.c.end_to_end_id).where(ok, stage.c.status == status)
+                ),
+                target,
+                at=at,
+                actor="bank",
+            )
+            setattr(result, status, moved)
     events.append(
         session,
         "bank_report",
@@ -200,3 +201,97 @@ def apply_report(
         at=at,
     )
     return result
+
+
+def _expand_file_line(session: Session, stage: Table, line_no: int, line: StatusLine) -> bool:
+    """A file-level line becomes one staged line per sent payment of the file no line names.
+
+    False when no payment file has that MsgId.
+    """
+    file_ids = select(PaymentFileRow.id).where(PaymentFileRow.msg_id == line.msg_id)
+    if session.execute(file_ids.limit(1)).first() is None:
+        return False
+    named = select(stage.c.end_to_end_id).where(stage.c.end_to_end_id.is_not(None))
+    session.execute(
+        insert(stage).from_select(
+            ["line_no", "msg_id", "end_to_end_id", "status", "reason"],
+            select(
+                literal(line_no),
+                literal(line.msg_id),
+                Payment.end_to_end_id,
+                literal(line.status),
+                literal(line.reason, String),
+            ).where(
+                Payment.payment_file_id.in_(file_ids),
+                Payment.state == states.SENT,
+                Payment.end_to_end_id.not_in(named),
+            ),
+        )
+    )
+    return True
+
+
+def _judge(session: Session, stage: Table, digest: str) -> None:
+    """Each staged line's verdict: the first reason it cannot be applied, else ``ok``."""
+    payment = select(Payment.id).where(Payment.end_to_end_id == stage.c.end_to_end_id)
+    earlier = aliased(stage)
+    pending = stage.c.verdict.is_(None)
+    verdicts: list[tuple[str, Any]] = [
+        (_UNKNOWN, ~payment.exists()),
+        (
+            _TWICE,
+            select(earlier.c.line_no)
+            .where(
+                earlier.c.end_to_end_id == stage.c.end_to_end_id,
+                earlier.c.line_no < stage.c.line_no,
+            )
+            .exists(),
+        ),
+    ]
+    for status, target in TARGETS.items():
+        verdicts.append(
+            (
+                _ILLEGAL,
+                (stage.c.status == status)
+                & payment.where(Payment.state.not_in(_sources(target))).exists(),
+            )
+        )
+    verdicts.append(
+        (
+            _DUPLICATE,
+            select(BankEvent.id)
+            .where(
+                BankEvent.source_sha256 == digest,
+                BankEvent.end_to_end_id == stage.c.end_to_end_id,
+                BankEvent.status == stage.c.status,
+            )
+            .exists(),
+        )
+    )
+    for verdict, condition in verdicts:
+        session.execute(update(stage).where(pending, condition).values(verdict=verdict))
+    session.execute(update(stage).where(pending).values(verdict=_OK))
+
+
+def _flags(session: Session, stage: Table, source: str) -> list[str]:
+    """One sentence per line not applied, in the report's order."""
+    rows = session.execute(
+        select(stage.c.end_to_end_id, stage.c.status, stage.c.verdict, Payment.state)
+        .join_from(stage, Payment, Payment.end_to_end_id == stage.c.end_to_end_id, isouter=True)
+        .where(stage.c.verdict != _OK)
+        .order_by(stage.c.line_no, stage.c.end_to_end_id)
+    )
+    flags = []
+    for e2e, status, verdict, state in rows:
+        if verdict == _UNKNOWN:
+            flags.append(f"{source}: EndToEndId {e2e} matches no payment")
+        elif verdict == _TWICE:
+            flags.append(f"{source}: {e2e} is named twice in the report; the first line applies")
+        elif verdict == _ILLEGAL:
+            flags.append(
+                f"{source}: {e2e} is {state}, cannot become {TARGETS[status]} "
+                "(duplicate or out-of-order report)"
+            )
+        else:
+            flags.append(f"{source}: {e2e} {status}: report already applied (duplicate)")
+    return flags

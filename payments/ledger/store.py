@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
-from sqlalchemy import Table, func, insert, select, text, true, update
+from sqlalchemy import ColumnElement, Table, func, insert, select, text, true, update
 from sqlalchemy.orm import Session
 
 from payments.entitlement.decide import PRIOR_SCHEMA
@@ -33,6 +33,7 @@ from payments.ledger.models import (
     PaymentFileRow,
     Run,
 )
+from payments.ledger.staging import staged_rows
 from payments.schemes import Scheme
 
 CHUNK = 20_000
@@ -526,7 +527,16 @@ def record_decisions(
     before = session.execute(select(func.coalesce(func.max(Payment.id), 0))).scalar_one()
     new = (Payment.run_id == run_id) & (Payment.id > before)
     moving = sorted(reissue)
-    with _bulk_load(session, rows.height, [Payment, BeneficiaryClaim]) as bulk:
+    with (
+        staged_rows(
+            session,
+            ["beneficiary_key", "payment_id"],
+            ((k, reissue[k][0]) for k in moving),
+            integer=["payment_id"],
+            key=["beneficiary_key"],
+        ) as moved,
+        _bulk_load(session, rows.height, [Payment, BeneficiaryClaim]) as bulk,
+    ):
         if bulk:
             _load_with_ids(session, scheme.id, rows, moving)
         else:
@@ -537,7 +547,11 @@ def record_decisions(
             for column in (Payment.beneficiary_key, Payment.spouse_key):
                 source = (
                     select(Payment.scheme_id, column, Payment.id)
-                    .where(new, column.is_not(None), column.not_in(moving) if moving else true())
+                    .where(
+                        new,
+                        column.is_not(None),
+                        column.not_in(select(moved.c.beneficiary_key)) if moving else true(),
+                    )
                     .order_by(column)  # a maintained index fills page after page in key order
                 )
                 session.execute(
@@ -553,21 +567,25 @@ def record_decisions(
                     ),
                 )
             )
-    # A re-issue moves the household's claims to the new payment: one live claim
-    # per (scheme, key) still, so nobody is paid twice.
-    if moving:
-        for key_column in (Payment.beneficiary_key, Payment.spouse_key):
-            for key, payment_id in session.execute(
-                select(key_column, Payment.id).where(new, key_column.in_(moving))
-            ):
+        # A re-issue moves the household's claims to the new payment: one live
+        # claim per (scheme, key) still, so nobody is paid twice.
+        if moving:
+            claim = cast(Table, BeneficiaryClaim.__table__)
+            for key_column in (Payment.beneficiary_key, Payment.spouse_key):
+                new_payment = select(Payment.id).where(new, key_column == claim.c.beneficiary_key)
                 session.execute(
-                    update(BeneficiaryClaim)
+                    update(claim)
                     .where(
-                        BeneficiaryClaim.scheme_id == scheme.id,
-                        BeneficiaryClaim.beneficiary_key == key,
-                        BeneficiaryClaim.payment_id == reissue[str(key)][0],
+                        claim.c.scheme_id == scheme.id,
+                        select(moved.c.beneficiary_key)
+                        .where(
+                            moved.c.beneficiary_key == claim.c.beneficiary_key,
+                            moved.c.payment_id == claim.c.payment_id,
+                        )
+                        .exists(),
+                        new_payment.exists(),
                     )
-                    .values(payment_id=payment_id)
+                    .values(payment_id=new_payment.scalar_subquery())
                 )
     held = rows.filter(pl.col("state") == states.HELD).height
     cents = int(rows.get_column("amount_cents").sum())
@@ -579,29 +597,29 @@ def record_decisions(
     return result
 
 
-def _released_payment_ids(session: Session, scheme_id: str) -> list[int]:
-    """Payments finance released from a hold and that no file carries yet."""
-    return list(
-        session.execute(
-            select(Payment.id)
-            .join(Hold, Hold.payment_id == Payment.id)
-            .where(
-                Payment.scheme_id == scheme_id,
-                Payment.state == states.COMPUTED,
-                Payment.payment_file_id.is_(None),
-                Hold.released_at.is_not(None),
-            )
-        ).scalars()
+def _released(scheme_id: str) -> Any:
+    """Payments finance released from a hold and that no file carries yet (a subquery of ids)."""
+    return (
+        select(Payment.id)
+        .join(Hold, Hold.payment_id == Payment.id)
+        .where(
+            Payment.scheme_id == scheme_id,
+            Payment.state == states.COMPUTED,
+            Payment.payment_file_id.is_(None),
+            Hold.released_at.is_not(None),
+        )
     )
 
 
 def released_keys(session: Session, scheme_id: str) -> list[str]:
-    """Claimant keys of released holds: the next run pays them, without holding them again."""
-    ids = _released_payment_ids(session, scheme_id)
-    if not ids:
-        return []
+    """Claimant keys of released holds: the next run pays them, without holding them again.
+
+    As many as finance released by hand, one review at a time.
+    """
     return list(
-        session.execute(select(Payment.beneficiary_key).where(Payment.id.in_(ids))).scalars()
+        session.execute(
+            select(Payment.beneficiary_key).where(Payment.id.in_(_released(scheme_id)))
+        ).scalars()
     )
 
 
@@ -609,15 +627,20 @@ def _adopt_released(
     session: Session, run_id: str, scheme_id: str, payable: pl.DataFrame, at: datetime
 ) -> int:
     """Released payments this run finds payable move into this run, at today's amounts."""
-    ids = _released_payment_ids(session, scheme_id)
-    if not ids:
+    released = list(
+        session.execute(select(Payment).where(Payment.id.in_(_released(scheme_id)))).scalars()
+    )
+    if not released:
         return 0
+    keys = pl.Series([p.beneficiary_key for p in released], dtype=pl.String).implode()
     now_payable = {
         r["claimant_key"]: r
-        for r in payable.filter(pl.col("status") == "payable").iter_rows(named=True)
+        for r in payable.filter(
+            (pl.col("status") == "payable") & pl.col("claimant_key").is_in(keys)
+        ).iter_rows(named=True)
     }
     moved = 0
-    for payment in session.execute(select(Payment).where(Payment.id.in_(ids))).scalars():
+    for payment in released:
         decision = now_payable.get(payment.beneficiary_key)
         if decision is None:
             continue
@@ -634,6 +657,10 @@ def _adopt_released(
     return moved
 
 
+#: Rows fetched at a time when a query's answer is read into Arrow.
+FETCH_ROWS = 200_000
+
+
 def prior_payments(
     session: Session, scheme_ids: Sequence[str], *, exclude_run: str | None = None
 ) -> pa.Table:
@@ -641,21 +668,72 @@ def prior_payments(
 
     ``exclude_run``: claims made by that run are not "prior" to it, so rerunning
     a run reproduces its own decisions and files instead of finding itself paid.
+    Read in slices straight into Arrow columns (millions of claims nationally).
     """
-    rows = session.execute(
+    query = (
         select(BeneficiaryClaim.beneficiary_key, BeneficiaryClaim.scheme_id, Payment.base_cents)
         .join(Payment, Payment.id == BeneficiaryClaim.payment_id)
         .where(
             BeneficiaryClaim.scheme_id.in_(list(scheme_ids)),
             Payment.state.not_in([states.CANCELLED, states.REJECTED, states.RETURNED]),
             Payment.run_id != (exclude_run or ""),
-            Payment.id.not_in(_released_payment_ids(session, scheme_ids[0]) if scheme_ids else []),
         )
-    ).all()
-    return pa.Table.from_pylist(
-        [{"beneficiary_key": k, "scheme_id": s, "base_cents": b} for k, s, b in rows],
-        schema=PRIOR_SCHEMA,
     )
+    if scheme_ids:
+        query = query.where(Payment.id.not_in(_released(scheme_ids[0])))
+    result = session.execute(query.execution_options(yield_per=FETCH_ROWS))
+    batches = [
+        pa.RecordBatch.from_arrays(
+            [
+                pa.array(column, type=field.type)
+                for column, field in zip(zip(*rows, strict=True), PRIOR_SCHEMA, strict=True)
+            ],
+            schema=PRIOR_SCHEMA,
+        )
+        for rows in result.partitions()
+    ]
+    return pa.Table.from_batches(batches, schema=PRIOR_SCHEMA)
+
+
+def move(
+    session: Session,
+    where: ColumnElement[bool],
+    new_state: str,
+    *,
+    at: datetime,
+    actor: str,
+    run_id: str | None = None,
+    values: dict[str, Any] | None = None,
+) -> int:
+    """Move every payment matching ``where`` to ``new_state``: one statement, any number.
+
+    The payments' current states are counted first; one illegal move refuses
+    them all. ``where`` is a predicate (a run, a file, a state, a join on a
+    staged table), never a list of ids, so the statement's size does not grow
+    with the run. ``values``: other columns set in the same statement.
+    """
+    found = session.execute(
+        select(Payment.state, func.count()).where(where).group_by(Payment.state)
+    ).all()
+    for state, _ in found:
+        states.check(str(state), new_state)
+    count = sum(int(n) for _, n in found)
+    if not count:
+        return 0
+    session.execute(
+        update(Payment)
+        .where(where)
+        .values(state=new_state, **(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    events.append(
+        session,
+        "payments_state",
+        {"to": new_state, "count": count, "by": actor},
+        at=at,
+        run_id=run_id,
+    )
+    return count
 
 
 def transition(
@@ -667,25 +745,15 @@ def transition(
     actor: str,
     run_id: str | None = None,
 ) -> int:
-    """Move payments to ``new_state``; one illegal move refuses them all."""
-    current = session.execute(
-        select(Payment.id, Payment.state).where(Payment.id.in_(list(payment_ids)))
-    ).all()
-    if len(current) != len(set(payment_ids)):
+    """Move a handful of payments, named by id (a hold release); one illegal move refuses them all.
+
+    Operations over a run's payments use :func:`move` with a predicate.
+    """
+    wanted = Payment.id.in_(list(payment_ids))
+    known = session.execute(select(func.count()).select_from(Payment).where(wanted)).scalar_one()
+    if known != len(set(payment_ids)):
         raise states.IllegalTransition("unknown payment id")
-    for _pid, state in current:
-        states.check(state, new_state)
-    session.execute(
-        update(Payment).where(Payment.id.in_(list(payment_ids))).values(state=new_state)
-    )
-    events.append(
-        session,
-        "payments_state",
-        {"to": new_state, "count": len(current), "by": actor},
-        at=at,
-        run_id=run_id,
-    )
-    return len(current)
+    return move(session, wanted, new_state, at=at, actor=actor, run_id=run_id)
 
 
 def approve_run(
@@ -694,11 +762,12 @@ def approve_run(
     *,
     by: str,
     at: datetime,
-    end_to_end_ids: Sequence[str] | None = None,
+    in_files: Table | None = None,
 ) -> int:
     """Finance's approval: the run's computed payments become approved.
 
-    ``end_to_end_ids``: only these (the payments in the run's files); a hold
+    ``in_files``: a staged table (:mod:`payments.ledger.staging`) of the
+    end-to-end ids the run's files hold; only those are approved, so a hold
     released after the files were written stays ``computed`` for the next run.
     """
     run = session.get(Run, run_id)
@@ -706,20 +775,14 @@ def approve_run(
         raise KeyError(run_id)
     if run.triggered_by and run.triggered_by == by:
         raise PermissionError("the user who triggered a run cannot approve it (four eyes)")
-    ids = list(
-        session.execute(
-            select(Payment.id).where(
-                Payment.run_id == run_id,
-                Payment.state == states.COMPUTED,
-                Payment.end_to_end_id.in_(list(end_to_end_ids))
-                if end_to_end_ids is not None
-                else true(),
-            )
-        ).scalars()
-    )
+    where = (Payment.run_id == run_id) & (Payment.state == states.COMPUTED)
+    if in_files is not None:
+        where = where & Payment.end_to_end_id.in_(select(in_files.c.end_to_end_id))
+    count = session.execute(select(func.count()).select_from(Payment).where(where)).scalar_one()
     run.approved_by, run.approved_at, run.decision = by, at, "approved"
-    events.append(session, "run_approved", {"by": by, "payments": len(ids)}, at=at, run_id=run_id)
-    return transition(session, ids, states.APPROVED, at=at, actor=by, run_id=run_id) if ids else 0
+    events.append(session, "run_approved", {"by": by, "payments": count}, at=at, run_id=run_id)
+    session.flush()
+    return move(session, where, states.APPROVED, at=at, actor=by, run_id=run_id)
 
 
 def release_hold(session: Session, payment_id: int, *, by: str, note: str, at: datetime) -> None:
