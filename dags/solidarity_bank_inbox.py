@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from airflow.sdk import dag, task
 
 from payments.orchestration.assets import BANK_REPORTS
-from payments.orchestration.reconcile import pending_reports
 
 
 @dag(
@@ -27,6 +26,8 @@ from payments.orchestration.reconcile import pending_reports
 def solidarity_bank_inbox() -> None:
     @task.short_circuit(pool="payments_sftp", outlets=[BANK_REPORTS])
     def new_reports_waiting() -> bool:
+        from payments.orchestration.reconcile import pending_reports
+
         return pending_reports() > 0
 
     new_reports_waiting()

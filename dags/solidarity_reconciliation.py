@@ -14,7 +14,6 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from payments.orchestration import reconcile as stage
 from payments.orchestration.assets import AT_THE_BANK, BANK_REPORTS, RECONCILIATION
 
 RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True}
@@ -32,14 +31,20 @@ RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponentia
 def solidarity_reconciliation() -> None:
     @task(pool="payments_sftp")
     def fetch() -> list[str]:
+        from payments.orchestration import reconcile as stage
+
         return stage.new_reports()
 
     @task
     def ingest(paths: list[str]) -> dict[str, Any]:
+        from payments.orchestration import reconcile as stage
+
         return stage.ingest(paths)
 
     @task(outlets=[RECONCILIATION])
     def reconcile(ingested: dict[str, Any]) -> dict[str, Any]:
+        from payments.orchestration import reconcile as stage
+
         return stage.write_reconciliation()
 
     reconcile(ingest(fetch()))

@@ -927,8 +927,8 @@ def reissues(
     import pyarrow.csv as pacsv
     from sqlalchemy.orm import Session
 
+    from payments.ledger.finance import reissue_list
     from payments.ledger.migrate import engine_for
-    from payments.ledger.store import reissue_list
 
     settings = load_settings(data_dir)
     with Session(engine_for(settings.ledger_url)) as session:

@@ -298,8 +298,7 @@ def test_reconciliation_dag_applies_the_banks_reports_and_ties_out(
     assert after["accepted"][1] + after["returned"][1] + after["rejected"][1] == sent[1]
 
     # The re-issue list holds exactly the rejected and returned households...
-    from payments.ledger.finance import tie_out
-    from payments.ledger.store import reissue_list
+    from payments.ledger.finance import reissue_list, tie_out
 
     url = f"sqlite:///{batch_env['tmp'] / 'ledger.sqlite'}"
     with Session(engine_for(url)) as session:

@@ -23,8 +23,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 from payments.bank.reports import apply_report, parse_camt054, parse_pain002
-from payments.ledger.finance import finance_by_fund, tie_out
-from payments.ledger.store import reissue_list
+from payments.ledger.finance import finance_by_fund, reissue_list, tie_out
 from payments.pipeline import run_batch
 from payments.release import approve, reject, send
 from payments.sample.writer import SampleSpec, write_sample

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from payments.ledger import states
+from payments.ledger.models import BeneficiaryClaim, Payment
 
 #: The states finance follows, in the order they are shown.
 STATES = ("held", "sent", "accepted", "rejected", "returned", "cancelled")
@@ -78,3 +82,28 @@ def tie_out(engine: Engine) -> list[dict[str, Any]]:
         )
         out.append(line)
     return out
+
+
+def reissue_list(session: Session, scheme_id: str | None = None) -> list[dict[str, Any]]:
+    """Rejected and returned payments not re-issued yet (their claim still points to them)."""
+    query = (
+        select(
+            Payment.scheme_id,
+            Payment.fund_code,
+            Payment.household_id,
+            Payment.end_to_end_id,
+            Payment.state,
+            Payment.amount_cents,
+            Payment.attempt,
+        )
+        .join(
+            BeneficiaryClaim,
+            (BeneficiaryClaim.payment_id == Payment.id)
+            & (BeneficiaryClaim.beneficiary_key == Payment.beneficiary_key),
+        )
+        .where(Payment.state.in_([states.REJECTED, states.RETURNED]))
+        .order_by(Payment.scheme_id, Payment.fund_code, Payment.household_id)
+    )
+    if scheme_id:
+        query = query.where(Payment.scheme_id == scheme_id)
+    return [dict(r._mapping) for r in session.execute(query)]

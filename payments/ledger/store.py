@@ -319,31 +319,6 @@ def _reissuable(
     return found
 
 
-def reissue_list(session: Session, scheme_id: str | None = None) -> list[dict[str, Any]]:
-    """Rejected and returned payments not re-issued yet (their claim still points to them)."""
-    query = (
-        select(
-            Payment.scheme_id,
-            Payment.fund_code,
-            Payment.household_id,
-            Payment.end_to_end_id,
-            Payment.state,
-            Payment.amount_cents,
-            Payment.attempt,
-        )
-        .join(
-            BeneficiaryClaim,
-            (BeneficiaryClaim.payment_id == Payment.id)
-            & (BeneficiaryClaim.beneficiary_key == Payment.beneficiary_key),
-        )
-        .where(Payment.state.in_([states.REJECTED, states.RETURNED]))
-        .order_by(Payment.scheme_id, Payment.fund_code, Payment.household_id)
-    )
-    if scheme_id:
-        query = query.where(Payment.scheme_id == scheme_id)
-    return [dict(r._mapping) for r in session.execute(query)]
-
-
 def key_order(column: str) -> pl.Expr:
     """A sort key that puts beneficiary keys (hex) in key order, nearly always.
 

@@ -22,9 +22,8 @@ from sqlalchemy.orm import Session
 
 from payments.bank.reports import apply_report, parse_camt054, parse_pain002
 from payments.config import load_settings
-from payments.ledger.finance import finance_by_fund, tie_out
+from payments.ledger.finance import finance_by_fund, reissue_list, tie_out
 from payments.ledger.migrate import engine_for, upgrade
-from payments.ledger.store import reissue_list
 from payments.logs import install_masking
 from payments.money import euros
 from payments.orchestration.endpoints import bank_target

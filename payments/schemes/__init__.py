@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from payments.entitlement.conditions import ConditionError, compile_condition
+if TYPE_CHECKING:  # conditions compile to Arrow expressions: imported when a scheme is parsed
+    import pyarrow.compute as pc
 
 #: What a SEPA remittance text may contain (the Latin character set of the EPC).
 SEPA_TEXT = re.compile(r"^[A-Za-z0-9/\-?:().,'+ ]{1,140}$")
@@ -45,6 +45,8 @@ class RuleSpec(_Strict):
     @field_validator("when")
     @classmethod
     def _compiles(cls, value: str) -> str:
+        from payments.entitlement.conditions import ConditionError, compile_condition
+
         try:
             compile_condition(value)
         except ConditionError as exc:
@@ -137,6 +139,8 @@ def parse_scheme(text: str, source: str) -> Scheme:
     stem = Path(source).stem
     if stem != spec.id and not source.startswith("<"):
         raise SchemeError(f"{source}: id {spec.id!r} must match the file name {stem!r}")
+    from payments.entitlement.conditions import compile_condition
+
     rules = tuple(Rule(r, compile_condition(r.when)) for r in spec.rules)
     return Scheme(spec=spec, rules=rules, source=source, text=text)
 

@@ -14,17 +14,14 @@ from importlib import resources
 from string import Template
 from typing import Annotated, Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from payments.config import load_settings
-from payments.ledger.finance import AT_BANK, STATES, finance_by_fund, tie_out
+from payments.ledger.finance import AT_BANK, STATES, finance_by_fund, reissue_list, tie_out
 from payments.ledger.migrate import engine_for
-from payments.ledger.store import reissue_list
 from payments.logs import mask
 from payments.money import euros
 
@@ -166,6 +163,10 @@ def render(data: dict[str, Any]) -> str:
 
 
 def to_csv(data: dict[str, Any]) -> bytes:
+    """The by-fund table as CSV (``;``-separated, as the reconciliation DAG writes it)."""
+    import pyarrow as pa  # in the request, never when the API server loads the plugin
+    import pyarrow.csv as pacsv
+
     sink = io.BytesIO()
     pacsv.write_csv(pa.Table.from_pylist(data["by_fund"]), sink, pacsv.WriteOptions(delimiter=";"))
     return sink.getvalue()
