@@ -50,7 +50,9 @@ demo: $(STAMP)
 	$(BIN)/payments verify $(PAYMENTS_DATA_DIR)/runs/$$(cat $(PAYMENTS_DATA_DIR)/runs/LATEST)/payments
 
 # The Airflow UI on this machine: trigger the DAG as operator, approve as finance.
+# The funds' files of the demo sample are generated first unless some are there.
 airflow: $(STAMP)
+	@test -d $(PAYMENTS_DATA_DIR)/funds || $(BIN)/payments sample --households $(DEMO_HOUSEHOLDS) --defects 0.01
 	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > /dev/null 2>&1
 	$(AIRFLOW_ENV) $(BIN)/airflow pools set payments_sftp 4 "SFTP sessions to funds and bank" > /dev/null
 	@echo "Airflow UI: http://localhost:8080  users: operator (triggers), finance (approves), admin"
