@@ -102,6 +102,8 @@ CREATE TABLE payments (
 	CONSTRAINT fk_payments_payment_file_id_payment_files FOREIGN KEY(payment_file_id) REFERENCES payment_files (id)
 );
 
+CREATE INDEX ix_payments_filed ON payments (payment_file_id, state) WHERE payment_file_id IS NOT NULL;
+
 CREATE TABLE beneficiary_claims (
 	scheme_id VARCHAR(64) NOT NULL,
 	beneficiary_key VARCHAR(32) NOT NULL,

@@ -23,12 +23,14 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -105,6 +107,16 @@ class Payment(Base):
         CheckConstraint("amount_cents = base_cents + child_cents", name="amount_parts"),
         CheckConstraint(
             "state IN (" + ", ".join(f"'{s}'" for s in STATES) + ")", name="state_known"
+        ),
+        # Sending a file and applying a file-level bank status find its payments
+        # by file: without it, each file scanned the run's millions of rows. Only
+        # filed payments are indexed, so loading a run's payments costs nothing more.
+        Index(
+            "ix_payments_filed",
+            "payment_file_id",
+            "state",
+            postgresql_where=text("payment_file_id IS NOT NULL"),
+            sqlite_where=text("payment_file_id IS NOT NULL"),
         ),
     )
 
