@@ -11,7 +11,7 @@ DATA ?= data
 DEMO_HOUSEHOLDS ?= 20000
 export PAYMENTS_DATA_DIR := $(abspath $(DATA))
 
-.PHONY: demo airflow test lint install constraints bench national clean help
+.PHONY: demo airflow test lint install constraints bench bench-dag national clean help
 
 help:
 	@echo "make demo         set up, generate a sample and run the batch on embedded defaults"
@@ -19,6 +19,7 @@ help:
 	@echo "make airflow      the Airflow UI on this machine (trigger, approve) with the demo setup"
 	@echo "make lint         ruff and mypy only"
 	@echo "make bench        national-scale figures (prints a table; never asserts timings)"
+	@echo "make bench-dag    the national run through the DAG under the real scheduler"
 	@echo "make constraints  refresh constraints.txt from a fresh, unconstrained install"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -68,6 +69,10 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/payments bench
+
+# The national run through the DAG under the real scheduler (PostgreSQL ledger).
+bench-dag: $(STAMP)
+	$(BIN)/payments bench --dag
 
 national: $(STAMP)
 	$(BIN)/pytest -q -m national -p no:cacheprovider tests/test_national.py

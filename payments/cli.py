@@ -1048,12 +1048,25 @@ def bench(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Where to write the figures (default: bench dir).")
     ] = None,
+    dag: Annotated[
+        bool,
+        typer.Option(
+            "--dag",
+            help="Instead: the national run through the DAG under the real scheduler "
+            "(LocalExecutor, parallelism 2), PostgreSQL ledger, approval through the API.",
+        ),
+    ] = False,
 ) -> None:
     """National-scale figures, stage by stage, beside the default approach (never asserted).
 
     Samples are generated once and cached outside the repository
     ($PAYMENTS_BENCH_DIR, default ~/.cache/solidarity-payments/bench).
     """
+    if dag:
+        from payments.benchmarks import dag_runtime
+
+        dag_runtime.main(households, postgres.rsplit("/", 1)[0] + "/payments_bench_dag", json_out)
+        return
     from payments.benchmarks.national import SCALING, main
 
     main(

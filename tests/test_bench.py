@@ -97,3 +97,21 @@ def test_targets_baseline_with_different_totals_is_not_met() -> None:
     report["baseline"]["totals_equal"] = True
     report["baseline"]["households"] = 3_000
     assert against_targets(report)[3].met is None
+
+
+def test_dag_bench_reads_its_figures_against_the_targets() -> None:
+    """bench --dag: the parse time is measured on the real dags/, the verdicts say met or not."""
+    from payments.benchmarks.dag_runtime import parse_time, verdicts
+
+    parse = parse_time()
+    assert parse["seconds"] > 0 and not parse["polars"] and not parse["pyarrow"]
+    task = {"task": "conclude", "map_index": -1, "wall_s": 1.0}
+    figures = {
+        "trigger_to_bank_s": 599.0,
+        "parse": parse,
+        "tasks": [{**task, "peak_rss_mb": 4097, "xcom_bytes": 65_536}],
+    }
+    met = verdicts(figures)
+    assert [line.rsplit(": ", 1)[1] for line in met] == ["met", "NOT met", "met", "met"]
+    figures["trigger_to_bank_s"] = None  # the run never reached the bank
+    assert verdicts(figures)[0].endswith("NOT met")

@@ -25,7 +25,8 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+#: The checkout whose dags/ and plugins/ Airflow loads.
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: Users of the simple auth manager: operator triggers, finance approves.
