@@ -41,8 +41,8 @@ def approve(engine: Engine, run_dir: Path, run_id: str, *, by: str, at: datetime
     """Finance approves the run: payments approved, then filed (``in_file``) by payment file.
 
     The files' transactions (``transactions.parquet``: end-to-end id → file)
-    are staged in the database and joined on, file by file: a fixed number of
-    statements of a fixed size, whatever the run's size.
+    are staged in the database and joined on: a fixed number of statements of
+    a fixed size, whatever the run's size.
     """
     batch = run_dir / "payments"
     manifest = json.loads((batch / MANIFEST).read_text())
@@ -61,25 +61,22 @@ def approve(engine: Engine, run_dir: Path, run_id: str, *, by: str, at: datetime
         ) as placed:
             approve_run(session, run_id, by=by, at=at, in_files=placed)
             record_payment_files(session, run_id, manifest, at)
-            files = session.execute(
-                select(PaymentFileRow.msg_id, PaymentFileRow.id)
-                .where(PaymentFileRow.run_id == run_id)
-                .order_by(PaymentFileRow.msg_id)
-            ).all()
-            filed = 0
-            for msg_id, file_id in files:
-                in_this_file = select(placed.c.end_to_end_id).where(placed.c.msg_id == msg_id)
-                filed += move(
-                    session,
-                    (Payment.run_id == run_id)
-                    & (Payment.state == states.APPROVED)
-                    & Payment.end_to_end_id.in_(in_this_file),
-                    states.IN_FILE,
-                    at=at,
-                    actor=by,
-                    run_id=run_id,
-                    values={"payment_file_id": file_id},
-                )
+            # Every file's payments in one statement (UPDATE … FROM the staged
+            # placement joined to the files): per file, PostgreSQL scanned the
+            # run's payments again for each of the national run's 100 files.
+            filed = move(
+                session,
+                (Payment.run_id == run_id)
+                & (Payment.state == states.APPROVED)
+                & (Payment.end_to_end_id == placed.c.end_to_end_id)
+                & (PaymentFileRow.msg_id == placed.c.msg_id)
+                & (PaymentFileRow.run_id == run_id),
+                states.IN_FILE,
+                at=at,
+                actor=by,
+                run_id=run_id,
+                values={"payment_file_id": PaymentFileRow.id},
+            )
         return filed
 
 
