@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 #: The checkout whose dags/ and plugins/ Airflow loads.
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,22 +141,39 @@ def running_airflow(home: Path, data_dir: Path, extra: dict[str, str]) -> Iterat
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own group: stopped with every process it forked
+                start_new_session=True,  # its own session: stopped with every process it starts
             )
         wait_for(lambda: _api_up(airflow), timeout=240, what="the API server", airflow=airflow)
         yield airflow
     finally:
-        for process in airflow.processes.values():
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for process in airflow.processes.values():
-            try:
-                process.wait(timeout=max(1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop(airflow)
+
+
+def _session_members(sessions: set[int]) -> list[psutil.Process]:
+    """Every live process in these sessions (task processes get a group of their own)."""
+    members = []
+    for process in psutil.process_iter():
+        with suppress(psutil.Error, ProcessLookupError):
+            if os.getsid(process.pid) in sessions:
+                members.append(process)
+    return members
+
+
+def stop(airflow: Airflow, grace: float = 30) -> None:
+    """SIGTERM to every process the components started (their sessions), SIGKILL after ``grace``."""
+    sessions = {p.pid for p in airflow.processes.values()}
+    for process in _session_members(sessions):
+        with suppress(psutil.Error):
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in airflow.processes.values():
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(1, deadline - time.monotonic()))
+    for process in _session_members(sessions):
+        with suppress(psutil.Error):
+            process.kill()
+    for process in airflow.processes.values():
+        process.wait()
 
 
 def _api_up(airflow: Airflow) -> bool:

@@ -150,6 +150,7 @@ def run_dag(
     if ledger is None:
         raise SystemExit(f"bench --dag needs a PostgreSQL server for the ledger ({postgres_url})")
     work = bench_dir() / f"dag-{households}"
+    shutil.rmtree(work / "airflow", ignore_errors=True)  # a fresh metadata database and logs
     extra = {
         "PAYMENTS_DEMO": "1",
         "PAYMENTS_FINANCE_APPROVERS": "finance",
