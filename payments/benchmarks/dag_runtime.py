@@ -101,11 +101,19 @@ def parse_time() -> dict[str, Any]:
 
 
 def _task_instances(airflow: Airflow, run_id: str) -> list[dict[str, Any]]:
+    """Every task instance of the run, page by page (the API caps a page at 100)."""
+    found: list[dict[str, Any]] = []
     with airflow.client("operator") as api:
-        answer = api.get(f"/dags/{DAG}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
-        answer.raise_for_status()
-    found: list[dict[str, Any]] = answer.json()["task_instances"]
-    return found
+        while True:
+            answer = api.get(
+                f"/dags/{DAG}/dagRuns/{run_id}/taskInstances",
+                params={"limit": 100, "offset": len(found)},
+            )
+            answer.raise_for_status()
+            page = answer.json()["task_instances"]
+            found += page
+            if len(page) < 100:
+                return found
 
 
 def _state(airflow: Airflow, run_id: str) -> str:
