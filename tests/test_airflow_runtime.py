@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from payments.sepa.verify import verify_batch
 from tests.conftest import MAY_2020
 
 DAG = "solidarity_payment_batch"
+#: Seconds between the approval pausing and finance answering (see where it is used).
+APPROVAL_PAUSE_S = 10
 FUNDS = ["13", "2A", "59"]
 #: Generous: two cores, a cold start of every component, each task a process.
 RUN_TIMEOUT = 900
@@ -82,6 +85,10 @@ def test_operator_triggers_finance_approves_files_reach_the_bank(tmp_path: Path)
             return states.get("approval") in (["deferred"], ["awaiting_input"])
 
         wait_for(approval_waiting, timeout=RUN_TIMEOUT, what="the approval", airflow=airflow)
+        # Answered at once, the response can reach the scheduler before the pausing
+        # task process's own exit is reported, and the scheduler then marks the
+        # resumed task failed (executor state mismatch). A person takes longer.
+        time.sleep(APPROVAL_PAUSE_S)
         path = f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails"
         with airflow.client("operator") as api:  # four eyes: the one who triggered may not
             refused = api.patch(path, json={"chosen_options": ["Approve"]})

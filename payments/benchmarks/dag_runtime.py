@@ -33,6 +33,8 @@ import psutil
 from payments.benchmarks.airflow_runtime import ROOT, Airflow, running_airflow, wait_for
 
 DAG = "solidarity_payment_batch"
+#: Seconds between the approval pausing and finance answering (see where it is used).
+APPROVAL_PAUSE_S = 10
 WORKER_TITLE = "airflow worker -- "
 #: Targets of the national-runtime issue (2 cores / 24 GB).
 TARGET_TOTAL_S = 600
@@ -190,6 +192,10 @@ def run_dag(
                 return states.get("approval") in ("deferred", "awaiting_input")
 
             wait_for(waiting, timeout=timeout, what="the approval", airflow=airflow, every=5)
+            # Answered at once, the response can reach the scheduler before the pausing
+            # task process's own exit is reported, and the scheduler then marks the
+            # resumed task failed (executor state mismatch). A person takes longer.
+            time.sleep(APPROVAL_PAUSE_S)
             asked = time.time()
             path = f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails"
             with airflow.client("finance") as api:
