@@ -100,26 +100,29 @@ def _states(ledger: Engine) -> dict[str, tuple[int, int]]:
     return {str(s): (int(n), int(c)) for s, n, c in rows}
 
 
+def _run(
+    ledger: Engine, root: Path, signer: Signer, *, seed: int, fund: str, **options: Any
+) -> Any:
+    """A run of 150,000 households of one fund, triggered by "operator", with the ledger."""
+    write_sample(SampleSpec(households=150_000, seed=seed, window=MAY_2020, funds=(fund,)), root)
+    return run_batch(
+        root,
+        load_scheme("aes-2020-05"),
+        secret=SECRET,
+        signer=signer,
+        ledger_url=ledger.url.render_as_string(hide_password=False),
+        funds=[fund],
+        triggered_by="operator",
+        **options,
+    )
+
+
 def test_a_run_above_the_bind_limits_goes_through_the_ledger(
     ledger: Engine, tmp_path: Path, signer: Signer
 ) -> None:
     # One fund, one file of more than 100,000 transactions (the file size limit
     # lifted so that a single bank report answers them all).
-    write_sample(
-        SampleSpec(households=150_000, seed=21, window=MAY_2020, funds=("59",)),
-        tmp_path,
-    )
-    url = ledger.url.render_as_string(hide_password=False)
-    result = run_batch(
-        tmp_path,
-        load_scheme("aes-2020-05"),
-        secret=SECRET,
-        signer=signer,
-        ledger_url=url,
-        funds=["59"],
-        triggered_by="operator",
-        max_transactions=200_000,
-    )
+    result = _run(ledger, tmp_path, signer, seed=21, fund="59", max_transactions=200_000)
     assert result.payments is not None
     manifest = result.payments.manifest
     [payment_file] = manifest["files"]
@@ -194,19 +197,7 @@ def test_a_run_above_the_bind_limits_goes_through_the_ledger(
 def test_rejecting_a_run_above_the_bind_limits_cancels_every_payment(
     ledger: Engine, tmp_path: Path, signer: Signer
 ) -> None:
-    write_sample(
-        SampleSpec(households=150_000, seed=22, window=MAY_2020, funds=("13",)),
-        tmp_path,
-    )
-    result = run_batch(
-        tmp_path,
-        load_scheme("aes-2020-05"),
-        secret=SECRET,
-        signer=signer,
-        ledger_url=ledger.url.render_as_string(hide_password=False),
-        funds=["13"],
-        triggered_by="operator",
-    )
+    result = _run(ledger, tmp_path, signer, seed=22, fund="13")
     computed = _states(ledger)["computed"][0]
     assert computed > PAYMENTS
     reject(ledger, result.run_id, by="finance", at=AT)
