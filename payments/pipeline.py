@@ -15,13 +15,14 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from payments import __version__
@@ -29,18 +30,24 @@ from payments.archive import write_run_record
 from payments.entitlement.folder import ComputeResult, FactsAhead, compute_folder
 from payments.intake import Receipt
 from payments.ledger.migrate import engine_for, upgrade
-from payments.ledger.models import Payment
-from payments.ledger.states import CANCELLED, HELD
 from payments.ledger.store import (
+    insert_pending,
+    placement,
+    prepare_decisions,
     prior_payments,
-    record_decisions,
     record_input_files,
+    record_payment_files,
     record_run,
     released_keys,
 )
 from payments.registry import Fund
 from payments.schemes import Scheme
-from payments.sepa.batch import DEFAULT_MAX_TRANSACTIONS, BatchResult, write_batch
+from payments.sepa.batch import (
+    DEFAULT_MAX_TRANSACTIONS,
+    TRANSACTIONS,
+    BatchResult,
+    write_batch,
+)
 from payments.sepa.signing import Signer
 from payments.validation.folder import FolderValidation, FundReport, validate_folder
 from payments.validation.schema import Window
@@ -217,8 +224,19 @@ def conclude_run(
             decisions = with_attempts(
                 _demote(decisions, set(replay.claimed_elsewhere)), dict(replay.attempts)
             )
-        elif engine is not None and not dry_run:
-            decisions, claimed_elsewhere, reissued = _record(
+        write: Callable[[pa.Table], BatchResult] | None = None
+        if signer is not None and not dry_run:
+            write = partial(
+                write_batch,
+                scheme=scheme,
+                run_id=run_id,
+                created_at=created_at or default_creation_time(scheme),
+                signer=signer,
+                out_dir=staging / "payments",
+                max_transactions=max_transactions,
+            )
+        if replay is None and engine is not None and not dry_run:
+            decisions, claimed_elsewhere, reissued, batch = _record(
                 engine,
                 run_id,
                 scheme,
@@ -227,17 +245,10 @@ def conclude_run(
                 at=started_at or datetime.now(UTC).replace(tzinfo=None),
                 triggered_by=triggered_by,
                 parameters=parameters,
+                write=write,
             )
-        if signer is not None and not dry_run:
-            batch = write_batch(
-                decisions,
-                scheme,
-                run_id=run_id,
-                created_at=created_at or default_creation_time(scheme),
-                signer=signer,
-                out_dir=staging / "payments",
-                max_transactions=max_transactions,
-            )
+        elif write is not None:
+            batch = write(decisions)
     if not dry_run:
         write_run_record(
             root,
@@ -320,13 +331,18 @@ def _record(
     at: datetime,
     triggered_by: str | None = None,
     parameters: dict[str, Any] | None = None,
-) -> tuple[pa.Table, list[str], dict[str, int]]:
+    write: Callable[[pa.Table], BatchResult] | None = None,
+) -> tuple[pa.Table, list[str], dict[str, int], BatchResult | None]:
     """Record the run in the ledger; return the decisions with only this run's payments payable.
 
     "This run's payments" whatever became of them since (approved, sent…): a
     rerun of a run reproduces its files, it does not find them already paid.
-    Also returns what the run record keeps for a replay: the payable keys
-    another run claimed first, and the attempts of this run's re-issues.
+    Also returns what the run record keeps for a replay (the payable keys
+    another run claimed first, the attempts of this run's re-issues) and the
+    batch ``write`` made. The files are written inside the transaction, after
+    the ledger decided who this run pays and before the payments are
+    inserted, so that each payment goes in already placed in its file (see
+    :class:`payments.ledger.store.Pending`).
     """
     with Session(engine) as session, session.begin():
         record_run(
@@ -339,34 +355,20 @@ def _record(
             triggered_by=triggered_by,
         )
         record_input_files(session, run_id, validation.funds, at)
-        record_decisions(session, run_id=run_id, scheme=scheme, decisions=decisions, at=at)
-        live = (Payment.run_id == run_id) & Payment.state.not_in([HELD, CANCELLED])
-        result = session.execute(
-            select(Payment.beneficiary_key).where(live).execution_options(yield_per=200_000)
+        pending = prepare_decisions(
+            session, run_id=run_id, scheme=scheme, decisions=decisions, at=at
         )
-        recorded = pl.concat(
-            [pl.Series("k", [], dtype=pl.String)]
-            + [
-                pl.Series("k", [k for (k,) in part], dtype=pl.String)
-                for part in result.partitions()
-            ]
-        )
-        reissued = {
-            str(key): int(attempt)
-            for key, attempt in session.execute(
-                select(Payment.beneficiary_key, Payment.attempt).where(live, Payment.attempt > 1)
+        final = with_attempts(_demote(decisions, set(pending.elsewhere)), pending.attempts)
+        batch = write(final) if write is not None else None
+        placed = None
+        if batch is not None:
+            ids = record_payment_files(session, run_id, batch.manifest, at)
+            transactions = pq.read_table(
+                batch.out_dir / TRANSACTIONS, columns=["end_to_end_id", "msg_id"]
             )
-        }
-    # Payable here but recorded by no payment of this run: another run claimed them first.
-    elsewhere = (
-        pl.DataFrame(decisions.select(["status", "claimant_key"]))
-        .filter((pl.col("status") == "payable") & ~pl.col("claimant_key").is_in(recorded.implode()))
-        .get_column("claimant_key")
-        .unique()
-        .sort()
-        .to_list()
-    )
-    return with_attempts(_demote(decisions, set(elsewhere)), reissued), elsewhere, reissued
+            placed = placement(transactions, ids)
+        insert_pending(session, pending, placement=placed, at=at)
+    return final, pending.elsewhere, pending.attempts, batch
 
 
 def with_attempts(decisions: pa.Table, attempts: dict[str, int]) -> pa.Table:

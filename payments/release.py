@@ -8,13 +8,10 @@ approving twice or sending again changes nothing and sends nothing twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from cryptography import x509
 from sqlalchemy import Engine, select, true
@@ -22,8 +19,13 @@ from sqlalchemy.orm import Session
 
 from payments.ledger import states
 from payments.ledger.models import Payment, PaymentFileRow, Run
-from payments.ledger.staging import staged_rows
-from payments.ledger.store import approve_run, move, record_payment_files
+from payments.ledger.store import (
+    approve_run,
+    file_payments,
+    move,
+    placement,
+    record_payment_files,
+)
 from payments.sepa.batch import MANIFEST, TRANSACTIONS
 from payments.sepa.signing import SIGNATURE_SUFFIX
 from payments.sepa.verify import verify_batch
@@ -38,52 +40,29 @@ class Sent:
 
 
 def approve(engine: Engine, run_dir: Path, run_id: str, *, by: str, at: datetime) -> int:
-    """Finance approves the run: payments approved, then filed (``in_file``) by payment file.
+    """Finance approves the run: its payments, placed in their files when recorded, go ``in_file``.
 
-    The files' transactions (``transactions.parquet``: end-to-end id → file)
-    are staged in the database and joined on: a fixed number of statements of
-    a fixed size, whatever the run's size.
+    One update of the run's payments' state, whatever the run's size. A run
+    concluded before payment files were recorded with it (an earlier version)
+    has its files recorded and its payments placed here first, from the
+    batch's ``transactions.parquet``, staged and joined.
     """
-    batch = run_dir / "payments"
-    manifest = json.loads((batch / MANIFEST).read_text())
-    placement = pq.read_table(batch / TRANSACTIONS, columns=["end_to_end_id", "msg_id"])
     with Session(engine) as session, session.begin():
         run = session.get(Run, run_id)
         if run is None:
             raise KeyError(f"run {run_id} is not in the ledger")
         if run.decision == "approved":
             return 0
-        with staged_rows(
-            session,
-            ["end_to_end_id", "msg_id"],
-            _rows(placement),
-            key=["end_to_end_id", "msg_id"],
-        ) as placed:
-            approve_run(session, run_id, by=by, at=at, in_files=placed)
-            record_payment_files(session, run_id, manifest, at)
-            # Every file's payments in one statement (UPDATE … FROM the staged
-            # placement joined to the files): per file, PostgreSQL scanned the
-            # run's payments again for each of the national run's 100 files.
-            filed = move(
-                session,
-                (Payment.run_id == run_id)
-                & (Payment.state == states.APPROVED)
-                & (Payment.end_to_end_id == placed.c.end_to_end_id)
-                & (PaymentFileRow.msg_id == placed.c.msg_id)
-                & (PaymentFileRow.run_id == run_id),
-                states.IN_FILE,
-                at=at,
-                actor=by,
-                run_id=run_id,
-                values={"payment_file_id": PaymentFileRow.id},
-            )
-        return filed
-
-
-def _rows(table: pa.Table) -> Iterator[tuple[Any, ...]]:
-    """A table's rows as tuples, a slice at a time (bounded memory)."""
-    for part in table.to_batches(max_chunksize=100_000):
-        yield from zip(*(column.to_pylist() for column in part.columns), strict=True)
+        recorded = session.execute(
+            select(PaymentFileRow.id).where(PaymentFileRow.run_id == run_id).limit(1)
+        ).first()
+        if recorded is None:
+            batch = run_dir / "payments"
+            manifest = json.loads((batch / MANIFEST).read_text())
+            ids = record_payment_files(session, run_id, manifest, at)
+            transactions = pq.read_table(batch / TRANSACTIONS, columns=["end_to_end_id", "msg_id"])
+            file_payments(session, run_id, placement(transactions, ids))
+        return approve_run(session, run_id, by=by, at=at)
 
 
 def reject(engine: Engine, run_id: str, *, by: str, at: datetime) -> None:

@@ -100,9 +100,10 @@ CREATE TABLE payments (
 	CONSTRAINT fk_payments_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (run_id),
 	CONSTRAINT uq_payments_end_to_end_id UNIQUE (end_to_end_id),
 	CONSTRAINT fk_payments_payment_file_id_payment_files FOREIGN KEY(payment_file_id) REFERENCES payment_files (id)
-);
+)
+ WITH (fillfactor = 50);
 
-CREATE INDEX ix_payments_filed ON payments (payment_file_id, state) WHERE payment_file_id IS NOT NULL;
+CREATE INDEX ix_payments_filed ON payments (payment_file_id) WHERE payment_file_id IS NOT NULL;
 
 CREATE TABLE beneficiary_claims (
 	scheme_id VARCHAR(64) NOT NULL,

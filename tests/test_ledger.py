@@ -7,6 +7,7 @@ import threading
 import uuid
 from datetime import date, datetime
 
+import polars as pl
 import pyarrow as pa
 import pytest
 from sqlalchemy import Engine, create_engine, insert, select, text, update
@@ -98,6 +99,31 @@ def test_spouse_key_is_claimed_too(ledger: Engine) -> None:
         assert _run(s, "run-2", [swapped]).inserted == 0
 
 
+def _in_a_file(s: Session, run_id: str) -> None:
+    """Every payment of the run placed in one payment file, as a run writing files does."""
+    e2e = s.execute(select(Payment.end_to_end_id).where(Payment.run_id == run_id)).scalars().all()
+    manifest = {
+        "execution_date": "2020-05-15",
+        "files": [
+            {
+                "fund_code": "75",
+                "msg_id": f"MSG-{run_id}",
+                "path": "f.xml",
+                "sha256": "0" * 64,
+                "bytes": 1,
+                "nb_of_txs": len(e2e),
+                "ctrl_sum_cents": 1,
+            }
+        ],
+    }
+    ids = store.record_payment_files(s, run_id, manifest, AT)
+    store.file_payments(
+        s,
+        run_id,
+        pl.DataFrame({"end_to_end_id": e2e, "payment_file_id": [ids[f"MSG-{run_id}"]] * len(e2e)}),
+    )
+
+
 def test_state_machine(ledger: Engine) -> None:
     with Session(ledger) as s, s.begin():
         _run(s, "run-1", [household(rsa_cents=1)])
@@ -106,8 +132,11 @@ def test_state_machine(ledger: Engine) -> None:
             store.transition(s, [pid], states.SENT, at=AT, actor="x")
         with pytest.raises(PermissionError, match="four eyes"):
             store.approve_run(s, "run-1", by="alice", at=AT)
+        assert store.approve_run(s, "run-1", by="bob", at=AT) == 0, "in no file: not approved"
+        _in_a_file(s, "run-1")
         assert store.approve_run(s, "run-1", by="bob", at=AT) == 1
-        for new in (states.IN_FILE, states.SENT, states.ACCEPTED, states.RETURNED):
+        assert s.get(Payment, pid).state == states.IN_FILE  # type: ignore[union-attr]
+        for new in (states.SENT, states.ACCEPTED, states.RETURNED):
             store.transition(s, [pid], new, at=AT, actor="bank")
         with pytest.raises(states.IllegalTransition):
             store.transition(s, [pid], states.ACCEPTED, at=AT, actor="bank")

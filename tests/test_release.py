@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
+from payments.ledger import store
 from payments.pipeline import run_batch
 from payments.release import approve, reject, send
 from payments.sample.writer import SampleSpec, write_sample
@@ -21,6 +24,7 @@ from tests.openssl import openssl_verify
 from tests.sshd import SshServer
 
 FUNDS = ["13", "59", "2A"]
+AT = datetime(2020, 5, 14, 9, 0)
 
 
 def _one_fund_run(ledger: Engine, root: Path, signer: Signer, seed: int):  # type: ignore[no-untyped-def]
@@ -254,3 +258,45 @@ def test_released_hold_is_paid_by_the_complementary_run(
             s.execute(select(Hold.released_by).where(Hold.payment_id == payment.id)).scalar_one()
             == "finance"
         )
+
+
+def test_payments_are_placed_in_their_file_when_recorded(
+    ledger: Engine, tmp_path: Path, signer: Signer
+) -> None:
+    """Conclusion records the files and places each payment; approval then changes only states.
+
+    On PostgreSQL the approval's rewrite of every payment is checked to be a
+    heap-only-tuple update (the new version in the same page, no index
+    entry): a national run's 2.8 M payments rewritten into every index took
+    minutes, in place they take seconds. Read from the transaction's own
+    statistics, so no timing is involved.
+    """
+    result = _one_fund_run(ledger, tmp_path, signer, seed=31)
+    manifest = result.payments.manifest
+    with ledger.connect() as c:
+        files = c.execute(text("SELECT msg_id, upload_state FROM payment_files")).all()
+        placed = c.execute(
+            text(
+                "SELECT COUNT(*), SUM(amount_cents) FROM payments "
+                "WHERE state = 'computed' AND payment_file_id IS NOT NULL"
+            )
+        ).one()
+    assert sorted(files) == sorted((f["msg_id"], "written") for f in manifest["files"])
+    assert tuple(placed) == (
+        sum(f["nb_of_txs"] for f in manifest["files"]),
+        sum(f["ctrl_sum_cents"] for f in manifest["files"]),
+    )
+    assert _states(ledger).get("held", 0) > 0, "held payments are in no file"
+
+    with Session(ledger) as session, session.begin():
+        filed = store.approve_run(session, result.run_id, by="finance", at=AT)
+        assert filed == placed[0]
+        if ledger.dialect.name == "postgresql":
+            updated, in_place = session.execute(
+                text(
+                    "SELECT pg_stat_get_xact_tuples_updated(CAST('payments' AS regclass)), "
+                    "pg_stat_get_xact_tuples_hot_updated(CAST('payments' AS regclass))"
+                )
+            ).one()
+            assert (updated, in_place) == (filed, filed)
+    assert _states(ledger)["in_file"] == filed

@@ -79,6 +79,11 @@ class InputFile(Base):
     __table_args__ = (UniqueConstraint("run_id", "fund_code"),)
 
 
+#: Percent of each page of payments filled on insert: the rest takes the new
+#: version of each row when its state changes (migration 0006).
+PAYMENTS_FILLFACTOR = 50
+
+
 class Payment(Base):
     """One household's payment decision under a scheme (payable or held)."""
 
@@ -109,15 +114,18 @@ class Payment(Base):
             "state IN (" + ", ".join(f"'{s}'" for s in STATES) + ")", name="state_known"
         ),
         # Sending a file and applying a file-level bank status find its payments
-        # by file: without it, each file scanned the run's millions of rows. Only
-        # filed payments are indexed, so loading a run's payments costs nothing more.
+        # by file: without it, each file scanned the run's millions of rows.
+        # The state is in no index, so that a change of state rewrites a row in
+        # its own page and touches no index (PostgreSQL's HOT updates, with
+        # the room the fill factor leaves): approving the national run's 2.8 M
+        # payments takes ~20 s instead of minutes (migration 0006).
         Index(
             "ix_payments_filed",
             "payment_file_id",
-            "state",
             postgresql_where=text("payment_file_id IS NOT NULL"),
             sqlite_where=text("payment_file_id IS NOT NULL"),
         ),
+        {"postgresql_with": {"fillfactor": PAYMENTS_FILLFACTOR}},
     )
 
 
