@@ -7,9 +7,11 @@ files; `approval` waits for finance (four eyes); `deliver` (one per fund)
 uploads that fund's files exactly once; `report` ties the ledger to the files.
 
 Everything is decided in the `payments` package (`payments.orchestration`):
-this file only declares tasks. Each task imports `payments.orchestration.tasks`
-when it runs, never at parse time: the DAG processor re-parses this file, and
-the scheduler that forks task processes must not hold the data stack's threads.
+this file only declares tasks. Each task imports its module of
+`payments.orchestration` when it runs, never at parse time: the DAG processor
+re-parses this file, and the scheduler that forks task processes must not hold
+the data stack's threads. Each module imports only what its task needs: a
+hundred `receive` and a hundred `deliver` processes each pay for their imports.
 Operating guide: docs/operating.md.
 """
 
@@ -47,7 +49,7 @@ RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponentia
 def solidarity_payment_batch() -> None:
     @task
     def plan() -> dict[str, Any]:
-        from payments.orchestration import tasks as stage
+        from payments.orchestration import receiving as stage
 
         context = get_current_context()
         return stage.plan(context["params"], context["run_id"])
@@ -58,21 +60,21 @@ def solidarity_payment_batch() -> None:
 
     @task(pool=SFTP_POOL, map_index_template="{{ fund_code }}")
     def receive(planned: dict[str, Any], fund_code: str) -> dict[str, Any]:
-        from payments.orchestration import tasks as stage
+        from payments.orchestration import receiving as stage
 
         get_current_context()["fund_code"] = fund_code  # type: ignore[typeddict-unknown-key]
         return stage.receive(planned, fund_code)
 
     @task(trigger_rule="all_done", outlets=[RUN_SUMMARY])
     def conclude(planned: dict[str, Any]) -> dict[str, Any]:
-        from payments.orchestration import tasks as stage
+        from payments.orchestration import national as stage
 
         dag_run = get_current_context()["dag_run"]
         return stage.conclude(planned, triggered_by=dag_run.triggering_user_name)
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def needs_approval(summary: dict[str, Any]) -> bool:
-        from payments.orchestration import tasks as stage
+        from payments.orchestration import decision as stage
 
         return stage.needs_approval(summary)
 
@@ -87,28 +89,28 @@ def solidarity_payment_batch() -> None:
 
     @task(outlets=[PAYMENT_BATCH])
     def record_approval(summary: dict[str, Any]) -> list[str]:
-        from payments.orchestration import tasks as stage
+        from payments.orchestration import decision as stage
 
         response = get_current_context()["ti"].xcom_pull(task_ids="approval", key="response")
         return stage.record_approval(summary, response)
 
     @task
     def record_rejection(summary: dict[str, Any]) -> dict[str, Any]:
-        from payments.orchestration import tasks as stage
+        from payments.orchestration import decision as stage
 
         response = get_current_context()["ti"].xcom_pull(task_ids="approval", key="response")
         return stage.record_rejection(summary, response)
 
     @task(pool=SFTP_POOL, outlets=[AT_THE_BANK], map_index_template="{{ fund_code }}")
     def deliver(summary: dict[str, Any], fund_code: str) -> dict[str, Any]:
-        from payments.orchestration import tasks as stage
+        from payments.orchestration import delivery as stage
 
         get_current_context()["fund_code"] = fund_code  # type: ignore[typeddict-unknown-key]
         return stage.deliver(summary, fund_code)
 
     @task(trigger_rule="none_failed_min_one_success")
     def report(summary: dict[str, Any]) -> dict[str, Any]:
-        from payments.orchestration import tasks as stage
+        from payments.orchestration import delivery as stage
 
         return stage.report(summary)
 

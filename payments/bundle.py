@@ -32,7 +32,7 @@ from payments.archive import RUN_RECORD, get, sha256_bytes
 from payments.ledger.events import event_hash
 from payments.ledger.migrate import engine_for
 from payments.ledger.models import Event, Payment
-from payments.sepa.batch import MANIFEST
+from payments.sepa.layout import MANIFEST
 from payments.sepa.signing import SIGNATURE_SUFFIX, SignatureError, verify_detached
 
 INDEX = "BUNDLE.json"

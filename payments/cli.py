@@ -733,7 +733,7 @@ def send(
     Verifies the batch first; each file goes exactly once (ledger + atomic upload).
     """
     from payments.ledger.migrate import engine_for
-    from payments.release import send as send_run
+    from payments.send import send as send_run
     from payments.transport.local import LocalTransport
 
     settings = load_settings(data_dir)

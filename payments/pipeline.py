@@ -42,12 +42,8 @@ from payments.ledger.store import (
 )
 from payments.registry import Fund
 from payments.schemes import Scheme
-from payments.sepa.batch import (
-    DEFAULT_MAX_TRANSACTIONS,
-    TRANSACTIONS,
-    BatchResult,
-    write_batch,
-)
+from payments.sepa.batch import DEFAULT_MAX_TRANSACTIONS, BatchResult, write_batch
+from payments.sepa.layout import TRANSACTIONS
 from payments.sepa.signing import Signer
 from payments.validation.folder import FolderValidation, FundReport, validate_folder
 from payments.validation.schema import Window

@@ -89,9 +89,10 @@ def sent_batch(
     What the bank answers next is up to the test; returns the bank folder.
     """
     from payments.pipeline import run_batch
-    from payments.release import approve, send
+    from payments.release import approve
     from payments.sample.writer import SampleSpec, write_sample
     from payments.schemes import load_scheme
+    from payments.send import send
     from payments.transport.local import LocalTransport
     from tests.conftest import MAY_2020
     from tests.households import SECRET

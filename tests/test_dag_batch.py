@@ -177,7 +177,7 @@ def test_approved_batch_goes_from_fund_sftp_to_bank_sftp_exactly_once(
     assert _ledger(batch_env["tmp"]) == ledger
 
     # A retried delivery task (what Airflow's retries run) sends nothing again.
-    from payments.orchestration.tasks import deliver
+    from payments.orchestration.delivery import deliver
 
     again = deliver(summary, "75")
     assert set(again["files"].values()) == {"already_sent"}

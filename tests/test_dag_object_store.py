@@ -76,7 +76,8 @@ def test_batch_and_reconciliation_with_the_storage_root_on_an_object_store(
     assert verify_batch(local / "runs" / run_id / "payments", trusted) == []
 
     # A retried national step finds its published result instead of recomputing.
-    from payments.orchestration.tasks import conclude, plan
+    from payments.orchestration.national import conclude
+    from payments.orchestration.receiving import plan
 
     again = conclude(plan({"funds": FUNDS}, run.run_id), triggered_by="dag_test")
     assert again["run_id"] == run_id and again == summary

@@ -7,6 +7,7 @@ the bank cut-off deadline, the trigger form; and the DAG files stay thin.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,38 @@ def test_reconciliation_is_scheduled_by_data(bag: Any) -> None:
     assert RECONCILIATION in recon.get_task("reconcile").outlets
     watch = bag.dags["solidarity_bank_inbox"].get_task("new_reports_waiting")
     assert BANK_REPORTS in watch.outlets and watch.pool == "payments_sftp"
+
+
+def test_the_per_fund_tasks_import_only_what_they_need() -> None:
+    """``deliver`` and ``receive`` run once per fund: each process pays for its imports.
+
+    A national run starts about two hundred of them; importing the whole
+    computation stack cost each ~2.7 s of CPU. Delivery needs neither polars
+    nor pandera; receiving needs no ledger recording nor payment-file writing.
+    """
+    import subprocess
+    import sys
+
+    probe = (
+        "import importlib, json, sys; importlib.import_module(sys.argv[1]); "
+        "print(json.dumps(sorted(m for m in sys.argv[2:] if m in sys.modules)))"
+    )
+
+    def loaded(module: str, *heavy: str) -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", probe, module, *heavy],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=True,
+        )
+        return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    assert loaded("payments.orchestration.delivery", "polars", "pandera", "pandas") == []
+    assert loaded(
+        "payments.orchestration.receiving",
+        "payments.ledger.store",
+        "payments.sepa.batch",
+        "payments.entitlement.decide",
+        "payments.pipeline",
+    ) == []

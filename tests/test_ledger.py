@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from payments.entitlement.decide import decide
 from payments.entitlement.facts import household_facts
 from payments.entitlement.holds import load_hold_policy
-from payments.ledger import events, states, store
+from payments.ledger import events, moves, states, store
 from payments.ledger.ddl import ddl_text
 from payments.ledger.migrate import upgrade
 from payments.ledger.models import BeneficiaryClaim, Event, Payment
@@ -129,7 +129,7 @@ def test_state_machine(ledger: Engine) -> None:
         _run(s, "run-1", [household(rsa_cents=1)])
         (pid,) = s.execute(select(Payment.id)).scalars().all()
         with pytest.raises(states.IllegalTransition, match="from 'computed' to 'sent'"):
-            store.transition(s, [pid], states.SENT, at=AT, actor="x")
+            moves.transition(s, [pid], states.SENT, at=AT, actor="x")
         with pytest.raises(PermissionError, match="four eyes"):
             store.approve_run(s, "run-1", by="alice", at=AT)
         assert store.approve_run(s, "run-1", by="bob", at=AT) == 0, "in no file: not approved"
@@ -137,9 +137,9 @@ def test_state_machine(ledger: Engine) -> None:
         assert store.approve_run(s, "run-1", by="bob", at=AT) == 1
         assert s.get(Payment, pid).state == states.IN_FILE  # type: ignore[union-attr]
         for new in (states.SENT, states.ACCEPTED, states.RETURNED):
-            store.transition(s, [pid], new, at=AT, actor="bank")
+            moves.transition(s, [pid], new, at=AT, actor="bank")
         with pytest.raises(states.IllegalTransition):
-            store.transition(s, [pid], states.ACCEPTED, at=AT, actor="bank")
+            moves.transition(s, [pid], states.ACCEPTED, at=AT, actor="bank")
 
 
 def test_holds_and_release(ledger: Engine) -> None:

@@ -25,10 +25,11 @@ from sqlalchemy.orm import Session
 from payments.bank.reports import apply_report, parse_camt054, parse_pain002
 from payments.ledger.finance import finance_by_fund, reissue_list, tie_out
 from payments.pipeline import run_batch
-from payments.release import approve, reject, send
+from payments.release import approve, reject
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import load_scheme
-from payments.sepa.batch import MANIFEST, TRANSACTIONS
+from payments.send import send
+from payments.sepa.layout import MANIFEST, TRANSACTIONS
 from payments.sepa.signing import Signer
 from payments.transport.local import LocalTransport
 from tests.conftest import MAY_2020

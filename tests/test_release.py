@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from payments.ledger import store
 from payments.pipeline import run_batch
-from payments.release import approve, reject, send
+from payments.release import approve, reject
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import load_scheme
+from payments.send import send
 from payments.sepa.signing import Signer
 from payments.transport.base import TransportError
 from payments.transport.sftp import SftpTransport

@@ -91,7 +91,8 @@ def test_audit_bundle_checks_offline_and_names_what_was_altered(
 
     from payments.bundle import INDEX, check_bundle, export_bundle
     from payments.ledger.migrate import engine_for
-    from payments.release import approve, send
+    from payments.release import approve
+    from payments.send import send
     from payments.sepa.signing import load_certificate
     from payments.transport.local import LocalTransport
 

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, aliased
 
 from payments.ledger import events, states
 from payments.ledger.models import BankEvent, Payment, PaymentFileRow
+from payments.ledger.moves import move
 from payments.ledger.staging import staged_rows
-from payments.ledger.store import move
 
 ACCEPTED_GROUP = {"ACCP", "ACSC", "ACSP", "ACTC", "ACWC"}
 

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
-from sqlalchemy import ColumnElement, Table, func, insert, select, text, true, update
+from sqlalchemy import Table, func, insert, select, text, true, update
 from sqlalchemy.orm import Session
 
 from payments.entitlement.decide import PRIOR_SCHEMA
@@ -33,6 +33,7 @@ from payments.ledger.models import (
     PaymentFileRow,
     Run,
 )
+from payments.ledger.moves import move, transition
 from payments.ledger.staging import staged_rows
 from payments.schemes import Scheme
 
@@ -825,74 +826,6 @@ def prior_payments(
     return pa.Table.from_batches(batches, schema=PRIOR_SCHEMA)
 
 
-def move(
-    session: Session,
-    where: ColumnElement[bool],
-    new_state: str,
-    *,
-    at: datetime,
-    actor: str,
-    run_id: str | None = None,
-    values: dict[str, Any] | None = None,
-    via: Sequence[str] = (),
-) -> int:
-    """Move every payment matching ``where`` to ``new_state``: one statement, any number.
-
-    The payments' current states are counted first; one illegal move refuses
-    them all. ``where`` is a predicate (a run, a file, a state, a join on a
-    staged table), never a list of ids, so the statement's size does not grow
-    with the run. ``values``: other columns set in the same statement.
-    ``via``: states passed through on the way (each step checked and logged as
-    its own event), written as one update: rewriting millions of rows once
-    instead of once per step.
-    """
-    found = session.execute(
-        select(Payment.state, func.count()).where(where).group_by(Payment.state)
-    ).all()
-    path = [*via, new_state]
-    for state, _ in found:
-        for before, after in zip([str(state), *path[:-1]], path, strict=True):
-            states.check(before, after)
-    count = sum(int(n) for _, n in found)
-    if not count:
-        return 0
-    session.execute(
-        update(Payment)
-        .where(where)
-        .values(state=new_state, **(values or {}))
-        .execution_options(synchronize_session=False)
-    )
-    for step in path:
-        events.append(
-            session,
-            "payments_state",
-            {"to": step, "count": count, "by": actor},
-            at=at,
-            run_id=run_id,
-        )
-    return count
-
-
-def transition(
-    session: Session,
-    payment_ids: Sequence[int],
-    new_state: str,
-    *,
-    at: datetime,
-    actor: str,
-    run_id: str | None = None,
-) -> int:
-    """Move a handful of payments, named by id (a hold release); one illegal move refuses them all.
-
-    Operations over a run's payments use :func:`move` with a predicate.
-    """
-    wanted = Payment.id.in_(list(payment_ids))
-    known = session.execute(select(func.count()).select_from(Payment).where(wanted)).scalar_one()
-    if known != len(set(payment_ids)):
-        raise states.IllegalTransition("unknown payment id")
-    return move(session, wanted, new_state, at=at, actor=actor, run_id=run_id)
-
-
 def approve_run(session: Session, run_id: str, *, by: str, at: datetime) -> int:
     """Finance's approval: the run's computed payments that are in a file go ``in_file``.
 
@@ -991,15 +924,6 @@ def placement(transactions: pa.Table, file_ids: dict[str, int]) -> pl.DataFrame:
     return frame.join(ids, on="msg_id", how="inner", maintain_order="left").select(
         "end_to_end_id", "payment_file_id"
     )
-
-
-def mark_uploaded(session: Session, msg_id: str, *, at: datetime) -> None:
-    session.execute(
-        update(PaymentFileRow)
-        .where(PaymentFileRow.msg_id == msg_id)
-        .values(upload_state="uploaded", uploaded_at=at)
-    )
-    events.append(session, "file_uploaded", {"msg_id": msg_id}, at=at)
 
 
 def count_by_state(session: Session, scheme_id: str) -> dict[str, int]:

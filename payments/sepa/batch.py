@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from payments.registry import Fund, Registry, load_registry
 from payments.schemes import Scheme
 from payments.sepa.charset import NOT_SEPA, transliterate_expr, transliterate_touched
+from payments.sepa.layout import MANIFEST, TRANSACTIONS
 from payments.sepa.pain001 import (
     PAIN_001_001_03,
     FileHeader,
@@ -38,9 +39,6 @@ from payments.sepa.pain001 import (
 from payments.sepa.signing import SIGNATURE_SUFFIX, Signer
 
 NAME_MAX = 70  # SEPA limit for names (the XSD allows 140)
-MANIFEST = "manifest.json"
-#: Which transaction went into which file (for the ledger and reconciliation).
-TRANSACTIONS = "transactions.parquet"
 DEFAULT_MAX_TRANSACTIONS = 100_000
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from cryptography import x509
 from lxml import etree
 
-from payments.sepa.batch import MANIFEST
+from payments.sepa.layout import MANIFEST
 from payments.sepa.signing import SIGNATURE_SUFFIX, SignatureError, verify_detached
 
 XSD_SHA256 = {

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from payments.ledger.models import PaymentFileRow
-from payments.ledger.store import mark_uploaded
+from payments.ledger.moves import mark_uploaded
 from payments.transport.base import Transport, TransportError, upload_atomic
 
 
