@@ -240,6 +240,51 @@ def test_payments_verify_reports_tampering(
     assert any(expected in p for p in problems), problems
 
 
+@pytest.mark.parametrize("whole", [True, False], ids=["parsed whole", "streamed"])
+def test_payments_verify_recounts_a_signed_file(
+    decisions: pa.Table,
+    signer: Signer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    whole: bool,
+) -> None:
+    """A file whose signatures and hashes are right but whose figures are not is refused.
+
+    The signer itself could have written it wrong: the transactions are
+    recounted against the group header, the payment blocks and the manifest,
+    whether the file is parsed whole or streamed (above ``FULL_SCHEMA_BYTES``).
+    """
+    import hashlib
+
+    from payments.sepa import verify
+
+    if not whole:
+        monkeypatch.setattr(verify, "FULL_SCHEMA_BYTES", 0)
+    batch = _batch(decisions, signer, tmp_path)
+    assert verify_batch(tmp_path, signer.certificate) == []
+    entry = batch.files[1]
+    target = tmp_path / entry.path
+    text = target.read_text()
+    first = text.index("<InstdAmt")
+    amount_at = text.index(">", first) + 1
+    end = text.index("<", amount_at)
+    cents = _cents(text[amount_at:end]) + 100
+    data = (text[:amount_at] + cents_text(cents) + text[end:]).encode()
+    target.write_bytes(data)
+    target.with_name(target.name + ".p7s").write_bytes(signer.sign(data))
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    for f in manifest["files"]:
+        if f["path"] == entry.path:
+            f["sha256"], f["bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    raw = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    (tmp_path / "manifest.json").write_bytes(raw)
+    (tmp_path / "manifest.json.p7s").write_bytes(signer.sign(raw))
+    problems = verify_batch(tmp_path, signer.certificate)
+    assert any(f"{entry.path}: group header says" in p for p in problems), problems
+    assert any("payment blocks do not add up" in p for p in problems), problems
+    assert any("manifest says" in p for p in problems), problems
+
+
 def test_cli_verify_exit_codes(decisions: pa.Table, signer: Signer, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
