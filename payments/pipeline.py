@@ -213,14 +213,17 @@ def conclude_run(
             released=released,
             facts=facts,
         )
-        decisions = computed.decisions
-        if decisions is None:
-            decisions = pq.read_table(staging / "compute" / "decisions.parquet")
+        decisions = (
+            computed.frame
+            if computed.frame is not None
+            else pl.read_parquet(staging / "compute" / "decisions.parquet")
+        ).select(FORWARD)
+        computed.release()  # the full decisions are in decisions.parquet
         if replay is not None:
             decisions = with_attempts(
                 _demote(decisions, set(replay.claimed_elsewhere)), dict(replay.attempts)
             )
-        write: Callable[[pa.Table], BatchResult] | None = None
+        write: Callable[[pl.DataFrame], BatchResult] | None = None
         if signer is not None and not dry_run:
             write = partial(
                 write_batch,
@@ -304,17 +307,16 @@ class LedgerRead:
     attempts: dict[str, int] = field(default_factory=dict)
 
 
-def _demote(decisions: pa.Table, keys: set[str]) -> pa.Table:
+def _demote(decisions: pl.DataFrame, keys: set[str]) -> pl.DataFrame:
     """Payable households whose key another run claimed first become ``already_paid``."""
     if not keys:
         return decisions
-    frame = pl.DataFrame(decisions)
     hit = (pl.col("status") == "payable") & pl.col("claimant_key").is_in(
         pl.Series(sorted(keys), dtype=pl.String).implode()
     )
-    return frame.with_columns(
+    return decisions.with_columns(
         pl.when(hit).then(pl.lit("already_paid")).otherwise(pl.col("status")).alias("status")
-    ).to_arrow()
+    )
 
 
 def _record(
@@ -322,12 +324,12 @@ def _record(
     run_id: str,
     scheme: Scheme,
     validation: FolderValidation,
-    decisions: pa.Table,
+    decisions: pl.DataFrame,
     *,
     at: datetime,
     triggered_by: str | None = None,
     parameters: dict[str, Any] | None = None,
-    write: Callable[[pa.Table], BatchResult] | None = None,
+    write: Callable[[pl.DataFrame], BatchResult] | None = None,
 ) -> tuple[pa.Table, list[str], dict[str, int], BatchResult | None]:
     """Record the run in the ledger; return the decisions with only this run's payments payable.
 
@@ -367,14 +369,37 @@ def _record(
     return final, pending.elsewhere, pending.attempts, batch
 
 
-def with_attempts(decisions: pa.Table, attempts: dict[str, int]) -> pa.Table:
+def with_attempts(decisions: pl.DataFrame, attempts: dict[str, int]) -> pl.DataFrame:
     """Decisions with the ``attempt`` of each household's payment (1 unless a re-issue)."""
-    frame = pl.DataFrame(decisions).with_columns(
+    return decisions.with_columns(
         pl.col("claimant_key")
         .replace_strict(attempts, default=1, return_dtype=pl.Int64)
         .alias("attempt")
     )
-    return frame.to_arrow()
+
+
+#: The decisions' columns the national step uses once amounts are decided:
+#: recording them, writing the payment files, demoting and re-issuing. The
+#: rest (each household's facts, ~0.75 GB nationally) stays in
+#: ``decisions.parquet`` and is let go before the ledger and the files.
+FORWARD = (
+    "status",
+    "claimant_key",
+    "spouse_key",
+    "fund_code",
+    "household_id",
+    "rule_id",
+    "base_cents",
+    "child_cents",
+    "entitled_cents",
+    "payable_cents",
+    "reason",
+    "account_holder",
+    "claimant_first_name",
+    "claimant_last_name",
+    "iban",
+    "bic",
+)
 
 
 def default_creation_time(scheme: Scheme) -> datetime:

@@ -72,6 +72,11 @@ class ComputeResult:
         """The decisions as an Arrow table (converted once, when first asked for)."""
         return self.frame.to_arrow() if self.frame is not None else None
 
+    def release(self) -> None:
+        """Let the decisions go (the national step keeps only the columns it still needs)."""
+        self.frame = None
+        self.__dict__.pop("decisions", None)  # the cached Arrow copy, if one was made
+
     def to_dict(self) -> dict[str, Any]:
         return {"scheme_id": self.scheme_id, "funds": self.funds, "preview": self.preview}
 
