@@ -177,10 +177,13 @@ def test_the_per_fund_tasks_import_only_what_they_need() -> None:
         return list(json.loads(out.stdout.strip().splitlines()[-1]))
 
     assert loaded("payments.orchestration.delivery", "polars", "pandera", "pandas") == []
-    assert loaded(
-        "payments.orchestration.receiving",
-        "payments.ledger.store",
-        "payments.sepa.batch",
-        "payments.entitlement.decide",
-        "payments.pipeline",
-    ) == []
+    assert (
+        loaded(
+            "payments.orchestration.receiving",
+            "payments.ledger.store",
+            "payments.sepa.batch",
+            "payments.entitlement.decide",
+            "payments.pipeline",
+        )
+        == []
+    )

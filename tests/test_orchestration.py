@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime
 import pytest
 
 from payments.orchestration.deadline import bank_cutoff, cutoff_for_conf
-from payments.orchestration.request import RequestError, parse_request, scheme_for
-from payments.orchestration.summary import approval_text, euros
 from payments.orchestration.decision import check_respondent
 from payments.orchestration.receiving import workspace_for
+from payments.orchestration.request import RequestError, parse_request, scheme_for
+from payments.orchestration.summary import approval_text, euros
 from payments.registry import load_registry
 from payments.schemes import load_scheme
 
