@@ -31,6 +31,7 @@ from payments.entitlement.folder import ComputeResult, FactsAhead, compute_folde
 from payments.intake import Receipt
 from payments.ledger.migrate import engine_for, upgrade
 from payments.ledger.store import (
+    RECORDED_COLUMNS,
     insert_pending,
     placement,
     prepare_decisions,
@@ -42,7 +43,12 @@ from payments.ledger.store import (
 )
 from payments.registry import Fund
 from payments.schemes import Scheme
-from payments.sepa.batch import DEFAULT_MAX_TRANSACTIONS, BatchResult, write_batch
+from payments.sepa.batch import (
+    DEFAULT_MAX_TRANSACTIONS,
+    PAYMENT_COLUMNS,
+    BatchResult,
+    write_batch,
+)
 from payments.sepa.layout import TRANSACTIONS
 from payments.sepa.signing import Signer
 from payments.validation.folder import FolderValidation, FundReport, validate_folder
@@ -379,27 +385,11 @@ def with_attempts(decisions: pl.DataFrame, attempts: dict[str, int]) -> pl.DataF
 
 
 #: The decisions' columns the national step uses once amounts are decided:
-#: recording them, writing the payment files, demoting and re-issuing. The
-#: rest (each household's facts, ~0.75 GB nationally) stays in
-#: ``decisions.parquet`` and is let go before the ledger and the files.
-FORWARD = (
-    "status",
-    "claimant_key",
-    "spouse_key",
-    "fund_code",
-    "household_id",
-    "rule_id",
-    "base_cents",
-    "child_cents",
-    "entitled_cents",
-    "payable_cents",
-    "reason",
-    "account_holder",
-    "claimant_first_name",
-    "claimant_last_name",
-    "iban",
-    "bic",
-)
+#: recording them and writing the payment files (demotions and re-issues
+#: read the status and the claimant key). The rest (each household's facts,
+#: ~0.75 GB nationally) stays in ``decisions.parquet`` and is let go before
+#: the ledger and the files.
+FORWARD = tuple(dict.fromkeys((*RECORDED_COLUMNS, *PAYMENT_COLUMNS)))
 
 
 def default_creation_time(scheme: Scheme) -> datetime:

@@ -428,6 +428,21 @@ def _load_with_ids(
     insert_frame(session, Hold, holds)
 
 
+#: The decisions' columns a run's payments are recorded from.
+RECORDED_COLUMNS = (
+    "status",
+    "claimant_key",
+    "spouse_key",
+    "fund_code",
+    "household_id",
+    "rule_id",
+    "base_cents",
+    "child_cents",
+    "entitled_cents",
+    "reason",
+)
+
+
 @dataclass
 class Pending:
     """Decisions resolved against the ledger, not yet inserted.
@@ -469,18 +484,7 @@ def prepare_decisions(
     """
     from payments.sepa.batch import end_to_end_ids
 
-    wanted = [
-        "status",
-        "claimant_key",
-        "spouse_key",
-        "fund_code",
-        "household_id",
-        "rule_id",
-        "base_cents",
-        "child_cents",
-        "entitled_cents",
-        "reason",
-    ]
+    wanted = list(RECORDED_COLUMNS)
     # Only the columns recorded are converted from Arrow (the decisions carry forty).
     frame = (
         decisions.select(wanted)

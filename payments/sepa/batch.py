@@ -134,20 +134,24 @@ def transactions(df: pl.DataFrame, scheme_id: str) -> tuple[pl.DataFrame, pl.Dat
 _NO_ROWS = pl.DataFrame(schema={"fund_code": pl.String, "household_id": pl.String})
 
 
+#: The decisions' columns a payment file is written from (plus ``attempt`` when present).
+PAYMENT_COLUMNS = (
+    "status",
+    "fund_code",
+    "household_id",
+    "payable_cents",
+    "account_holder",
+    "claimant_first_name",
+    "claimant_last_name",
+    "iban",
+    "bic",
+)
+
+
 def _payable_by_fund(decisions: pa.Table | pl.DataFrame) -> dict[str, pl.DataFrame]:
     """The payable rows, with only the columns a payment needs (converting all cost
     more), one frame per fund."""
-    wanted = [
-        "status",
-        "fund_code",
-        "household_id",
-        "payable_cents",
-        "account_holder",
-        "claimant_first_name",
-        "claimant_last_name",
-        "iban",
-        "bic",
-    ]
+    wanted = list(PAYMENT_COLUMNS)
     names = decisions.columns if isinstance(decisions, pl.DataFrame) else decisions.column_names
     if "attempt" in names:
         wanted.append("attempt")
