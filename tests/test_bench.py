@@ -113,5 +113,10 @@ def test_dag_bench_reads_its_figures_against_the_targets() -> None:
     }
     met = verdicts(figures)
     assert [line.rsplit(": ", 1)[1] for line in met] == ["met", "NOT met", "met", "met"]
+    # finance's deliberate pause is the bench's, not the system's: it is taken off
+    figures["trigger_to_bank_s"], figures["approval_pause_s"] = 609.0, 10
+    assert verdicts(figures)[0].endswith(": met") and "609.0 s measured" in verdicts(figures)[0]
+    figures["trigger_to_bank_s"] = 611.0
+    assert verdicts(figures)[0].endswith("NOT met")
     figures["trigger_to_bank_s"] = None  # the run never reached the bank
     assert verdicts(figures)[0].endswith("NOT met")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -125,14 +124,22 @@ def _state(airflow: Airflow, run_id: str) -> str:
     return str(answer.json()["state"])
 
 
-def _xcom_bytes(home: Path, run_id: str) -> dict[tuple[str, int], int]:
+def _xcom_bytes(metadata_url: str, run_id: str) -> dict[tuple[str, int], int]:
     """Bytes of every XCom value the run stored, by (task, map index)."""
-    with sqlite3.connect(home / "airflow.db") as db:
-        rows = db.execute(
-            "SELECT task_id, map_index, SUM(LENGTH(value)) FROM xcom WHERE run_id = ? "
-            "GROUP BY task_id, map_index",
-            (run_id,),
-        ).fetchall()
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(metadata_url)
+    try:
+        with engine.connect() as db:
+            rows = db.execute(
+                text(
+                    "SELECT task_id, map_index, SUM(OCTET_LENGTH(CAST(value AS TEXT))) FROM xcom "
+                    "WHERE run_id = :run GROUP BY task_id, map_index"
+                ),
+                {"run": run_id},
+            ).all()
+    finally:
+        engine.dispose()
     return {(str(t), int(m)): int(b or 0) for t, m, b in rows}
 
 
@@ -157,8 +164,9 @@ def run_dag(
 
     root = sample(households)
     ledger = _fresh_postgres(postgres_url)
-    if ledger is None:
-        raise SystemExit(f"bench --dag needs a PostgreSQL server for the ledger ({postgres_url})")
+    metadata = _fresh_postgres(postgres_url + "_airflow")
+    if ledger is None or metadata is None:
+        raise SystemExit(f"bench --dag needs a PostgreSQL server ({postgres_url})")
     work = bench_dir() / f"dag-{households}"
     shutil.rmtree(work / "airflow", ignore_errors=True)  # a fresh metadata database and logs
     extra = {
@@ -166,6 +174,11 @@ def run_dag(
         "PAYMENTS_FINANCE_APPROVERS": "finance",
         "PAYMENTS_LEDGER_URL": ledger,
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        # Airflow's own metadata in PostgreSQL too, as the deployment has it
+        # (docker-compose.yml): with SQLite, the scheduler, the API server and
+        # every task's state changes wait on one file lock.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata,
     }
     with (
         _data_dir(root, work / "data") as data,
@@ -209,7 +222,7 @@ def run_dag(
                 every=5,
             )
         instances = _task_instances(airflow, run_id)
-        xcoms = _xcom_bytes(airflow.home, run_id)
+        xcoms = _xcom_bytes(metadata, run_id)
     tasks = []
     for ti in sorted(instances, key=lambda t: (_stamp(t["start_date"]) or 0, t["map_index"])):
         start, end = _stamp(ti["start_date"]), _stamp(ti["end_date"])
@@ -232,6 +245,7 @@ def run_dag(
         "parallelism": parallelism,
         "ledger": "postgresql",
         "trigger_to_bank_s": round(last_at_bank - triggered, 1) if last_at_bank else None,
+        "approval_pause_s": APPROVAL_PAUSE_S,
         "trigger_to_approval_asked_s": round(asked - triggered, 1),
         "tasks": tasks,
     }
@@ -262,10 +276,13 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
     """Each figure against its target, as sentences."""
     lines = []
     total = figures["trigger_to_bank_s"]
+    pause = figures.get("approval_pause_s", 0)
+    system = None if total is None else round(total - pause, 1)
     lines.append(
-        f"trigger → every file at the bank: {total} s "
-        f"(target ≤ {TARGET_TOTAL_S} s, finance answered at once): "
-        + ("met" if total is not None and total <= TARGET_TOTAL_S else "NOT met")
+        f"trigger → every file at the bank: {system} s with finance answering at once "
+        f"({total} s measured, of which finance's deliberate {pause} s) "
+        f"(target ≤ {TARGET_TOTAL_S} s): "
+        + ("met" if system is not None and system <= TARGET_TOTAL_S else "NOT met")
     )
     rss = max((t["peak_rss_mb"] or 0 for t in figures["tasks"]), default=0)
     lines.append(
