@@ -103,6 +103,17 @@ def test_outputs_are_assets_for_data_driven_scheduling(batch: Any) -> None:
     assert AT_THE_BANK in outlets
 
 
+def test_a_batch_outranks_the_reconciliation_it_triggers(bag: Any, batch: Any) -> None:
+    """Each delivery triggers a reconciliation run; with two slots, those took turns with
+    the deliveries. The scheduler runs the higher weight first: the batch's tasks."""
+    reconciliation = bag.dags["solidarity_reconciliation"]
+    assert {str(t.weight_rule).rsplit(".", 1)[-1].lower() for t in batch.tasks} == {"absolute"}
+    lowest = min(t.priority_weight for t in batch.tasks)
+    # Whatever its weight rule, no reconciliation task weighs more than all of them together.
+    highest = sum(t.priority_weight for t in reconciliation.tasks)
+    assert lowest > highest, (lowest, highest)
+
+
 def test_custom_deadline_reference_is_registered_as_a_plugin() -> None:
     from airflow import plugins_manager
 
