@@ -21,7 +21,6 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -49,7 +48,6 @@ from payments.sepa.batch import (
     BatchResult,
     write_batch,
 )
-from payments.sepa.layout import TRANSACTIONS
 from payments.sepa.signing import Signer
 from payments.validation.folder import FolderValidation, FundReport, validate_folder
 from payments.validation.schema import Window
@@ -367,10 +365,7 @@ def _record(
         placed = None
         if batch is not None:
             ids = record_payment_files(session, run_id, batch.manifest, at)
-            transactions = pq.read_table(
-                batch.out_dir / TRANSACTIONS, columns=["end_to_end_id", "msg_id"]
-            )
-            placed = placement(transactions, ids)
+            placed = placement(batch.transactions, ids)
         insert_pending(session, pending, placement=placed, at=at)
     return final, pending.elsewhere, pending.attempts, batch
 

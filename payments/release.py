@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import polars as pl
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -42,7 +42,9 @@ def approve(engine: Engine, run_dir: Path, run_id: str, *, by: str, at: datetime
             batch = run_dir / "payments"
             manifest = json.loads((batch / MANIFEST).read_text())
             ids = record_payment_files(session, run_id, manifest, at)
-            transactions = pq.read_table(batch / TRANSACTIONS, columns=["end_to_end_id", "msg_id"])
+            transactions = pl.read_parquet(
+                batch / TRANSACTIONS, columns=["end_to_end_id", "msg_id"]
+            )
             file_payments(session, run_id, placement(transactions, ids))
         return approve_run(session, run_id, by=by, at=at)
 

@@ -936,7 +936,7 @@ def record_payment_files(
     return ids
 
 
-def placement(transactions: pa.Table, file_ids: dict[str, int]) -> pl.DataFrame:
+def placement(transactions: pl.DataFrame, file_ids: dict[str, int]) -> pl.DataFrame:
     """Each transaction's file row: ``end_to_end_id`` → ``payment_file_id``.
 
     ``transactions``: the batch's end-to-end id → msg id list (``transactions.parquet``).
@@ -945,7 +945,7 @@ def placement(transactions: pa.Table, file_ids: dict[str, int]) -> pl.DataFrame:
         {"msg_id": list(file_ids), "payment_file_id": list(file_ids.values())},
         schema={"msg_id": pl.String, "payment_file_id": pl.Int64},
     )
-    frame = pl.DataFrame(transactions.select(["end_to_end_id", "msg_id"]))
+    frame = transactions.select("end_to_end_id", "msg_id")
     return frame.join(ids, on="msg_id", how="inner", maintain_order="left").select(
         "end_to_end_id", "payment_file_id"
     )

@@ -60,6 +60,8 @@ class BatchResult:
     manifest: dict[str, Any]
     files: list[PaymentFile] = field(default_factory=list)
     excluded: list[dict[str, str]] = field(default_factory=list)
+    #: What ``transactions.parquet`` holds: end_to_end_id, amount_cents, msg_id.
+    transactions: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False, compare=False)
 
 
 def scheme_code(scheme_id: str) -> str:
@@ -286,6 +288,7 @@ def write_batch(
         )
     )
     placement.write_parquet(out_dir / TRANSACTIONS)
+    result.transactions = placement
     result.excluded = [
         {
             "fund_code": r["fund_code"],
