@@ -710,10 +710,19 @@ def approve(
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
         if refuse:
-            reject(engine, run_id, by=by, at=now)
-            stdout.print(f"Run {run_id} rejected by {by}: nothing will be sent.")
+            if reject(engine, run_id, by=by, at=now, approvers=settings.finance_approvers):
+                stdout.print(f"Run {run_id} rejected by {by}: nothing will be sent.")
+            else:
+                stdout.print(f"Run {run_id} was already rejected: nothing changes.")
             return
-        filed = approve_run(engine, settings.data_dir / "runs" / run_id, run_id, by=by, at=now)
+        filed = approve_run(
+            engine,
+            settings.data_dir / "runs" / run_id,
+            run_id,
+            by=by,
+            at=now,
+            approvers=settings.finance_approvers,
+        )
     except PermissionError as exc:
         stdout.print(f"[red]✗[/red] {exc}")
         raise typer.Exit(1) from None
@@ -823,9 +832,18 @@ def holds_release(
         if payment_id is None:
             stdout.print(f"[red]✗[/red] no payment for fund {fund}, household {household}")
             raise typer.Exit(1)
-        release_hold(
-            session, payment_id, by=by, note=note, at=datetime.now(UTC).replace(tzinfo=None)
-        )
+        try:
+            release_hold(
+                session,
+                payment_id,
+                by=by,
+                note=note,
+                at=datetime.now(UTC).replace(tzinfo=None),
+                approvers=settings.finance_approvers,
+            )
+        except PermissionError as exc:
+            stdout.print(f"[red]✗[/red] {exc}")
+            raise typer.Exit(1) from None
     stdout.print(f"Hold released on fund {fund} household {household} by {by}.")
 
 

@@ -22,7 +22,7 @@ ENV_APPROVERS = "PAYMENTS_FINANCE_APPROVERS"
 #: "1" on a demo machine only: missing secrets are generated instead of refused.
 ENV_DEMO = "PAYMENTS_DEMO"
 DEFAULT_APPROVERS = ("finance",)
-#: The respondent ``make demo`` answers as; its approvals are recorded as "(demo setting)".
+#: The respondent ``make demo`` answers as: a name that says, in the ledger, who approved.
 DEMO_APPROVER = "finance-demo"
 
 

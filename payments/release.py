@@ -6,7 +6,9 @@ These are the steps the Airflow DAG's approval tasks call; the CLI
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -14,56 +16,127 @@ import polars as pl
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from payments.ledger import states
+from payments.errors import Refused
+from payments.four_eyes import check_decider
+from payments.ledger import events, states
 from payments.ledger.models import Payment, PaymentFileRow, Run
 from payments.ledger.moves import move
 from payments.ledger.store import approve_run, file_payments, placement, record_payment_files
 from payments.sepa.layout import MANIFEST, TRANSACTIONS
 
 
-def approve(engine: Engine, run_dir: Path, run_id: str, *, by: str, at: datetime) -> int:
+def approve(
+    engine: Engine,
+    run_dir: Path,
+    run_id: str,
+    *,
+    by: str,
+    at: datetime,
+    approvers: Collection[str],
+) -> int:
     """Finance approves the run: its payments, placed in their files when recorded, go ``in_file``.
+
+    Only a finance approver other than the triggerer may (:mod:`payments.four_eyes`);
+    a decision is final (a rejected run is never approved); and the approval
+    is of the files concluded: a manifest that differs from the files the
+    ledger recorded at conclusion is refused (a file changed and re-signed
+    after finance was shown the totals). Approving twice changes nothing.
 
     One update of the run's payments' state, whatever the run's size. A run
     concluded before payment files were recorded with it (an earlier version)
     has its files recorded and its payments placed here first, from the
     batch's ``transactions.parquet``, staged and joined.
     """
+    batch = run_dir / "payments"
     with Session(engine) as session, session.begin():
-        run = session.get(Run, run_id)
-        if run is None:
-            raise KeyError(f"run {run_id} is not in the ledger")
+        run = _run(session, run_id)
+        who = check_decider(by, triggered_by=run.triggered_by, approvers=approvers)
+        if run.decision == "rejected":
+            raise _final(run)
         if run.decision == "approved":
             return 0
+        manifest_bytes = (batch / MANIFEST).read_bytes()
+        manifest = json.loads(manifest_bytes)
         recorded = session.execute(
             select(PaymentFileRow.id).where(PaymentFileRow.run_id == run_id).limit(1)
         ).first()
         if recorded is None:
-            batch = run_dir / "payments"
-            manifest = json.loads((batch / MANIFEST).read_text())
             ids = record_payment_files(session, run_id, manifest, at)
             transactions = pl.read_parquet(
                 batch / TRANSACTIONS, columns=["end_to_end_id", "msg_id"]
             )
             file_payments(session, run_id, placement(transactions, ids))
-        return approve_run(session, run_id, by=by, at=at)
+        _check_concluded(session, run_id, manifest)
+        return approve_run(
+            session,
+            run_id,
+            by=who,
+            at=at,
+            manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+        )
 
 
-def reject(engine: Engine, run_id: str, *, by: str, at: datetime) -> None:
-    """Finance rejects the run: nothing is sent; its payments are cancelled."""
+def reject(
+    engine: Engine, run_id: str, *, by: str, at: datetime, approvers: Collection[str]
+) -> bool:
+    """Finance rejects the run: nothing is sent; its payments are cancelled.
+
+    Their households' claims are freed for a later run (re-issued there as
+    the next attempt). Final, like an approval: a run already approved (its
+    money may be at the bank) cannot be rejected. Returns False when the run
+    was already rejected (nothing changes).
+    """
     with Session(engine) as session, session.begin():
-        run = session.get(Run, run_id)
-        if run is None:
-            raise KeyError(run_id)
-        if run.triggered_by and run.triggered_by == by:
-            raise PermissionError("the user who triggered a run cannot decide on it (four eyes)")
-        run.decision, run.approved_by, run.approved_at = "rejected", by, at
+        run = _run(session, run_id)
+        who = check_decider(by, triggered_by=run.triggered_by, approvers=approvers)
+        if run.decision == "approved":
+            raise _final(run)
+        if run.decision == "rejected":
+            return False
+        run.decision, run.approved_by, run.approved_at = "rejected", who, at
+        events.append(session, "run_rejected", {"by": who}, at=at, run_id=run_id)
         session.flush()
         move(
             session,
             (Payment.run_id == run_id) & Payment.state.in_([states.COMPUTED, states.APPROVED]),
             states.CANCELLED,
             at=at,
-            actor=by,
+            actor=who,
             run_id=run_id,
+        )
+        return True
+
+
+def _run(session: Session, run_id: str) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise KeyError(f"run {run_id} is not in the ledger")
+    return run
+
+
+def _final(run: Run) -> Refused:
+    return Refused(
+        f"run {run.run_id} was already {run.decision} by {run.approved_by} at "
+        f"{run.approved_at:%Y-%m-%d %H:%M}: a decision is final"
+    )
+
+
+def _check_concluded(session: Session, run_id: str, manifest: dict[str, object]) -> None:
+    """The manifest to approve lists exactly the files the ledger recorded at conclusion."""
+    recorded = {
+        (r.msg_id, r.sha256, r.nb_of_txs, r.ctrl_sum_cents)
+        for r in session.execute(
+            select(PaymentFileRow).where(PaymentFileRow.run_id == run_id)
+        ).scalars()
+    }
+    files = manifest.get("files")
+    shown = {
+        (f["msg_id"], f["sha256"], f["nb_of_txs"], f["ctrl_sum_cents"])
+        for f in (files if isinstance(files, list) else [])
+    }
+    if shown != recorded:
+        changed = sorted(m for m, *_ in shown ^ recorded)
+        raise Refused(
+            f"run {run_id}: the payment files differ from those concluded "
+            f"({', '.join(changed[:3])}): nothing approved; rerun the batch"
         )

@@ -95,7 +95,7 @@ def sent_batch(
     from payments.send import send
     from payments.transport.local import LocalTransport
     from tests.conftest import MAY_2020
-    from tests.households import SECRET
+    from tests.households import APPROVERS, SECRET
 
     write_sample(SampleSpec(households=1_200, seed=seed, window=MAY_2020, funds=funds), root)
     result = run_batch(
@@ -107,7 +107,7 @@ def sent_batch(
         funds=list(funds),
         triggered_by="operator",
     )
-    approve(ledger, result.out_dir, result.run_id, by="finance", at=at)
+    approve(ledger, result.out_dir, result.run_id, by="finance", at=at, approvers=APPROVERS)
     send(
         ledger,
         result.out_dir,

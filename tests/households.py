@@ -106,3 +106,7 @@ def run(
 def one(scheme: Scheme, row: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     (decision,) = run(scheme, [row], **kwargs)
     return decision
+
+
+#: The finance approvers the tests' deployments name (PAYMENTS_FINANCE_APPROVERS).
+APPROVERS = ("finance", "bob", "operator")

@@ -33,7 +33,7 @@ from payments.sepa.layout import MANIFEST, TRANSACTIONS
 from payments.sepa.signing import Signer
 from payments.transport.local import LocalTransport
 from tests.conftest import MAY_2020
-from tests.households import SECRET
+from tests.households import APPROVERS, SECRET
 
 #: Above SQLite's 32,766 and PostgreSQL's 65,535 bound values per statement.
 PAYMENTS = 100_000
@@ -132,7 +132,7 @@ def test_a_run_above_the_bind_limits_goes_through_the_ledger(
     assert held > 0
 
     # approve: every payment of the file approved and filed, the holds left as they are
-    filed = approve(ledger, result.out_dir, result.run_id, by="finance", at=AT)
+    filed = approve(ledger, result.out_dir, result.run_id, by="finance", at=AT, approvers=APPROVERS)
     assert filed == payment_file["nb_of_txs"]
     assert _states(ledger)["in_file"] == (filed, payment_file["ctrl_sum_cents"])
 
@@ -201,5 +201,5 @@ def test_rejecting_a_run_above_the_bind_limits_cancels_every_payment(
     result = _run(ledger, tmp_path, signer, seed=22, fund="13")
     computed = _states(ledger)["computed"][0]
     assert computed > PAYMENTS
-    reject(ledger, result.run_id, by="finance", at=AT)
+    reject(ledger, result.run_id, by="finance", at=AT, approvers=APPROVERS)
     assert _states(ledger)["cancelled"][0] == computed

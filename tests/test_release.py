@@ -20,7 +20,7 @@ from payments.sepa.signing import Signer
 from payments.transport.base import TransportError
 from payments.transport.sftp import SftpTransport
 from tests.conftest import MAY_2020
-from tests.households import SECRET
+from tests.households import APPROVERS, SECRET
 from tests.openssl import openssl_verify
 from tests.sshd import SshServer
 
@@ -77,8 +77,12 @@ def test_approved_run_reaches_the_bank_once(
         with pytest.raises(PermissionError, match="not approved"):
             send(ledger, result.out_dir, result.run_id, bank, trusted=signer.certificate, at=_now())
         with pytest.raises(PermissionError, match="four eyes"):
-            approve(ledger, result.out_dir, result.run_id, by="operator", at=_now())
-        filed = approve(ledger, result.out_dir, result.run_id, by="finance", at=_now())
+            approve(
+                ledger, result.out_dir, result.run_id, by="operator", at=_now(), approvers=APPROVERS
+            )
+        filed = approve(
+            ledger, result.out_dir, result.run_id, by="finance", at=_now(), approvers=APPROVERS
+        )
         assert filed == result.payments.manifest["totals"]["nb_of_txs"]
         sent = send(
             ledger, result.out_dir, result.run_id, bank, trusted=signer.certificate, at=_now()
@@ -113,7 +117,7 @@ def test_rejected_run_sends_nothing(ledger: Engine, tmp_path: Path, signer: Sign
     from payments.transport.local import LocalTransport
 
     result = _one_fund_run(ledger, tmp_path, signer, seed=9)
-    reject(ledger, result.run_id, by="finance", at=_now())
+    reject(ledger, result.run_id, by="finance", at=_now(), approvers=APPROVERS)
     with pytest.raises(PermissionError, match="not approved"):
         send(
             ledger,
@@ -131,7 +135,7 @@ def test_a_tampered_batch_is_not_sent(ledger: Engine, tmp_path: Path, signer: Si
     from payments.transport.local import LocalTransport
 
     result = _one_fund_run(ledger, tmp_path, signer, seed=10)
-    approve(ledger, result.out_dir, result.run_id, by="finance", at=_now())
+    approve(ledger, result.out_dir, result.run_id, by="finance", at=_now(), approvers=APPROVERS)
     target = next((result.out_dir / "payments").rglob("*.xml"))
     target.write_bytes(target.read_bytes().replace(b"<Nm>", b"<Nm>X", 1))
     with pytest.raises(TransportError, match="does not verify"):
@@ -159,7 +163,7 @@ def test_rerun_after_sending_reproduces_the_same_files(
 
     first = _one_fund_run(ledger, tmp_path, signer, seed=11)
     before = {p.name: p.read_bytes() for p in (first.out_dir / "payments").rglob("*.xml")}
-    approve(ledger, first.out_dir, first.run_id, by="finance", at=_now())
+    approve(ledger, first.out_dir, first.run_id, by="finance", at=_now(), approvers=APPROVERS)
     send(
         ledger,
         first.out_dir,
@@ -236,7 +240,7 @@ def test_released_hold_is_paid_by_the_complementary_run(
         env={"PAYMENTS_LEDGER_URL": url},
     )
     assert released.exit_code == 0, released.output
-    approve(ledger, first.out_dir, first.run_id, by="finance", at=_now())
+    approve(ledger, first.out_dir, first.run_id, by="finance", at=_now(), approvers=APPROVERS)
     (tmp_path / "late-59").rename(late)
     second = run_batch(
         tmp_path,

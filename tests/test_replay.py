@@ -16,7 +16,7 @@ from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import load_scheme
 from payments.sepa.signing import Signer, generate_demo_pair
 from tests.conftest import MAY_2020
-from tests.households import SECRET
+from tests.households import APPROVERS, SECRET
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_audit_bundle_checks_offline_and_names_what_was_altered(
     url = f"sqlite:///{root / 'ledger.sqlite'}"
     at = datetime(2020, 5, 14, 9, 0)
     engine = engine_for(url)
-    approve(engine, root / "runs" / run_id, run_id, by="finance", at=at)
+    approve(engine, root / "runs" / run_id, run_id, by="finance", at=at, approvers=APPROVERS)
     send(
         engine,
         root / "runs" / run_id,

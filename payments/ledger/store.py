@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session
 
 from payments.entitlement.decide import PRIOR_SCHEMA
 from payments.entitlement.keys import KEY_VERSION
+from payments.errors import Refused
+from payments.four_eyes import check_decider
 from payments.ledger import events, states
 from payments.ledger.models import (
     Base,
@@ -92,6 +94,11 @@ def record_run(
     check_key_version(session, [scheme.id, *scheme.spec.not_cumulable_with])
     parameters = {**parameters, "key_version": KEY_VERSION}
     run = session.get(Run, run_id)
+    if run is not None and run.decision == "rejected":
+        raise Refused(
+            f"run {run_id} was rejected by {run.approved_by}: a decision is final; "
+            "a new run needs new input files (or another scheme version)"
+        )
     if run is None:
         run = Run(
             run_id=run_id,
@@ -322,10 +329,11 @@ def _claimed(session: Session, scheme_id: str, keys: Sequence[str]) -> set[str]:
 def _reissuable(
     session: Session, scheme_id: str, keys: Sequence[str]
 ) -> dict[str, tuple[int, int]]:
-    """Keys whose claim is held by a rejected or returned payment: {key: (payment id, attempt)}.
+    """Keys whose claim is held by a payment that paid nothing: {key: (payment id, attempt)}.
 
-    The money never reached the household (rejected) or came back (returned):
-    a later run may pay it again, as the next attempt.
+    The money never left (finance rejected the run: cancelled), never reached
+    the household (rejected) or came back (returned): a later run may pay it
+    again, as the next attempt.
     """
     found: dict[str, tuple[int, int]] = {}
     for i in range(0, len(keys), CHUNK):
@@ -336,7 +344,7 @@ def _reissuable(
             .where(
                 BeneficiaryClaim.scheme_id == scheme_id,
                 BeneficiaryClaim.beneficiary_key.in_(part),
-                Payment.state.in_([states.REJECTED, states.RETURNED]),
+                Payment.state.in_([states.CANCELLED, states.REJECTED, states.RETURNED]),
             )
         ):
             found[str(key)] = (int(pid), int(attempt))
@@ -851,21 +859,25 @@ def prior_payments(
     return pa.Table.from_batches(batches, schema=PRIOR_SCHEMA)
 
 
-def approve_run(session: Session, run_id: str, *, by: str, at: datetime) -> int:
+def approve_run(
+    session: Session, run_id: str, *, by: str, at: datetime, manifest_sha256: str | None = None
+) -> int:
     """Finance's approval: the run's computed payments that are in a file go ``in_file``.
 
-    Recorded as two steps (approved, then in its file) in one update of a
-    state only: on PostgreSQL that rewrites each row in its own page (a HOT
-    update, no index touched; see migration 0006), about 20 s for the
-    national run's 2.8 M payments where a second column changed cost minutes.
-    A hold released after the files were written is in no file: it stays
-    ``computed`` for the next run. Returns the payments filed.
+    The caller has checked who decides (:mod:`payments.four_eyes`); the
+    ledger refuses a run already decided. Recorded as two steps (approved,
+    then in its file) in one update of a state only: on PostgreSQL that
+    rewrites each row in its own page (a HOT update, no index touched; see
+    migration 0006), about 20 s for the national run's 2.8 M payments where
+    a second column changed cost minutes. A hold released after the files
+    were written is in no file: it stays ``computed`` for the next run.
+    Returns the payments filed.
     """
     run = session.get(Run, run_id)
     if run is None:
         raise KeyError(run_id)
-    if run.triggered_by and run.triggered_by == by:
-        raise PermissionError("the user who triggered a run cannot approve it (four eyes)")
+    if run.decision is not None:
+        raise Refused(f"run {run_id} was already {run.decision}: a decision is final")
     where = (
         (Payment.run_id == run_id)
         & (Payment.state == states.COMPUTED)
@@ -873,20 +885,38 @@ def approve_run(session: Session, run_id: str, *, by: str, at: datetime) -> int:
     )
     count = session.execute(select(func.count()).select_from(Payment).where(where)).scalar_one()
     run.approved_by, run.approved_at, run.decision = by, at, "approved"
-    events.append(session, "run_approved", {"by": by, "payments": count}, at=at, run_id=run_id)
+    payload: dict[str, Any] = {"by": by, "payments": count}
+    if manifest_sha256:
+        payload["manifest_sha256"] = manifest_sha256
+    events.append(session, "run_approved", payload, at=at, run_id=run_id)
     session.flush()
     return move(
         session, where, states.IN_FILE, at=at, actor=by, run_id=run_id, via=[states.APPROVED]
     )
 
 
-def release_hold(session: Session, payment_id: int, *, by: str, note: str, at: datetime) -> None:
+def release_hold(
+    session: Session,
+    payment_id: int,
+    *,
+    by: str,
+    note: str,
+    at: datetime,
+    approvers: Collection[str],
+) -> None:
+    """Finance lifts a hold after review: four eyes, like an approval (not the run's triggerer)."""
     hold = session.execute(select(Hold).where(Hold.payment_id == payment_id)).scalar_one()
+    triggered_by = session.execute(
+        select(Run.triggered_by)
+        .join(Payment, Payment.run_id == Run.run_id)
+        .where(Payment.id == payment_id)
+    ).scalar_one()
+    who = check_decider(by, triggered_by=triggered_by, approvers=approvers)
     if hold.released_at is not None:
         raise states.IllegalTransition("hold already released")
-    transition(session, [payment_id], states.COMPUTED, at=at, actor=by)
-    hold.released_by, hold.released_at, hold.release_note = by, at, note
-    events.append(session, "hold_released", {"payment": payment_id, "by": by, "note": note}, at=at)
+    transition(session, [payment_id], states.COMPUTED, at=at, actor=who)
+    hold.released_by, hold.released_at, hold.release_note = who, at, note
+    events.append(session, "hold_released", {"payment": payment_id, "by": who, "note": note}, at=at)
 
 
 def record_payment_files(

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from payments.config import DEMO_APPROVER
+from payments.errors import Refused
+from payments.four_eyes import check_decider
 from payments.ledger.migrate import engine_for
 from payments.orchestration.settings import task_settings
 from payments.release import approve, reject
@@ -46,14 +47,11 @@ def _response_time(response: Mapping[str, Any]) -> datetime:
     return stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
 
 
-def check_respondent(user: str, triggered_by: str | None, approvers: tuple[str, ...]) -> None:
+def check_respondent(user: str, triggered_by: str | None, approvers: tuple[str, ...]) -> str:
     """Four eyes, checked again on our side whatever the auth manager allowed."""
     if not user:
-        raise PermissionError("the approval has no respondent: refused")
-    if user not in approvers:
-        raise PermissionError(f"{user!r} is not a finance approver ({', '.join(approvers)})")
-    if triggered_by and user == triggered_by:
-        raise PermissionError("the user who triggered the run cannot approve it (four eyes)")
+        raise Refused("the approval has no respondent: refused")
+    return check_decider(user, triggered_by=triggered_by, approvers=approvers)
 
 
 def record_approval(summary: Mapping[str, Any], response: Mapping[str, Any]) -> list[str]:
@@ -61,18 +59,17 @@ def record_approval(summary: Mapping[str, Any], response: Mapping[str, Any]) -> 
     settings = task_settings()
     user = _response_user(response)
     check_respondent(user, summary.get("triggered_by"), settings.finance_approvers)
-    # make demo answers as the demo approver: the ledger says so.
-    by = f"{user} (demo setting)" if settings.demo and user == DEMO_APPROVER else user
     run_dir = str(summary["run_dir"])
     with staged(settings.storage(), pull=[f"{run_dir}/payments"]) as area:
         filed = approve(
             engine_for(settings.ledger_url),
             area.root / run_dir,
             summary["run_id"],
-            by=by,
+            by=user,
             at=_response_time(response),
+            approvers=settings.finance_approvers,
         )
-    log.info("run %s approved by %s: %s payments filed", summary["run_id"], by, filed)
+    log.info("run %s approved by %s: %s payments filed", summary["run_id"], user, filed)
     return list(summary["funds_with_files"])
 
 
@@ -81,6 +78,12 @@ def record_rejection(summary: Mapping[str, Any], response: Mapping[str, Any]) ->
     settings = task_settings()
     user = _response_user(response)
     check_respondent(user, summary.get("triggered_by"), settings.finance_approvers)
-    reject(engine_for(settings.ledger_url), summary["run_id"], by=user, at=_response_time(response))
+    reject(
+        engine_for(settings.ledger_url),
+        summary["run_id"],
+        by=user,
+        at=_response_time(response),
+        approvers=settings.finance_approvers,
+    )
     log.warning("run %s rejected by %s: nothing will be sent", summary["run_id"], user)
     return {"run_id": summary["run_id"], "rejected_by": user}

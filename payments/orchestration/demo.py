@@ -4,7 +4,7 @@ Airflow's ``dag.test()`` runs every task in this process on the embedded
 defaults (SQLite metadata and ledger, local folders for the funds' drop zone
 and the bank). Finance's approval is given by the demo setting: the demo
 approver answers through Airflow's HITL endpoint, and the ledger records the
-approval as "finance-demo (demo setting)". Airflow's own log goes to a file;
+approval as "finance-demo". Airflow's own log goes to a file;
 the summary goes to the terminal.
 """
 

@@ -1,0 +1,17 @@
+"""The project's exceptions: one base, so a caller can tell ours from a library's.
+
+A *refusal* is the ledger or a check saying no to something a person asked
+(approve a rejected run, decide on one's own run): it subclasses
+``PermissionError`` so that shells which already report permission errors
+report it the same way.
+"""
+
+from __future__ import annotations
+
+
+class PaymentsError(Exception):
+    """Raised by this project, with a sentence that says what and where."""
+
+
+class Refused(PaymentsError, PermissionError):
+    """A request the rules forbid: nothing was changed."""

@@ -1,0 +1,56 @@
+"""Small runs recorded in a real ledger, for the fault tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from payments.pipeline import RunResult, run_batch
+from payments.sample.writer import SampleSpec, write_sample
+from payments.schemes import load_scheme
+from payments.sepa.signing import Signer
+from tests.conftest import MAY_2020
+from tests.households import SECRET
+
+AT = datetime(2020, 5, 14, 9, 0)
+
+
+def sample(root: Path, funds: tuple[str, ...], *, households: int = 400, seed: int = 1) -> None:
+    write_sample(SampleSpec(households=households, seed=seed, window=MAY_2020, funds=funds), root)
+
+
+def run(
+    ledger: Engine,
+    root: Path,
+    signer: Signer,
+    funds: tuple[str, ...],
+    *,
+    triggered_by: str = "operator",
+    max_transactions: int | None = None,
+) -> RunResult:
+    """Run the funds' files under the storage root ``root``, recorded in ``ledger``."""
+    extra = {"max_transactions": max_transactions} if max_transactions else {}
+    return run_batch(
+        root,
+        load_scheme("aes-2020-05"),
+        secret=SECRET,
+        signer=signer,
+        ledger_url=ledger.url.render_as_string(hide_password=False),
+        funds=list(funds),
+        triggered_by=triggered_by,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def states(ledger: Engine, run_id: str | None = None) -> dict[str, int]:
+    """Payments by state (of one run, or of the ledger)."""
+    where = "WHERE run_id = :r" if run_id else ""
+    with ledger.connect() as c:
+        return dict(
+            c.execute(
+                text(f"SELECT state, COUNT(*) FROM payments {where} GROUP BY state"),
+                {"r": run_id},
+            ).all()
+        )
