@@ -11,7 +11,7 @@ DATA ?= data
 DEMO_HOUSEHOLDS ?= 20000
 export PAYMENTS_DATA_DIR := $(abspath $(DATA))
 
-.PHONY: demo airflow test lint install constraints bench bench-dag national clean help
+.PHONY: demo airflow test lint install constraints bench bench-dag faults national clean help
 
 help:
 	@echo "make demo         set up, generate a sample and run the batch on embedded defaults"
@@ -20,6 +20,7 @@ help:
 	@echo "make lint         ruff and mypy only"
 	@echo "make bench        national-scale figures (prints a table; never asserts timings)"
 	@echo "make bench-dag    the national run through the DAG under the real scheduler"
+	@echo "make faults       kill the sender at every step; count files lost and paid twice"
 	@echo "make constraints  refresh constraints.txt from a fresh, unconstrained install"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -41,8 +42,8 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(PAYMENTS_DATA_DIR)/airflow \
 	PAYMENTS_DEMO=1 \
 	PAYMENTS_FINANCE_APPROVERS=finance,finance-demo
 
-# The demo plays every role: Airflow runs the DAG (dag.test), finance-demo (the
-# demo setting, recorded as such in the ledger) approves, files go to the
+# The demo plays every role: Airflow runs the DAG (dag.test), finance-demo (an
+# approver only the demo names, recorded as such in the ledger) approves, files go to the
 # (local) bank folder, then the batch at the bank is verified.
 demo: $(STAMP)
 	$(BIN)/payments sample --households $(DEMO_HOUSEHOLDS) --defects 0.01
@@ -73,6 +74,10 @@ bench: $(STAMP)
 # The national run through the DAG under the real scheduler (PostgreSQL ledger).
 bench-dag: $(STAMP)
 	$(BIN)/payments bench --dag
+
+# Reliability: the sender SIGKILLed at each step, then carried on (tests/faults).
+faults: $(STAMP)
+	$(BIN)/python -m tests.faults.scenarios
 
 national: $(STAMP)
 	$(BIN)/pytest -q -m national -p no:cacheprovider tests/test_national.py

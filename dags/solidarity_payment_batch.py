@@ -108,8 +108,9 @@ def solidarity_payment_batch() -> None:
     def deliver(summary: dict[str, Any], fund_code: str) -> dict[str, Any]:
         from payments.orchestration import delivery as stage
 
-        get_current_context()["fund_code"] = fund_code  # type: ignore[typeddict-unknown-key]
-        return stage.deliver(summary, fund_code)
+        context = get_current_context()
+        context["fund_code"] = fund_code  # type: ignore[typeddict-unknown-key]
+        return stage.deliver(summary, fund_code, owner=stage.task_owner(context["ti"]))
 
     @task(trigger_rule="none_failed_min_one_success")
     def report(summary: dict[str, Any]) -> dict[str, Any]:

@@ -766,6 +766,12 @@ def send(
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     stdout.print(f"Files: {outcomes}; payments sent: {result.payments_sent:,}")
     stdout.print(f"Bank folder: {settings.data_dir / 'bank'}")
+    if not result.all_at_the_bank:
+        stdout.print(
+            f"[red]✗[/red] not at the bank yet: {', '.join(result.waiting)} (another sender's "
+            "upload; once it has stopped, `payments send --retry` carries it on)"
+        )
+        raise typer.Exit(1)
 
 
 holds_app = typer.Typer(help="Held payments: the review list and releases.", no_args_is_help=True)

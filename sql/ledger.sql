@@ -70,6 +70,8 @@ CREATE TABLE payment_files (
 	execution_date DATE NOT NULL,
 	upload_state VARCHAR(16) NOT NULL,
 	uploaded_at TIMESTAMP WITHOUT TIME ZONE,
+	lease_owner VARCHAR(200),
+	lease_until TIMESTAMP WITHOUT TIME ZONE,
 	CONSTRAINT pk_payment_files PRIMARY KEY (id),
 	CONSTRAINT fk_payment_files_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (run_id),
 	CONSTRAINT uq_payment_files_msg_id UNIQUE (msg_id)

@@ -179,7 +179,7 @@ def test_approved_batch_goes_from_fund_sftp_to_bank_sftp_exactly_once(
     # A retried delivery task (what Airflow's retries run) sends nothing again.
     from payments.orchestration.delivery import deliver
 
-    again = deliver(summary, "75")
+    again = deliver(summary, "75", owner="a-retry")
     assert set(again["files"].values()) == {"already_sent"}
     assert again["payments_sent"] == 0
     assert _bank_files(bank) == at_bank

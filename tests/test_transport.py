@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import paramiko
@@ -21,6 +21,7 @@ from payments.transport.base import (
     upload_atomic,
     with_retries,
 )
+from payments.transport.deliver import LEASE, Outgoing, deliver
 from payments.transport.local import LocalTransport
 from payments.transport.sftp import SftpTransport
 from tests.sshd import SshServer
@@ -143,7 +144,9 @@ def test_no_auto_add_policy_anywhere() -> None:
             assert "AutoAddPolicy" not in text and "WarningPolicy" not in text, path
 
 
-def _recorded_file(ledger: Engine, at: datetime, upload_state: str = "written") -> None:
+def _recorded_file(
+    ledger: Engine, at: datetime, upload_state: str = "written", owner: str | None = None
+) -> None:
     """A run and its payment file M1 (holding DATA) in the ledger."""
     from datetime import date
 
@@ -174,58 +177,80 @@ def _recorded_file(ledger: Engine, at: datetime, upload_state: str = "written") 
                 ctrl_sum_cents=1,
                 execution_date=date(2020, 5, 15),
                 upload_state=upload_state,
+                lease_owner=owner,
+                lease_until=at + LEASE if owner else None,
             )
         )
 
 
+def _outgoing() -> Outgoing:
+    return Outgoing(
+        file_id=1, msg_id="M1", remote_path="13/M1.xml", data=DATA, signature=b"sig", run_id="r"
+    )
+
+
 def test_two_workers_upload_the_same_file_once(ledger: Engine, tmp_path: Path) -> None:
-    """Two workers deliver the same payment file at once: one uploads, the other stands down."""
-    from datetime import datetime
+    """Two workers deliver the same payment file at once: one uploads, the other stands down.
 
-    from payments.transport.deliver import deliver
-
-    if ledger.dialect.name == "sqlite":
-        pytest.skip("concurrent workers share a PostgreSQL ledger in production")
+    On SQLite too (review M8: a row lock that SQLite ignores let both upload).
+    """
     at = datetime(2020, 5, 14, 9)
     _recorded_file(ledger, at)
     bank = LocalTransport(tmp_path / "bank")
     outcomes: list[str] = []
     barrier = threading.Barrier(2)
 
-    def worker() -> None:
+    def worker(owner: str) -> None:
         barrier.wait()
-        outcomes.append(deliver(ledger, bank, "M1", "13/M1.xml", DATA, at=at))
+        outcomes.append(deliver(ledger, bank, _outgoing(), owner=owner, at=at).outcome)
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert sorted(outcomes) in (["in_progress", "uploaded"], ["already_sent", "uploaded"])
-    assert bank.listdir("13") == ["M1.xml"]
+    assert bank.listdir("13") == ["M1.xml", "M1.xml.p7s"]
 
 
-@pytest.mark.parametrize("crash", ["before_upload", "mid_upload", "after_rename"])
-def test_deliver_after_a_crash_at_any_point_sends_exactly_one_file(
-    ledger: Engine, tmp_path: Path, crash: str
+@pytest.mark.parametrize(
+    ("state", "at_the_bank", "outcome"),
+    [
+        ("uploading", [], "uploaded"),
+        ("uploading", ["13/M1.xml.part"], "uploaded"),  # a partial .part, written again
+        ("committing", ["13/M1.xml.part"], "uploaded"),  # killed before the rename
+        ("committing", ["13/M1.xml"], "already_there"),  # killed after it
+        ("committing", [], "collected"),  # after it, and the bank took the file
+    ],
+)
+def test_an_upload_a_dead_sender_left_is_taken_over_once_its_lease_expires(
+    ledger: Engine, tmp_path: Path, state: str, at_the_bank: list[str], outcome: str
 ) -> None:
-    from datetime import datetime
-
-    from payments.transport.deliver import deliver
-
+    """Review H5/M8: the upload a killed worker left was never carried on, or sent twice."""
     at = datetime(2020, 5, 14, 9)
-    _recorded_file(ledger, at, upload_state="uploading")  # the first attempt got this far
+    _recorded_file(ledger, at, upload_state=state, owner="dead-worker")
     bank = LocalTransport(tmp_path / "bank")
-    if crash == "mid_upload":
-        bank.write("13/M1.xml" + PART_SUFFIX, DATA[:1000])
-    elif crash == "after_rename":
-        bank.write("13/M1.xml", DATA)
-    assert deliver(ledger, bank, "M1", "13/M1.xml", DATA, at=at) == "in_progress"
-    outcome = deliver(ledger, bank, "M1", "13/M1.xml", DATA, at=at, takeover=True)
-    assert outcome == ("already_there" if crash == "after_rename" else "uploaded")
-    assert bank.listdir("13") == ["M1.xml"]
-    assert hashlib.sha256(bank.read("13/M1.xml")).hexdigest() == hashlib.sha256(DATA).hexdigest()
-    assert deliver(ledger, bank, "M1", "13/M1.xml", DATA, at=at, takeover=True) == "already_sent"
+    for path in at_the_bank:  # a partial .part when the sender died while writing it
+        bank.write(path, DATA[:1000] if state == "uploading" else DATA)
+    assert deliver(ledger, bank, _outgoing(), owner="other", at=at).outcome == "in_progress"
+    later = at + LEASE + timedelta(seconds=1)
+    assert deliver(ledger, bank, _outgoing(), owner="other", at=later).outcome == outcome
+    expected = [] if outcome == "collected" else ["M1.xml"]
+    assert [n for n in bank.listdir("13") if not n.endswith(".p7s")] == expected
+    if expected:
+        assert bank.read("13/M1.xml") == DATA
+    again = deliver(ledger, bank, _outgoing(), owner="third", at=later)
+    assert again.outcome == "already_sent"
+
+
+def test_a_retry_of_the_same_task_carries_on_at_once(ledger: Engine, tmp_path: Path) -> None:
+    """Review H5: the DAG's retries returned in_progress and ended green, the file missing."""
+    at = datetime(2020, 5, 14, 9)
+    _recorded_file(ledger, at, upload_state="uploading", owner="airflow:dag:run:deliver:3")
+    bank = LocalTransport(tmp_path / "bank")
+    done = deliver(ledger, bank, _outgoing(), owner="airflow:dag:run:deliver:3", at=at)
+    assert done.outcome == "uploaded"
+    assert bank.read("13/M1.xml") == DATA
 
 
 def test_sftp_upload_killed_mid_transfer_then_rerun(sshd: SshServer) -> None:

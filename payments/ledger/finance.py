@@ -36,7 +36,8 @@ def tie_out(engine: Engine) -> list[dict[str, Any]]:
 
     A line ties out when the payments the ledger has at the bank (sent,
     accepted, rejected, returned) are exactly, in number and cents, the
-    transactions of the files uploaded for that run and fund.
+    transactions of the files uploaded for that run and fund, and no approved
+    payment waits in a file that has not reached the bank (``in_file``).
     """
     with engine.connect() as c:
         payments = c.execute(
@@ -69,6 +70,8 @@ def tie_out(engine: Engine) -> list[dict[str, Any]]:
             line[f"{state}_cents"] += int(cents)
         if state in AT_BANK:
             line["at_bank_count"] = line.get("at_bank_count", 0) + int(n)
+        if state == states.IN_FILE:
+            line["in_file_count"] = int(n)
     for run_id, fund, n, cents in files:
         found = lines.get((run_id, fund))
         if found is not None:
@@ -79,7 +82,7 @@ def tie_out(engine: Engine) -> list[dict[str, Any]]:
         line["ties_out"] = (line.pop("at_bank_count", 0), at_bank) == (
             line["files_count"],
             line["files_cents"],
-        )
+        ) and not line.pop("in_file_count", 0)
         out.append(line)
     return out
 

@@ -151,8 +151,11 @@ class PaymentFileRow(Base):
     nb_of_txs: Mapped[int] = mapped_column(Integer)
     ctrl_sum_cents: Mapped[int] = mapped_column(BigInteger)
     execution_date: Mapped[date] = mapped_column(Date)
+    # written → uploading → committing → uploaded (payments.transport.deliver)
     upload_state: Mapped[str] = mapped_column(String(16), default="written")
     uploaded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class BankEvent(Base):

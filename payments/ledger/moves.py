@@ -14,9 +14,9 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from payments.ledger import events, states
-from payments.ledger.models import Payment, PaymentFileRow
+from payments.ledger.models import Payment
 
-__all__ = ["mark_uploaded", "move", "transition"]
+__all__ = ["move", "transition"]
 
 
 def move(
@@ -85,12 +85,3 @@ def transition(
     if known != len(set(payment_ids)):
         raise states.IllegalTransition("unknown payment id")
     return move(session, wanted, new_state, at=at, actor=actor, run_id=run_id)
-
-
-def mark_uploaded(session: Session, msg_id: str, *, at: datetime) -> None:
-    session.execute(
-        update(PaymentFileRow)
-        .where(PaymentFileRow.msg_id == msg_id)
-        .values(upload_state="uploaded", uploaded_at=at)
-    )
-    events.append(session, "file_uploaded", {"msg_id": msg_id}, at=at)

@@ -16,20 +16,32 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from payments.ledger.finance import AT_BANK
 from payments.ledger.migrate import engine_for
-from payments.ledger.models import Payment
+from payments.ledger.models import Payment, PaymentFileRow, Run
 from payments.money import euros
 from payments.orchestration.endpoints import bank_target, describe
 from payments.orchestration.settings import task_settings
 from payments.send import send
 from payments.sepa.signing import load_certificate, signer_paths
 from payments.storage import staged
+from payments.transport.base import TransportError
 
 log = logging.getLogger(__name__)
 
 
-def deliver(summary: Mapping[str, Any], fund_code: str) -> dict[str, Any]:
-    """Mapped per fund: verify the batch, upload this fund's files exactly once."""
+def task_owner(ti: Any) -> str:
+    """The upload leases' owner for a task instance: the same on each of its tries."""
+    return f"airflow:{ti.dag_id}:{ti.run_id}:{ti.task_id}:{ti.map_index}"
+
+
+def deliver(summary: Mapping[str, Any], fund_code: str, *, owner: str) -> dict[str, Any]:
+    """Mapped per fund: verify the batch, upload this fund's files exactly once.
+
+    Fails while any of the fund's files is not at the bank (another sender's
+    upload in progress): Airflow's retry then carries on, and the run never
+    ends green with a file missing.
+    """
     settings = task_settings()
     trusted = load_certificate(signer_paths(settings.data_dir)[1])
     run_dir = str(summary["run_dir"])
@@ -45,6 +57,7 @@ def deliver(summary: Mapping[str, Any], fund_code: str) -> dict[str, Any]:
             transport,
             trusted=trusted,
             at=datetime.now(UTC).replace(tzinfo=None),
+            owner=owner,
             fund=fund_code,
         )
     log.info(
@@ -53,13 +66,37 @@ def deliver(summary: Mapping[str, Any], fund_code: str) -> dict[str, Any]:
         sent.files,
         sent.payments_sent,
     )
+    if not sent.all_at_the_bank:
+        raise TransportError(
+            f"fund {fund_code}: {', '.join(sent.waiting)} not at the bank yet "
+            "(another sender's upload; its lease expires, then a retry carries on)"
+        )
     return {"fund": fund_code, "files": sent.files, "payments_sent": sent.payments_sent}
 
 
 def report(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The run as the ledger now has it: payments and cents by state (ties out to the files)."""
+    """The run as the ledger now has it: payments and cents by state (ties out to the files).
+
+    Fails when the run was approved and one of its files is not at the bank,
+    or when what was sent does not tie out to the files.
+    """
     settings = task_settings()
     with Session(engine_for(settings.ledger_url)) as session:
+        decision = session.execute(
+            select(Run.decision).where(Run.run_id == summary["run_id"])
+        ).scalar_one_or_none()
+        missing = (
+            session.execute(
+                select(PaymentFileRow.msg_id)
+                .where(
+                    PaymentFileRow.run_id == summary["run_id"],
+                    PaymentFileRow.upload_state != "uploaded",
+                )
+                .order_by(PaymentFileRow.msg_id)
+            )
+            .scalars()
+            .all()
+        )
         rows = session.execute(
             select(Payment.state, func.count(), func.coalesce(func.sum(Payment.amount_cents), 0))
             .where(Payment.run_id == summary["run_id"])
@@ -72,7 +109,12 @@ def report(summary: Mapping[str, Any]) -> dict[str, Any]:
             "run %s: %s %s payments, %s", summary["run_id"], state, t["payments"], euros(t["cents"])
         )
     files = summary.get("payment_files") or {"payments": 0, "cents": 0}
-    sent = states.get("sent", {"payments": 0, "cents": 0})
+    # Sent, or since answered by the bank (a re-triggered run reports later).
+    at_bank = [states.get(s, {"payments": 0, "cents": 0}) for s in AT_BANK]
+    sent = {
+        "payments": sum(t["payments"] for t in at_bank),
+        "cents": sum(t["cents"] for t in at_bank),
+    }
     out = {
         "run_id": summary["run_id"],
         "states": states,
@@ -81,4 +123,13 @@ def report(summary: Mapping[str, Any]) -> dict[str, Any]:
         "run_dir": summary["run_dir"],
     }
     log.info("run %s: sent ties out to the files: %s", summary["run_id"], out["sent_ties_out"])
+    if decision == "approved" and (missing or not out["sent_ties_out"]):
+        raise TransportError(
+            f"run {summary['run_id']}: approved, but "
+            + (
+                f"{len(missing)} files not at the bank ({', '.join(missing[:3])})"
+                if missing
+                else "what was sent does not tie out to the files"
+            )
+        )
     return out

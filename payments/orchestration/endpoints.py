@@ -1,7 +1,9 @@
 """Where fund files come from and payment files go: Airflow connections, else local folders.
 
-Connection ids (all optional; without them the storage root's folders are used,
-which is the embedded default of ``make demo``):
+Connection ids (optional on a demo machine only, ``PAYMENTS_DEMO=1``: without them
+the storage root's folders are used, the embedded default of ``make demo``;
+elsewhere a missing connection stops the task instead of "sending" payment files to
+a local folder no bank reads):
 
 - ``payments_fund_<code>``: one fund's own SFTP drop zone (e.g. ``payments_fund_75``);
 - ``payments_funds``: the shared drop zone of every fund without its own;
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from payments.config import load_settings
+from payments.errors import PaymentsError
 from payments.registry import Fund
 from payments.transport.base import Transport
 from payments.transport.connections import sftp_from_connection
@@ -46,10 +49,20 @@ def fund_conn_id(fund: Fund) -> str:
     return f"payments_fund_{fund.code.lower()}"
 
 
+class MissingConnection(PaymentsError):
+    """An endpoint without its Airflow connection, outside the demo."""
+
+
 @contextmanager
-def _open(conn: Any | None) -> Iterator[Transport]:
+def _open(conn: Any | None, conn_id: str) -> Iterator[Transport]:
     if conn is None:
-        yield LocalTransport(load_settings().data_dir)
+        settings = load_settings()
+        if not settings.demo:
+            raise MissingConnection(
+                f"no Airflow connection {conn_id!r}: define it (docs/deployment.md); "
+                "local folders stand in for it only on a demo machine (PAYMENTS_DEMO=1)"
+            )
+        yield LocalTransport(settings.data_dir)
         return
     with sftp_from_connection(conn) as transport:
         yield transport
@@ -59,14 +72,14 @@ def _open(conn: Any | None) -> Iterator[Transport]:
 def fund_source(fund: Fund, lookup: ConnectionLookup = airflow_connection) -> Iterator[Transport]:
     """The fund's drop zone: its own connection, the shared one, else the storage root."""
     conn = lookup(fund_conn_id(fund)) or lookup(FUNDS_CONN)
-    with _open(conn) as transport:
+    with _open(conn, f"{fund_conn_id(fund)} or {FUNDS_CONN}") as transport:
         yield transport
 
 
 @contextmanager
 def bank_target(lookup: ConnectionLookup = airflow_connection) -> Iterator[Transport]:
     """The bank's server, else ``<storage root>/bank`` (the demo's local bank)."""
-    with _open(lookup(BANK_CONN)) as transport:
+    with _open(lookup(BANK_CONN), BANK_CONN) as transport:
         yield transport
 
 

@@ -1,0 +1,40 @@
+"""Named crash points, for proving that a process killed at any step loses and repeats nothing.
+
+``PAYMENTS_FAULT=<point>[@<n>]`` makes the process kill itself (SIGKILL: no
+cleanup, no ``finally``, like a worker lost with its machine) the ``n``-th time
+(default: first) it reaches ``checkpoint(<point>)``. Unset, a checkpoint is
+one dictionary lookup. ``make faults`` runs every point of
+:data:`SEND_POINTS` and counts what reached the bank.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "PAYMENTS_FAULT"
+
+#: The steps of sending one payment file, in order (payments.transport.deliver).
+SEND_POINTS = (
+    "send.claimed",  # the ledger row is ours; nothing at the bank yet
+    "send.signature_up",  # the .p7s is at the bank
+    "send.part_written",  # the complete .part is at the bank, checked
+    "send.committing",  # the ledger says the rename is next
+    "send.renamed",  # the file is at the bank under its name; the ledger does not know
+    "send.recorded",  # the ledger says uploaded and its payments sent
+)
+
+_reached: dict[str, int] = {}
+
+
+def checkpoint(point: str) -> None:
+    """Die here if ``PAYMENTS_FAULT`` names this point (and this is its n-th visit)."""
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    name, _, nth = spec.partition("@")
+    if name != point:
+        return
+    _reached[point] = _reached.get(point, 0) + 1
+    if _reached[point] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
