@@ -863,35 +863,27 @@ def ingest(
     """Apply bank reports to the ledger (accepted, rejected with reason, returned).
 
     Every line is matched by MsgId / EndToEndId; unmatched or duplicated lines are
-    listed and the exit code is 1.
+    listed, reports that cannot be read are quarantined (the others applied), and
+    the exit code is 1. A report already applied is not applied again.
     """
-    from sqlalchemy.orm import Session
-
-    from payments.bank.reports import apply_report, parse_camt054, parse_pain002
+    from payments.bank.inbox import ingest_reports
     from payments.ledger.migrate import engine_for
 
     settings = load_settings(data_dir)
-    engine = engine_for(settings.ledger_url)
-    flagged: list[str] = []
-    for path in reports:
-        data = path.read_bytes()
-        lines = parse_pain002(data) if b"CstmrPmtStsRpt" in data else parse_camt054(data)
-        with Session(engine) as session, session.begin():
-            applied = apply_report(
-                session,
-                lines,
-                source=path.name,
-                data=data,
-                at=datetime.now(UTC).replace(tzinfo=None),
-            )
-        stdout.print(
-            f"{path.name}: accepted {applied.accepted:,}, rejected {applied.rejected:,}, "
-            f"returned {applied.returned:,}"
-        )
-        flagged += applied.flagged
-    for line in flagged:
+    done = ingest_reports(
+        engine_for(settings.ledger_url),
+        ((path.name, path.read_bytes()) for path in reports),
+        at=datetime.now(UTC).replace(tzinfo=None),
+    )
+    stdout.print(
+        f"{done.applied:,} reports applied ({done.already_seen:,} seen before): accepted "
+        f"{done.accepted:,}, rejected {done.rejected:,}, returned {done.returned:,}"
+    )
+    for line in done.flagged:
         stdout.print(f"[yellow]![/yellow] {line}")
-    if flagged:
+    for line in done.quarantined:
+        stdout.print(f"[red]✗[/red] quarantined: {line}")
+    if done.flagged or done.quarantined:
         raise typer.Exit(1)
 
 

@@ -14,6 +14,17 @@ CREATE TABLE bank_events (
 	CONSTRAINT uq_bank_events_source_sha256 UNIQUE (source_sha256, end_to_end_id, status)
 );
 
+CREATE TABLE bank_reports (
+	sha256 VARCHAR(64) NOT NULL,
+	name VARCHAR(255) NOT NULL,
+	bytes BIGINT NOT NULL,
+	received_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	outcome VARCHAR(16) NOT NULL,
+	reason TEXT,
+	CONSTRAINT pk_bank_reports PRIMARY KEY (sha256),
+	CONSTRAINT ck_bank_reports_outcome_known CHECK (outcome IN ('applied', 'quarantined'))
+);
+
 CREATE TABLE event_log (
 	seq INTEGER NOT NULL,
 	at TIMESTAMP WITHOUT TIME ZONE NOT NULL,

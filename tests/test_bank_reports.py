@@ -104,8 +104,12 @@ def test_cli_ingest_and_reconciliation(tmp_path: Path, signer: Signer, monkeypat
     runner = CliRunner()
     result = runner.invoke(app, ["ingest", *reports])
     assert result.exit_code == 0, result.output
-    again = runner.invoke(app, ["ingest", reports[0]])
-    assert again.exit_code == 1 and "cannot become" in again.output
+    again = runner.invoke(app, ["ingest", reports[0]])  # the same bytes: seen, not applied again
+    assert again.exit_code == 0 and "0 reports applied (1 seen before)" in again.output
+    altered = tmp_path / "altered.xml"
+    altered.write_bytes(Path(reports[0]).read_bytes() + b"\n")  # other bytes, same lines
+    replayed = runner.invoke(app, ["ingest", str(altered)])
+    assert replayed.exit_code == 1 and "cannot become" in replayed.output
     csv = tmp_path / "reconciliation.csv"
     shown = runner.invoke(app, ["reconciliation", "--out", str(csv)])
     assert shown.exit_code == 0 and "13" in shown.output

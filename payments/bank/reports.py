@@ -8,9 +8,14 @@
 - **camt.054** (debit/credit notification): later returns, by EndToEndId, with
   their reason code.
 
-Every report line is matched by MsgId / EndToEndId to the ledger; a line that
-matches no payment, or a payment in a state the report cannot apply to (a
-duplicate report), is *flagged*, never silently ignored.
+Every report line is matched by EndToEndId *within the file its MsgId names*
+(a line about another file, or another run, moves nothing), and its amount,
+when the report gives one (a return always does), must be the payment's. A
+line that matches no payment, names a payment of another file, disagrees on
+the amount, or finds the payment in a state it cannot apply to (a duplicate
+report), is *flagged*, never silently ignored. Transaction statuses are
+mapped exhaustively: pending (``PDNG``) moves nothing, an unknown one is
+flagged.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from lxml import etree
@@ -29,7 +35,20 @@ from payments.ledger.models import BankEvent, Payment, PaymentFileRow
 from payments.ledger.moves import move
 from payments.ledger.staging import staged_rows
 
-ACCEPTED_GROUP = {"ACCP", "ACSC", "ACSP", "ACTC", "ACWC"}
+ACCEPTED_GROUP = {"ACCC", "ACCP", "ACFC", "ACIS", "ACSC", "ACSP", "ACTC", "ACWC", "ACWP"}
+#: ISO 20022 ExternalPaymentTransactionStatus1Code values a line may carry, and what they
+#: do: accepted (at some stage), rejected, or nothing yet (pending, received, partly
+#: accepted technically, presented). Any other code (blocked, cancelled…) makes the
+#: report unreadable as a whole: quarantined for a person, never guessed.
+TX_STATUS: dict[str, str | None] = {
+    **{code: "accepted" for code in ACCEPTED_GROUP},
+    "RJCT": "rejected",
+    **{code: None for code in ("PDNG", "RCVD", "PATC", "PRES")},
+}
+
+
+class ReportError(ValueError):
+    """A report that cannot be read as a pain.002 or camt.054; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,7 @@ class StatusLine:
     end_to_end_id: str | None  # None: the whole file
     status: str  # accepted | rejected | returned
     reason: str | None
+    amount_cents: int | None = None  # as the report states it, when it does
 
 
 @dataclass
@@ -49,8 +69,21 @@ class Applied:
     flagged: list[str] = field(default_factory=list)
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
+def _local(tag: object) -> str:
+    """An element's name without namespace; "" for comments and processing instructions."""
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _cents(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = Decimal(text) * 100
+    except InvalidOperation:
+        raise ReportError(f"amount {text!r} is not a decimal") from None
+    if value != value.to_integral_value():
+        raise ReportError(f"amount {text!r} has more than two decimals")
+    return int(value)
 
 
 def _find(el: etree._Element, name: str) -> etree._Element | None:
@@ -68,26 +101,41 @@ def _text(el: etree._Element | None, *path: str) -> str | None:
     return None if el is None or el.text is None else el.text.strip()
 
 
+def _parse(data: bytes) -> etree._Element:
+    try:
+        return etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        raise ReportError(f"not well-formed XML: {exc}") from None
+
+
 def parse_pain002(data: bytes) -> list[StatusLine]:
     """Status lines of a pain.002: one per rejected/accepted transaction, or per file."""
-    root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+    root = _parse(data)
     report = _find(root, "CstmrPmtStsRpt")
     if report is None:
-        raise ValueError("not a pain.002 customer payment status report")
-    group = next(c for c in report if _local(c.tag) == "OrgnlGrpInfAndSts")
-    msg_id = _text(group, "OrgnlMsgId") or ""
+        raise ReportError("not a pain.002 customer payment status report")
+    group = next((c for c in report if _local(c.tag) == "OrgnlGrpInfAndSts"), None)
+    msg_id = _text(group, "OrgnlMsgId")
+    if group is None or not msg_id:
+        raise ReportError("pain.002 without OrgnlGrpInfAndSts/OrgnlMsgId: which file is it about?")
     group_status = _text(group, "GrpSts")
     lines: list[StatusLine] = []
     for pmt in (c for c in report if _local(c.tag) == "OrgnlPmtInfAndSts"):
         for tx in (c for c in pmt if _local(c.tag) == "TxInfAndSts"):
-            status = _text(tx, "TxSts")
-            reason = _text(tx, "StsRsnInf", "Rsn", "Cd")
+            code = _text(tx, "TxSts")
+            e2e = _text(tx, "OrgnlEndToEndId")
+            if code not in TX_STATUS:
+                raise ReportError(f"{e2e}: transaction status {code!r} is not an ISO 20022 code")
+            status = TX_STATUS[code]
+            if status is None:
+                continue  # pending: nothing to record yet
             lines.append(
                 StatusLine(
                     msg_id,
-                    _text(tx, "OrgnlEndToEndId"),
-                    "rejected" if status == "RJCT" else "accepted",
-                    reason,
+                    e2e,
+                    status,
+                    _text(tx, "StsRsnInf", "Rsn", "Cd"),
+                    _cents(_text(tx, "OrgnlTxRef", "Amt", "InstdAmt")),
                 )
             )
     if group_status in ACCEPTED_GROUP or group_status == "PART":
@@ -99,24 +147,54 @@ def parse_pain002(data: bytes) -> list[StatusLine]:
 
 
 def parse_camt054(data: bytes) -> list[StatusLine]:
-    """Returns notified in a camt.054: one line per returned transaction."""
-    root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+    """Returns notified in a camt.054: one line per returned transaction, with its amount.
+
+    The amount is the transaction's (``AmtDtls``, or ``Amt`` on the
+    transaction details in later versions), else the entry's when the entry
+    holds this transaction alone.
+    """
+    root = _parse(data)
     lines = []
-    for details in root.iter():
-        if _local(details.tag) != "TxDtls":
+    for entry in root.iter():
+        if _local(entry.tag) != "Ntry":
             continue
-        e2e = _text(details, "Refs", "EndToEndId")
-        msg = _text(details, "Refs", "MsgId") or ""
-        reason = _text(details, "RtrInf", "Rsn", "Cd")
-        if reason is not None:
-            lines.append(StatusLine(msg, e2e, "returned", reason))
+        details = [d for d in entry.iter() if _local(d.tag) == "TxDtls"]
+        for tx in details:
+            reason = _text(tx, "RtrInf", "Rsn", "Cd")
+            if reason is None:
+                continue
+            amount = (
+                _text(tx, "AmtDtls", "TxAmt", "Amt")
+                or _text(tx, "AmtDtls", "InstdAmt", "Amt")
+                or _text(tx, "Amt")
+                or (_text(entry, "Amt") if len(details) == 1 else None)
+            )
+            lines.append(
+                StatusLine(
+                    _text(tx, "Refs", "MsgId") or "",
+                    _text(tx, "Refs", "EndToEndId"),
+                    "returned",
+                    reason,
+                    _cents(amount),
+                )
+            )
     return lines
+
+
+def read_report(data: bytes) -> list[StatusLine]:
+    """A pain.002 or a camt.054 (told apart by their root message), as status lines."""
+    if b"CstmrPmtStsRpt" in data:
+        return parse_pain002(data)
+    if b"BkToCstmrDbtCdtNtfctn" in data:
+        return parse_camt054(data)
+    raise ReportError("neither a pain.002 status report nor a camt.054 notification")
 
 
 #: What a report line says, as the payment state it moves to.
 TARGETS = {"accepted": states.ACCEPTED, "rejected": states.REJECTED, "returned": states.RETURNED}
 #: Why a staged line is not applied (``verdict`` of the staged line; ``ok`` applies it).
 _UNKNOWN, _TWICE, _ILLEGAL, _DUPLICATE, _OK = "unknown", "twice", "illegal", "duplicate", "ok"
+_OTHER_FILE, _AMOUNT = "other_file", "amount"
 
 
 def _sources(target: str) -> list[str]:
@@ -139,13 +217,15 @@ def apply_report(
     """
     digest = hashlib.sha256(data).hexdigest()
     result = Applied(lines=len(lines))
-    columns = ["line_no", "msg_id", "end_to_end_id", "status", "reason", "verdict"]
+    columns = ["line_no", "msg_id", "end_to_end_id", "status", "reason", "amount", "verdict"]
     staged = (
-        (n, line.msg_id, line.end_to_end_id, line.status, line.reason, None)
+        (n, line.msg_id, line.end_to_end_id, line.status, line.reason, line.amount_cents, None)
         for n, line in enumerate(lines)
         if line.end_to_end_id is not None
     )
-    with staged_rows(session, columns, staged, integer=["line_no"], key=["end_to_end_id"]) as stage:
+    with staged_rows(
+        session, columns, staged, integer=["line_no", "amount"], key=["end_to_end_id"]
+    ) as stage:
         for n, line in enumerate(lines):
             if line.end_to_end_id is None and not _expand_file_line(session, stage, n, line):
                 result.flagged.append(f"{source}: MsgId {line.msg_id} matches no payment file")
@@ -236,8 +316,19 @@ def _judge(session: Session, stage: Table, digest: str) -> None:
     payment = select(Payment.id).where(Payment.end_to_end_id == stage.c.end_to_end_id)
     earlier = aliased(stage)
     pending = stage.c.verdict.is_(None)
+    named_file = select(PaymentFileRow.id).where(PaymentFileRow.msg_id == stage.c.msg_id)
     verdicts: list[tuple[str, Any]] = [
         (_UNKNOWN, ~payment.exists()),
+        (
+            _OTHER_FILE,
+            (func.coalesce(stage.c.msg_id, "") != "")
+            & ~payment.where(Payment.payment_file_id.in_(named_file)).exists(),
+        ),
+        (
+            _AMOUNT,
+            ((stage.c.status == "returned") & stage.c.amount.is_(None))
+            | payment.where(Payment.amount_cents != stage.c.amount).exists(),
+        ),
         (
             _TWICE,
             select(earlier.c.line_no)
@@ -285,6 +376,10 @@ def _flags(session: Session, stage: Table, source: str) -> list[str]:
     for e2e, status, verdict, state in rows:
         if verdict == _UNKNOWN:
             flags.append(f"{source}: EndToEndId {e2e} matches no payment")
+        elif verdict == _OTHER_FILE:
+            flags.append(f"{source}: {e2e} is not a payment of the file the report names")
+        elif verdict == _AMOUNT:
+            flags.append(f"{source}: {e2e} {status}: no amount, or not the payment's amount")
         elif verdict == _TWICE:
             flags.append(f"{source}: {e2e} is named twice in the report; the first line applies")
         elif verdict == _ILLEGAL:

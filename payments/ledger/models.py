@@ -171,6 +171,21 @@ class BankEvent(Base):
     __table_args__ = (UniqueConstraint("source_sha256", "end_to_end_id", "status"),)
 
 
+class BankReport(Base):
+    """A report the bank sent, seen once: applied, or quarantined with the reason."""
+
+    __tablename__ = "bank_reports"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    outcome: Mapped[str] = mapped_column(String(16))  # applied | quarantined
+    reason: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        CheckConstraint("outcome IN ('applied', 'quarantined')", name="outcome_known"),
+    )
+
+
 class Hold(Base):
     __tablename__ = "holds"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

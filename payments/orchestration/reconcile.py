@@ -2,10 +2,12 @@
 
 The bank drops its status reports (pain.002) and returns (camt.054) in
 ``bank/reports/`` on its server (the ``payments_bank`` connection; locally
-``<storage root>/bank/reports/``). Each report is copied once into
-``<storage root>/bank-reports/`` under its SHA-256 prefix, applied to the
-ledger (matched by MsgId / EndToEndId), and every unmatched or duplicated line
-is logged as a warning and returned, never dropped.
+``<storage root>/bank/reports/``). Each report the ledger has not seen is
+copied into ``<storage root>/bank-reports/`` under its SHA-256 prefix, then
+applied to the ledger (:mod:`payments.bank.inbox`: seen means recorded there,
+with the outcome). Every unmatched or duplicated line is logged as a warning
+and returned, never dropped; a report that cannot be applied is quarantined
+and fails the task once the others are applied.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy.orm import Session
 
-from payments.bank.reports import apply_report, parse_camt054, parse_pain002
+from payments.bank.inbox import ReportsQuarantined, digest, ingest_reports, seen
 from payments.config import load_settings
 from payments.ledger.finance import finance_by_fund, reissue_list, tie_out
 from payments.ledger.migrate import engine_for, upgrade
@@ -28,6 +30,7 @@ from payments.logs import install_masking
 from payments.money import euros
 from payments.orchestration.endpoints import bank_target
 from payments.storage import staged
+from payments.transport.base import Transport
 
 log = logging.getLogger(__name__)
 REPORTS_FOLDER = "bank/reports"
@@ -39,75 +42,91 @@ def _local_name(name: str, data: bytes) -> str:
     return f"{hashlib.sha256(data).hexdigest()[:16]}-{name}"
 
 
+def _bank_name(local: str) -> str:
+    """The name the bank gave a report, from its local copy's (``<sha prefix>-<name>``)."""
+    return Path(local).name.split("-", 1)[-1]
+
+
+def _unseen(transport: Transport, known: set[str]) -> list[tuple[str, bytes]]:
+    out = []
+    for name in transport.listdir(REPORTS_FOLDER):
+        if not name.endswith(".xml"):
+            continue
+        data = transport.read(f"{REPORTS_FOLDER}/{name}")
+        if digest(data) not in known:
+            out.append((name, data))
+    return out
+
+
 def pending_reports() -> int:
-    """How many reports in the bank's folder were not copied yet (the inbox watch)."""
+    """How many reports in the bank's folder the ledger has not seen yet (the inbox watch)."""
     install_masking()
-    storage = load_settings().storage()
-    seen = set(storage.files(LOCAL_COPIES))
+    settings = load_settings()
+    upgrade(settings.ledger_url)
+    known = seen(engine_for(settings.ledger_url))
     with bank_target() as transport:
-        names = [n for n in transport.listdir(REPORTS_FOLDER) if n.endswith(".xml")]
-        waiting = sum(
-            _local_name(n, transport.read(f"{REPORTS_FOLDER}/{n}")) not in seen for n in names
-        )
-    log.info("bank reports folder: %s files, %s not reconciled yet", len(names), waiting)
+        waiting = len(_unseen(transport, known))
+    log.info("bank reports folder: %s not reconciled yet", waiting)
     return waiting
 
 
 def new_reports() -> list[str]:
-    """Copy reports not seen before from the bank; return their paths in the storage root."""
+    """Copy the reports the ledger has not seen; return their paths in the storage root."""
     install_masking()
-    storage = load_settings().storage()
-    seen = set(storage.files(LOCAL_COPIES))
+    settings = load_settings()
+    upgrade(settings.ledger_url)
+    storage = settings.storage()
+    known = seen(engine_for(settings.ledger_url))
     fetched: list[str] = []
     with bank_target() as transport:
-        for name in transport.listdir(REPORTS_FOLDER):
-            if not name.endswith(".xml"):
-                continue
-            data = transport.read(f"{REPORTS_FOLDER}/{name}")
-            local_name = _local_name(name, data)
-            if local_name in seen:
-                continue
-            storage.write_bytes(f"{LOCAL_COPIES}/{local_name}", data)
-            fetched.append(f"{LOCAL_COPIES}/{local_name}")
+        for name, data in _unseen(transport, known):
+            path = f"{LOCAL_COPIES}/{_local_name(name, data)}"
+            storage.write_bytes(path, data)
+            fetched.append(path)
     log.info("bank reports: %s new", len(fetched))
     return sorted(fetched)
 
 
 def ingest(paths: list[str]) -> dict[str, Any]:
-    """Apply each report to the ledger; counts per kind and every flagged line."""
+    """Apply each report to the ledger; counts per kind and every flagged line.
+
+    Fails (after applying every report that can be) when one was quarantined,
+    on each retry too: a person must look. The next run does not fetch it
+    again; the ledger keeps it with its reason.
+    """
     install_masking()
     settings = load_settings()
     storage = settings.storage()
     upgrade(settings.ledger_url)
-    engine = engine_for(settings.ledger_url)
-    counts = {"reports": 0, "accepted": 0, "rejected": 0, "returned": 0}
-    flagged: list[str] = []
-    for rel in paths:
-        data = storage.read_bytes(rel)
-        lines = parse_pain002(data) if b"CstmrPmtStsRpt" in data else parse_camt054(data)
-        with Session(engine) as session, session.begin():
-            applied = apply_report(
-                session,
-                lines,
-                source=Path(rel).name,
-                data=data,
-                at=datetime.now(UTC).replace(tzinfo=None),
-            )
-        log.info(
-            "%s: %s lines: accepted %s, rejected %s, returned %s",
-            Path(rel).name,
-            applied.lines,
-            applied.accepted,
-            applied.rejected,
-            applied.returned,
+    done = ingest_reports(
+        engine_for(settings.ledger_url),
+        ((_bank_name(rel), storage.read_bytes(rel)) for rel in paths),
+        at=datetime.now(UTC).replace(tzinfo=None),
+    )
+    log.info(
+        "bank reports: %s applied, %s seen before; accepted %s, rejected %s, returned %s",
+        done.applied,
+        done.already_seen,
+        done.accepted,
+        done.rejected,
+        done.returned,
+    )
+    for line in done.flagged:
+        log.warning("flagged: %s", line)
+    for line in done.quarantined:
+        log.error("quarantined: %s", line)
+    if done.quarantined:
+        raise ReportsQuarantined(
+            f"{len(done.quarantined)} bank reports quarantined (the others are applied): "
+            + "; ".join(done.quarantined[:3])
         )
-        for line in applied.flagged:
-            log.warning("flagged: %s", line)
-        counts["reports"] += 1
-        for k in ("accepted", "rejected", "returned"):
-            counts[k] += getattr(applied, k)
-        flagged += applied.flagged
-    return {**counts, "flagged": flagged}
+    return {
+        "reports": done.applied,
+        "accepted": done.accepted,
+        "rejected": done.rejected,
+        "returned": done.returned,
+        "flagged": done.flagged,
+    }
 
 
 def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
