@@ -10,6 +10,8 @@ import getpass
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,18 +24,16 @@ from payments.benchmarks import targets as bench_targets
 from payments.config import load_settings
 from payments.console import progress, stderr, stdout
 from payments.contract import load_contract
+from payments.credentials import beneficiary_secret, payment_signer
+from payments.errors import PaymentsError
 from payments.logs import setup_logging
 from payments.money import euros
 from payments.registry import load_registry
 from payments.schemes import load_scheme, scheme_ids
 from payments.sepa.batch import BatchResult
 from payments.sepa.signing import (
-    ENV_CERT,
-    ENV_KEY,
-    Signer,
     generate_demo_pair,
     load_certificate,
-    load_signer,
     signer_paths,
 )
 from payments.validation.folder import FolderValidation, validate_folder
@@ -298,15 +298,17 @@ def compute(
     payments), preview.json/.csv (the budget preview) and compute.json to --out.
     The keyed-hash secret comes from $PAYMENTS_KEY_SECRET or <data-dir>/secrets.
     """
-    from payments.entitlement.folder import compute_folder, load_secret
+    from payments.entitlement.folder import compute_folder
 
     settings = load_settings(data_dir)
     loaded = load_scheme(scheme)
+    with _refusals():
+        secret = beneficiary_secret(settings)
     result = compute_folder(
         input_dir.resolve(),
         out.resolve(),
         loaded,
-        secret=load_secret(settings.data_dir, create=True),
+        secret=secret,
         run_date=date.fromisoformat(run_date) if run_date else loaded.spec.payment_date,
         workers=workers,
     )
@@ -361,16 +363,14 @@ MaxTransactions = Annotated[
 ]
 
 
-def _signer(data_dir: Path, *, create: bool) -> Signer:
-    """The signing key and certificate from configuration; the demo pair when asked."""
-    key, cert = signer_paths(data_dir)
-    if not key.exists() or not cert.exists():
-        if not create:
-            raise typer.BadParameter(
-                f"no signing key: set {ENV_KEY} and {ENV_CERT}, or run payments keygen"
-            )
-        generate_demo_pair(key, cert, common_name="solidarity-payments demo signer")
-    return load_signer(key, cert)
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The project's refusals (a missing secret, a decision not allowed) as one red line."""
+    try:
+        yield
+    except PaymentsError as exc:
+        stdout.print(f"[red]✗[/red] {exc}")
+        raise typer.Exit(1) from None
 
 
 def _payment_tables(batch: BatchResult) -> None:
@@ -429,6 +429,8 @@ def payment_files(
 
     settings = load_settings(data_dir)
     loaded = load_scheme(scheme)
+    with _refusals():
+        signer = payment_signer(settings, create=False)
     batch = write_batch(
         pq.read_table(decisions),
         loaded,
@@ -436,7 +438,7 @@ def payment_files(
         created_at=datetime.fromisoformat(created_at)
         if created_at
         else default_creation_time(loaded),
-        signer=_signer(settings.data_dir, create=False),
+        signer=signer,
         out_dir=out.resolve(),
         max_transactions=max_transactions,
     )
@@ -495,18 +497,19 @@ def run(
     <data-dir>/runs/<run-id>/ (validation/, compute/, payments/). Payment files are
     signed but not sent: sending comes after finance's approval.
     """
-    from payments.entitlement.folder import load_secret
     from payments.pipeline import run_batch
 
     settings = load_settings(data_dir)
     loaded = load_scheme(scheme)
+    with _refusals():
+        secret, signer = beneficiary_secret(settings), payment_signer(settings)
     selected = load_registry().select(_codes(funds))
     with progress("receiving and validating", len(selected), enabled=not as_json) as bar:
         result = run_batch(
             settings.data_dir,
             loaded,
-            secret=load_secret(settings.data_dir, create=True),
-            signer=_signer(settings.data_dir, create=True),
+            secret=secret,
+            signer=signer,
             max_transactions=max_transactions,
             ledger_url=None if no_ledger else settings.ledger_url,
             triggered_by=triggered_by,
@@ -655,16 +658,18 @@ def replay(
     needs the beneficiary-key secret and the signing key the run used. Exit 0
     when every file is byte-identical, 1 with each difference named otherwise.
     """
-    from payments.entitlement.folder import load_secret
     from payments.replay import replay_run
 
     settings = load_settings(data_dir)
+    with _refusals():
+        secret = beneficiary_secret(settings, create=False)
+        signer = payment_signer(settings, create=False)
     report = replay_run(
         settings.data_dir,
         run_id,
         scratch or settings.data_dir / "replay" / run_id,
-        secret=load_secret(settings.data_dir, create=False),
-        signer=_signer(settings.data_dir, create=False),
+        secret=secret,
+        signer=signer,
     )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))

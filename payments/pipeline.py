@@ -27,10 +27,12 @@ from sqlalchemy.orm import Session
 from payments import __version__
 from payments.archive import write_run_record
 from payments.entitlement.folder import ComputeResult, FactsAhead, compute_folder
+from payments.entitlement.keys import fingerprint
 from payments.intake import Receipt
 from payments.ledger.migrate import engine_for, upgrade
 from payments.ledger.store import (
     RECORDED_COLUMNS,
+    check_key_fingerprint,
     insert_pending,
     placement,
     prepare_decisions,
@@ -201,6 +203,9 @@ def conclude_run(
         upgrade(ledger_url)
         engine = engine_for(ledger_url)
         with Session(engine) as session:
+            check_key_fingerprint(
+                session, [scheme.id, *scheme.spec.not_cumulable_with], fingerprint(secret)
+            )
             prior = prior_payments(
                 session, [scheme.id, *scheme.spec.not_cumulable_with], exclude_run=run_id
             )
@@ -249,6 +254,7 @@ def conclude_run(
                 triggered_by=triggered_by,
                 parameters=parameters,
                 write=write,
+                key_fingerprint=fingerprint(secret),
             )
         elif write is not None:
             batch = write(decisions)
@@ -334,6 +340,7 @@ def _record(
     triggered_by: str | None = None,
     parameters: dict[str, Any] | None = None,
     write: Callable[[pl.DataFrame], BatchResult] | None = None,
+    key_fingerprint: str | None = None,
 ) -> tuple[pa.Table, list[str], dict[str, int], BatchResult | None]:
     """Record the run in the ledger; return the decisions with only this run's payments payable.
 
@@ -355,6 +362,7 @@ def _record(
             code_version=__version__,
             at=at,
             triggered_by=triggered_by,
+            key_fingerprint=key_fingerprint,
         )
         record_input_files(session, run_id, validation.funds, at)
         pending = prepare_decisions(

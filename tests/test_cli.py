@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from payments.cli import app
@@ -24,7 +25,8 @@ def test_help_lists_and_explains_every_command() -> None:
         assert sub.exit_code == 0 and "Usage" in sub.output
 
 
-def test_sample_then_run_with_json(tmp_path: Path) -> None:
+def test_sample_then_run_with_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYMENTS_DEMO", "1")  # the demo's throw-away secrets
     result = runner.invoke(
         app, ["sample", "-n", "2000", "--defects", "0.05", "--data-dir", str(tmp_path), "--json"]
     )

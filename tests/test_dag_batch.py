@@ -185,7 +185,7 @@ def test_approved_batch_goes_from_fund_sftp_to_bank_sftp_exactly_once(
     assert _bank_files(bank) == at_bank
 
     # An auditor replays the DAG's run from its archive: byte-identical.
-    from payments.entitlement.folder import load_secret
+    from payments.credentials import load_secret
     from payments.replay import replay_run
     from payments.sepa.signing import load_signer
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import secrets
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,27 +33,6 @@ from payments.schemes import Scheme
 
 if TYPE_CHECKING:
     from payments.validation.folder import FundReport
-
-ENV_SECRET = "PAYMENTS_KEY_SECRET"
-
-
-def load_secret(data_dir: Path, *, create: bool) -> bytes:
-    """The beneficiary-key secret: $PAYMENTS_KEY_SECRET (hex), else <data>/secrets/beneficiary-key.
-
-    ``create`` makes a throw-away one for the demo when none exists (never in
-    production: keys would change and "paid once" across runs would break).
-    """
-    if os.environ.get(ENV_SECRET):
-        return bytes.fromhex(os.environ[ENV_SECRET])
-    path = data_dir / "secrets" / "beneficiary-key"
-    if not path.exists():
-        if not create:
-            raise FileNotFoundError(f"no beneficiary-key secret: set {ENV_SECRET} or create {path}")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-    return bytes.fromhex(path.read_text().strip())
 
 
 @dataclass

@@ -38,6 +38,17 @@ KEY_VERSION = 2
 VERSION = f"solidarity-payments beneficiary-key v{KEY_VERSION}".encode()
 
 
+def fingerprint(secret: bytes) -> str:
+    """A public fingerprint of the beneficiary-key secret, recorded with each run.
+
+    Two runs of a scheme keyed with different secrets would not recognise the
+    same person (national deduplication and "paid once" break silently): the
+    ledger compares fingerprints and refuses the second. An HMAC of a fixed
+    label, so it says nothing of the secret itself.
+    """
+    return hmac.new(secret, b"payments/beneficiary-key/fingerprint", "sha256").hexdigest()[:16]
+
+
 def _subkey(secret: bytes) -> bytes:
     if len(secret) < 16:
         raise ValueError("the beneficiary-key secret must be at least 16 bytes")

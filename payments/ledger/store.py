@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from payments.entitlement.decide import PRIOR_SCHEMA
 from payments.entitlement.keys import KEY_VERSION
-from payments.errors import Refused
+from payments.errors import PaymentsError, Refused
 from payments.four_eyes import check_decider
 from payments.ledger import events, states
 from payments.ledger.models import (
@@ -52,8 +52,8 @@ class Recorded:
     cents: int
 
 
-class KeyVersionError(RuntimeError):
-    """The ledger's runs of a scheme were keyed with another construction."""
+class KeyVersionError(PaymentsError):
+    """The ledger's runs of a scheme were keyed with another construction or secret."""
 
 
 def check_key_version(session: Session, scheme_ids: Sequence[str]) -> None:
@@ -76,6 +76,24 @@ def check_key_version(session: Session, scheme_ids: Sequence[str]) -> None:
         )
 
 
+def check_key_fingerprint(session: Session, scheme_ids: Sequence[str], key: str) -> None:
+    """Every run of these schemes that recorded a secret's fingerprint recorded this one.
+
+    A different secret finds nobody already paid, and one claimant filed by
+    two funds is paid twice: refused before anything is computed or recorded.
+    """
+    found = {
+        json.loads(text_).get("key_fingerprint")
+        for (text_,) in session.execute(select(Run.parameters).where(Run.scheme_id.in_(scheme_ids)))
+    } - {None, key}
+    if found:
+        raise KeyVersionError(
+            f"the ledger's runs of {', '.join(scheme_ids)} were keyed with another "
+            f"beneficiary-key secret (fingerprint {', '.join(sorted(found))}, this one {key}): "
+            "set PAYMENTS_KEY_SECRET to the secret those runs used"
+        )
+
+
 def record_run(
     session: Session,
     *,
@@ -85,14 +103,20 @@ def record_run(
     code_version: str,
     at: datetime,
     triggered_by: str | None = None,
+    key_fingerprint: str | None = None,
 ) -> Run:
     """The run row (idempotent: a rerun of the same run id finds it).
 
     Refuses to record a run whose beneficiary keys would not match those the
-    ledger already holds for the scheme (``KeyVersionError``).
+    ledger already holds for the scheme (``KeyVersionError``): another
+    construction, or (``key_fingerprint``) another secret.
     """
-    check_key_version(session, [scheme.id, *scheme.spec.not_cumulable_with])
+    schemes = [scheme.id, *scheme.spec.not_cumulable_with]
+    check_key_version(session, schemes)
     parameters = {**parameters, "key_version": KEY_VERSION}
+    if key_fingerprint:
+        check_key_fingerprint(session, schemes, key_fingerprint)
+        parameters["key_fingerprint"] = key_fingerprint
     run = session.get(Run, run_id)
     if run is not None and run.decision == "rejected":
         raise Refused(

@@ -14,14 +14,12 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from payments.config import Settings
-from payments.entitlement.folder import load_secret
+from payments.credentials import beneficiary_secret, payment_signer
 from payments.money import euros
 from payments.orchestration.request import parse_request
 from payments.orchestration.settings import task_settings
 from payments.orchestration.summary import approval_text, run_summary
 from payments.pipeline import LATEST, conclude_run
-from payments.sepa.signing import generate_demo_pair, load_signer, signer_paths
 from payments.storage import staged
 from payments.validation.folder import gather_validation
 
@@ -29,18 +27,6 @@ log = logging.getLogger(__name__)
 
 
 SUMMARY = "summary.json"
-
-
-def _signer(settings: Settings) -> Any:
-    key, cert = signer_paths(settings.data_dir)
-    if not key.exists() or not cert.exists():
-        if not settings.may_create_secrets:
-            raise FileNotFoundError(
-                "no signing key: set PAYMENTS_SIGNING_KEY and PAYMENTS_SIGNING_CERT "
-                "(or PAYMENTS_DEMO=1 on a one-machine demo)"
-            )
-        generate_demo_pair(key, cert, common_name="solidarity-payments demo signer")
-    return load_signer(key, cert)
 
 
 def conclude(
@@ -77,8 +63,8 @@ def conclude(
             staging,
             scheme,
             validation,
-            secret=load_secret(settings.data_dir, create=settings.may_create_secrets),
-            signer=_signer(settings),
+            secret=beneficiary_secret(settings),
+            signer=payment_signer(settings),
             ledger_url=settings.ledger_url,
             started_at=started_at,
             triggered_by=triggered_by,
