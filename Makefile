@@ -46,20 +46,20 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(PAYMENTS_DATA_DIR)/airflow \
 # approver only the demo names, recorded as such in the ledger) approves, files go to the
 # (local) bank folder, then the batch at the bank is verified.
 demo: $(STAMP)
-	$(BIN)/payments sample --households $(DEMO_HOUSEHOLDS) --defects 0.01
-	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > /dev/null 2>&1
-	$(AIRFLOW_ENV) $(BIN)/python -m payments.orchestration.demo
+	umask 077; $(BIN)/payments sample --households $(DEMO_HOUSEHOLDS) --defects 0.01
+	umask 077; $(AIRFLOW_ENV) $(BIN)/airflow db migrate > /dev/null 2>&1
+	umask 077; $(AIRFLOW_ENV) $(BIN)/python -m payments.orchestration.demo
 	$(BIN)/payments verify $(PAYMENTS_DATA_DIR)/runs/$$(cat $(PAYMENTS_DATA_DIR)/runs/LATEST)/payments
 
 # The Airflow UI on this machine: trigger the DAG as operator, approve as finance.
 # The funds' files of the demo sample are generated first unless some are there.
 airflow: $(STAMP)
 	@test -d $(PAYMENTS_DATA_DIR)/funds || $(BIN)/payments sample --households $(DEMO_HOUSEHOLDS) --defects 0.01
-	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > /dev/null 2>&1
+	umask 077; $(AIRFLOW_ENV) $(BIN)/airflow db migrate > /dev/null 2>&1
 	$(AIRFLOW_ENV) $(BIN)/airflow pools set payments_sftp 4 "SFTP sessions to funds and bank" > /dev/null
 	@echo "Airflow UI: http://localhost:8080  users: operator (triggers), finance (approves), admin"
 	@echo "Passwords: $(PAYMENTS_DATA_DIR)/airflow/simple_auth_manager_passwords.json.generated"
-	PATH=$(CURDIR)/$(BIN):$$PATH $(AIRFLOW_ENV) $(BIN)/airflow standalone
+	umask 077; PATH=$(CURDIR)/$(BIN):$$PATH $(AIRFLOW_ENV) $(BIN)/airflow standalone
 
 lint: $(STAMP)
 	$(BIN)/ruff check payments tests dags plugins

@@ -23,6 +23,8 @@ import pyarrow.parquet as pq
 from payments import __version__
 from payments.contract import load_contract
 from payments.intake import Receipt
+from payments.transport.base import TransportError
+from payments.transport.local import read_regular
 
 RUN_RECORD = "run.json"
 ARCHIVE = "archive"
@@ -103,12 +105,14 @@ def write_run_record(
     for r in sorted(receipts, key=lambda r: r.fund_code):
         entry: dict[str, Any] = {"fund": r.fund_code, "file": r.file, "status": r.status}
         data_path = inputs_root / r.file
-        if r.file.endswith(".csv") and data_path.exists():
-            entry["sha256"] = put(root, data_path.read_bytes())
+        data = _regular(inputs_root, data_path) if r.file.endswith(".csv") else None
+        if data is not None:
+            entry["sha256"] = put(root, data)
             companion = data_path.with_name(contract.companion_name(data_path.name))
-            if companion.exists():
+            companion_data = _regular(inputs_root, companion)
+            if companion_data is not None:
                 entry["companion"] = str(Path(r.file).with_name(companion.name))
-                entry["companion_sha256"] = put(root, companion.read_bytes())
+                entry["companion_sha256"] = put(root, companion_data)
         inputs.append(entry)
     prior_sorted = (
         prior.sort_by([("beneficiary_key", "ascending"), ("scheme_id", "ascending")])
@@ -132,3 +136,14 @@ def write_run_record(
     }
     (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
+
+
+def _regular(root: Path, path: Path) -> bytes | None:
+    """A received file's bytes; None when absent, or not a regular file inside ``root`` (a link
+    in a drop zone is never archived: it could point at a secret)."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        return read_regular(root, path)
+    except TransportError:
+        return None

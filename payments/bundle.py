@@ -34,6 +34,7 @@ from payments.ledger.migrate import engine_for
 from payments.ledger.models import Event, Payment
 from payments.sepa.layout import MANIFEST
 from payments.sepa.signing import SIGNATURE_SUFFIX, SignatureError, verify_detached
+from payments.spreadsheet import cell
 
 INDEX = "BUNDLE.json"
 #: A zip's members get a fixed time, so the same run gives the same bundle bytes.
@@ -56,7 +57,7 @@ def _reconciliation(session: Session, run_id: str) -> bytes:
     writer = csv.writer(out, delimiter=";", lineterminator="\n")
     writer.writerow(["fund_code", "state", "payments", "amount_cents"])
     for fund, state, n, cents in rows:
-        writer.writerow([fund, state, int(n), int(cents)])
+        writer.writerow([cell(fund), cell(state), int(n), int(cents)])
     return out.getvalue().encode()
 
 

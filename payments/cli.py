@@ -21,7 +21,7 @@ from rich.table import Table
 
 from payments import __version__
 from payments.benchmarks import targets as bench_targets
-from payments.config import load_settings
+from payments.config import PRIVATE_UMASK, load_settings
 from payments.console import progress, stderr, stdout
 from payments.contract import load_contract
 from payments.credentials import beneficiary_secret, payment_signer
@@ -84,6 +84,7 @@ def main(
     ] = False,
 ) -> None:
     """Batch payment of an emergency social aid."""
+    os.umask(PRIVATE_UMASK)  # what the commands write holds personal data: 0600, 0700
     setup_logging("DEBUG" if verbose else "WARNING")
 
 
@@ -898,11 +899,9 @@ def reconciliation(
     data_dir: DataDir = None,
 ) -> None:
     """Where every euro is, per scheme and fund: held, sent, accepted, rejected, returned."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
     from payments.ledger.finance import finance_by_fund
     from payments.ledger.migrate import engine_for
+    from payments.spreadsheet import write_csv
 
     settings = load_settings(data_dir)
     rows = finance_by_fund(engine_for(settings.ledger_url))
@@ -928,7 +927,7 @@ def reconciliation(
         )
     stdout.print(table)
     if out is not None:
-        pacsv.write_csv(pa.Table.from_pylist(rows), out, pacsv.WriteOptions(delimiter=";"))
+        write_csv(rows, out)
         stdout.print(f"CSV: {out}")
 
 
@@ -944,12 +943,11 @@ def reissues(
     its fund (with the fund's current bank details), as a new attempt; once
     re-issued it leaves the list. Nobody is paid twice: one live claim each.
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
     from sqlalchemy.orm import Session
 
     from payments.ledger.finance import reissue_list
     from payments.ledger.migrate import engine_for
+    from payments.spreadsheet import write_csv
 
     settings = load_settings(data_dir)
     with Session(engine_for(settings.ledger_url)) as session:
@@ -969,7 +967,7 @@ def reissues(
         )
     stdout.print(table)
     if out is not None and rows:
-        pacsv.write_csv(pa.Table.from_pylist(rows), out, pacsv.WriteOptions(delimiter=";"))
+        write_csv(rows, out)
         stdout.print(f"CSV: {out}")
 
 

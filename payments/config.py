@@ -19,6 +19,9 @@ ENV_LEDGER_URL = "PAYMENTS_LEDGER_URL"
 ENV_STORAGE_ROOT = "PAYMENTS_STORAGE_ROOT"
 #: Comma-separated user ids (as the Airflow auth manager knows them) who may approve a batch.
 ENV_APPROVERS = "PAYMENTS_FINANCE_APPROVERS"
+#: Comma-separated user ids of the auditors: they read the Reconciliation page and the
+#: audit bundles, as finance does, and decide nothing.
+ENV_AUDITORS = "PAYMENTS_AUDITORS"
 #: "1" on a demo machine only: missing secrets are generated instead of refused.
 ENV_DEMO = "PAYMENTS_DEMO"
 DEFAULT_APPROVERS = ("finance",)
@@ -32,6 +35,7 @@ class Settings:
     ledger_url: str
     finance_approvers: tuple[str, ...] = DEFAULT_APPROVERS
     demo: bool = False
+    auditors: tuple[str, ...] = ()
     #: The storage root tasks exchange data through; ``data_dir`` when unset.
     storage_url: str = ""
 
@@ -50,8 +54,19 @@ class Settings:
         return self.demo and not self.shared_storage
 
 
+#: Files and folders this process creates are its own: 0600 and 0700.
+PRIVATE_UMASK = 0o077
+
+
 def load_settings(data_dir: Path | None = None) -> Settings:
-    """Settings from arguments, then environment, then embedded defaults."""
+    """Settings from arguments, then environment, then embedded defaults.
+
+    Every entry point (CLI, DAG task, UI) reads its settings here first, so
+    this is where the process's umask becomes 077: fund files, validation
+    outputs, decisions, archives and the SQLite ledger hold NIRs, IBANs and
+    names, and no other local account may read them.
+    """
+    os.umask(PRIVATE_UMASK)
     root = (data_dir or Path(os.environ.get(ENV_DATA_DIR, "data"))).resolve()
     ledger = os.environ.get(ENV_LEDGER_URL, f"sqlite:///{root / 'ledger.sqlite'}")
     approvers = tuple(
@@ -61,6 +76,7 @@ def load_settings(data_dir: Path | None = None) -> Settings:
         data_dir=root,
         ledger_url=ledger,
         finance_approvers=tuple(a for a in approvers if a),
+        auditors=tuple(a.strip() for a in os.environ.get(ENV_AUDITORS, "").split(",") if a.strip()),
         demo=os.environ.get(ENV_DEMO, "") == "1",
         storage_url=os.environ.get(ENV_STORAGE_ROOT, ""),
     )

@@ -22,6 +22,8 @@ import pyarrow.csv as pacsv
 
 from payments.contract import Companion, Contract
 from payments.registry import Fund
+from payments.transport.base import TransportError
+from payments.transport.local import read_regular
 
 
 class FileError(StrEnum):
@@ -42,6 +44,7 @@ class FileError(StrEnum):
     DUPLICATE_CONTENT = "duplicate_content"
     UNREADABLE = "unreadable"
     LINE_ENDINGS = "line_endings"
+    NOT_A_FILE = "not_a_file"
 
 
 @dataclass
@@ -278,7 +281,7 @@ def receive_fund(
     data_path = root / fund.inbox / name
     ctl_path = root / fund.inbox / contract.companion_name(name)
     rel = f"{fund.inbox}/{name}"
-    if not data_path.exists():
+    if not data_path.exists() and not data_path.is_symlink():
         return Receipt(
             fund.code, rel, "missing", FileError.FILE_MISSING, f"{rel}: no file received"
         ), None
@@ -290,13 +293,16 @@ def receive_fund(
             FileError.COMPANION_MISSING,
             f"{rel}: companion {ctl_path.name} missing",
         ), None
-    data = data_path.read_bytes()
+    try:
+        data, companion_bytes = read_regular(root, data_path), read_regular(root, ctl_path)
+    except TransportError as exc:
+        return Receipt(fund.code, rel, "rejected", FileError.NOT_A_FILE, str(exc)), None
     digest = hashlib.sha256(data).hexdigest()
     receipt = Receipt(fund.code, rel, "received", bytes=len(data), sha256=digest)
     try:
         companion = check_file(
             data,
-            ctl_path.read_bytes(),
+            companion_bytes,
             file_name=rel,
             fund=fund,
             scheme_id=scheme_id,

@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from sqlalchemy.orm import Session
 
 from payments.bank.inbox import ReportsQuarantined, digest, ingest_reports, seen
@@ -29,6 +27,7 @@ from payments.ledger.migrate import engine_for, upgrade
 from payments.logs import install_masking
 from payments.money import euros
 from payments.orchestration.endpoints import bank_target
+from payments.spreadsheet import write_csv
 from payments.storage import staged
 from payments.transport.base import Transport
 
@@ -130,7 +129,7 @@ def ingest(paths: list[str]) -> dict[str, Any]:
 
 
 def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    pacsv.write_csv(pa.Table.from_pylist(rows), path, pacsv.WriteOptions(delimiter=";"))
+    write_csv(rows, path)
 
 
 def write_reconciliation() -> dict[str, Any]:

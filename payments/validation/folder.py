@@ -25,12 +25,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from payments.contract import Contract, load_contract
 from payments.intake import Receipt, receive_fund, reject_duplicate_contents
 from payments.registry import Fund, Registry, load_registry
+from payments.spreadsheet import write_csv
 from payments.validation.rows import RowValidation, validate_rows
 from payments.validation.schema import Window
 
@@ -92,7 +92,8 @@ class FolderValidation:
 
 
 def write_quarantine_csv(quarantine: pa.Table, path: Path) -> None:
-    """The quarantine as a CSV a fund's staff open in a spreadsheet (UTF-8 with BOM)."""
+    """The quarantine as a CSV a fund's staff open in a spreadsheet (UTF-8 with BOM, no cell
+    read as a formula)."""
     flat = quarantine.set_column(
         quarantine.schema.get_field_index("error_codes"),
         "error_codes",
@@ -103,9 +104,7 @@ def write_quarantine_csv(quarantine: pa.Table, path: Path) -> None:
         "error_messages",
         pc.binary_join(quarantine.column("error_messages"), " ; "),
     )
-    with path.open("wb") as fh:
-        fh.write("\ufeff".encode())
-        pacsv.write_csv(flat, fh, pacsv.WriteOptions(delimiter=";", quoting_style="needed"))
+    write_csv(flat, path, bom=True)
 
 
 def _as_of(receipt: Receipt, fallback: date) -> date:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -54,3 +57,21 @@ def states(ledger: Engine, run_id: str | None = None) -> dict[str, int]:
                 {"r": run_id},
             ).all()
         )
+
+
+def edit_fund_file(
+    root: Path, code: str, edit: Callable[[list[list[str]], dict[str, int]], None]
+) -> None:
+    """Change a fund's sample file in place (rows as lists of cells) and re-seal its companion,
+    as a fund would send it."""
+    path = root / "funds" / code / f"{code}_aes-2020-05.csv"
+    header, *body = path.read_text().split("\n")
+    columns = {name: i for i, name in enumerate(header.split(";"))}
+    rows = [line.split(";") for line in body if line]
+    edit(rows, columns)
+    data = ("\n".join([header, *(";".join(r) for r in rows)]) + "\n").encode()
+    path.write_bytes(data)
+    companion = Path(str(path) + ".ctl.json")
+    meta = json.loads(companion.read_text())
+    meta.update(byte_size=len(data), row_count=len(rows), sha256=hashlib.sha256(data).hexdigest())
+    companion.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
