@@ -2,13 +2,15 @@
 
 A FastAPI app that Airflow's API server mounts (``plugins/payments_ui.py``).
 Every route needs an authenticated Airflow user (the API server's JWT, from
-the UI's session cookie or a bearer token) and only reads the ledger. The
+the UI's session cookie or a bearer token) who is a finance approver or an
+auditor (:mod:`payments.ui.access`), and only reads the ledger. Routes are
+plain functions: FastAPI runs them in its thread pool, so a page that scans
+the ledger never blocks the API server's event loop. The
 ledger holds no NIR or IBAN; free text is masked all the same. Amounts are
 integer cents, formatted for display only.
 """
 
 import html
-import io
 import json
 from importlib import resources
 from string import Template
@@ -164,34 +166,37 @@ def render(data: dict[str, Any]) -> str:
 
 def to_csv(data: dict[str, Any]) -> bytes:
     """The by-fund table as CSV (``;``-separated, as the reconciliation DAG writes it)."""
-    import pyarrow as pa  # in the request, never when the API server loads the plugin
-    import pyarrow.csv as pacsv
+    from payments.spreadsheet import csv_bytes  # in the request, not when the plugin loads
 
-    sink = io.BytesIO()
-    pacsv.write_csv(pa.Table.from_pylist(data["by_fund"]), sink, pacsv.WriteOptions(delimiter=";"))
-    return sink.getvalue()
+    return csv_bytes(data["by_fund"])
 
 
 def create_app() -> FastAPI:
     """The app the plugin mounts under ``/payments``."""
     from airflow.api_fastapi.core_api.security import get_user
+    from fastapi import HTTPException
 
-    app = FastAPI(title="Payments: reconciliation", docs_url=None, redoc_url=None)
+    app = FastAPI(title="Payments: reconciliation", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def reader(user: Annotated[Any, Depends(get_user)]) -> Any:
+        from payments.ui.access import may_read_finance
+
+        if not may_read_finance(user):
+            raise HTTPException(403, "finance or auditor role needed")
+        return user
 
     def _data() -> dict[str, Any]:
         return load(engine_for(load_settings().ledger_url))
 
     @app.get("/reconciliation", response_class=HTMLResponse)
-    async def page(user: Annotated[Any, Depends(get_user)]) -> HTMLResponse:
+    def page(user: Annotated[Any, Depends(reader)]) -> HTMLResponse:
         return HTMLResponse(render(_data()))
 
     @app.get("/runs/{run_id}/bundle.zip")
-    async def bundle(run_id: str, user: Annotated[Any, Depends(get_user)]) -> Response:
+    def bundle(run_id: str, user: Annotated[Any, Depends(reader)]) -> Response:
         import re
         import tempfile
         from pathlib import Path
-
-        from fastapi import HTTPException
 
         from payments.archive import archive_key
         from payments.bundle import export_bundle
@@ -221,7 +226,7 @@ def create_app() -> FastAPI:
         )
 
     @app.get("/reconciliation.csv")
-    async def csv(user: Annotated[Any, Depends(get_user)]) -> Response:
+    def csv(user: Annotated[Any, Depends(reader)]) -> Response:
         return Response(
             to_csv(_data()),
             media_type="text/csv",
