@@ -87,6 +87,7 @@ def solidarity_payment_batch() -> None:
         body="{{ ti.xcom_pull(task_ids='conclude')['approval_text'] }}",
         approve_task_id="record_approval",
         reject_task_id="record_rejection",
+        summary_task_id="conclude",
         retries=0,
     )
 
@@ -94,15 +95,13 @@ def solidarity_payment_batch() -> None:
     def record_approval(summary: dict[str, Any]) -> list[str]:
         from payments.orchestration import decision as stage
 
-        response = get_current_context()["ti"].xcom_pull(task_ids="approval", key="response")
-        return stage.record_approval(summary, response)
+        return stage.record_approval(summary)
 
     @task
     def record_rejection(summary: dict[str, Any]) -> dict[str, Any]:
         from payments.orchestration import decision as stage
 
-        response = get_current_context()["ti"].xcom_pull(task_ids="approval", key="response")
-        return stage.record_rejection(summary, response)
+        return stage.record_rejection(summary)
 
     @task(pool=SFTP_POOL, outlets=[AT_THE_BANK], map_index_template="{{ fund_code }}")
     def deliver(summary: dict[str, Any], fund_code: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from payments.orchestration.deadline import bank_cutoff, cutoff_for_conf
-from payments.orchestration.decision import check_respondent
+from payments.orchestration.decision import Answer, check_respondent
 from payments.orchestration.receiving import workspace_for
 from payments.orchestration.request import RequestError, parse_request, scheme_for
 from payments.orchestration.summary import approval_text, euros
@@ -53,13 +53,16 @@ def test_a_moved_payment_date_changes_the_scheme_text_and_so_the_run() -> None:
 
 
 def test_four_eyes_on_our_side() -> None:
-    check_respondent("finance", "operator", ("finance",))
+    def said(user: str) -> Answer:
+        return Answer(user, user, "Approve", datetime(2020, 5, 14, 9))
+
+    check_respondent(said("finance"), "operator", ("finance",))
     with pytest.raises(PermissionError, match="four eyes"):
-        check_respondent("finance", "finance", ("finance",))
+        check_respondent(said("finance"), "finance", ("finance",))
     with pytest.raises(PermissionError, match="not a finance approver"):
-        check_respondent("operator", "admin", ("finance",))
-    with pytest.raises(PermissionError, match="no respondent"):
-        check_respondent("", "admin", ("finance",))
+        check_respondent(said("operator"), "admin", ("finance",))
+    with pytest.raises(PermissionError, match="names no user"):
+        check_respondent(said(""), "admin", ("finance",))
 
 
 def test_respondents_exclude_the_trigger_user_and_are_never_empty() -> None:

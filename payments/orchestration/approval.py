@@ -4,8 +4,14 @@
 options (Approve → ``record_approval``, Reject → ``record_rejection``) whose
 respondents are fixed when the task runs: the configured finance approvers
 minus the user who triggered the run (four eyes). Airflow's API refuses a
-response from anyone else (``is_authorized_hitl_task``); ``record_approval``
-checks the same rule again against the ledger.
+response from anyone else (``is_authorized_hitl_task``).
+
+The decision is recorded in the ledger by this task itself, when Airflow
+delivers the answer read from its own HITL record (who answered, what, when;
+:func:`payments.orchestration.decision.decide` checks four eyes again), never
+from an XCom: XComs and task states can be written through the REST API by
+anyone who may edit the DAG, the operator who triggered the run included.
+``record_approval`` then only reads the ledger's decision.
 
 ``respond`` records a response through Airflow's own HITL endpoint function
 (the one the UI calls), as a given user: the demo and the tests answer this way.
@@ -19,6 +25,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
 
 from payments.config import DEMO_APPROVER, load_settings
+from payments.four_eyes import user_id
 
 log = logging.getLogger(__name__)
 APPROVE = "Approve"
@@ -33,7 +40,7 @@ def respondents(approvers: tuple[str, ...], triggered_by: str | None) -> list[di
     Never empty: an HITL task without assigned users may be answered by anyone
     allowed to edit the DAG, which would defeat the four eyes.
     """
-    users = [{"id": a, "name": a} for a in approvers if a != triggered_by]
+    users = [{"id": a, "name": a} for a in approvers if user_id(a) != user_id(triggered_by)]
     if not users:
         raise PermissionError(
             f"no finance approver other than {triggered_by!r} (PAYMENTS_FINANCE_APPROVERS): "
@@ -45,7 +52,10 @@ def respondents(approvers: tuple[str, ...], triggered_by: str | None) -> list[di
 class FinanceApprovalOperator(HITLBranchOperator):
     """Approve or reject a run; only assigned finance users may answer."""
 
-    def __init__(self, *, approve_task_id: str, reject_task_id: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, approve_task_id: str, reject_task_id: str, summary_task_id: str, **kwargs: Any
+    ) -> None:
+        self.summary_task_id = summary_task_id
         super().__init__(
             options=[APPROVE, REJECT],
             options_mapping={APPROVE: approve_task_id, REJECT: reject_task_id},
@@ -73,6 +83,10 @@ class FinanceApprovalOperator(HITLBranchOperator):
         }
         context["ti"].xcom_push(key=RESPONSE_KEY, value=response)
         log.info("response: %s by %s", response["chosen_options"], response["responded_by_user"])
+        from payments.orchestration.decision import decide
+
+        summary = context["ti"].xcom_pull(task_ids=self.summary_task_id)
+        decide(summary, response, context["dag_run"].triggering_user_name)
         branches = [self.options_mapping.get(o, o) for o in ret["chosen_options"]]
         return self.do_branch(context=context, branches_to_execute=branches)
 

@@ -6,18 +6,24 @@ Four eyes are checked again here, whatever the auth manager allowed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
 
 from payments.errors import Refused
-from payments.four_eyes import check_decider
+from payments.four_eyes import check_decider, user_id
 from payments.ledger.migrate import engine_for
+from payments.ledger.models import Run
+from payments.orchestration.approval import APPROVE, REJECT
 from payments.orchestration.settings import task_settings
 from payments.release import approve, reject
 from payments.storage import staged
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def needs_approval(summary: Mapping[str, Any]) -> bool:
@@ -31,34 +37,104 @@ def needs_approval(summary: Mapping[str, Any]) -> bool:
     return True
 
 
-def _response_user(response: Mapping[str, Any]) -> str:
+@dataclass(frozen=True)
+class Answer:
+    """Finance's answer as Airflow recorded it (the HITL record, delivered by the triggerer)."""
+
+    user_id: str
+    user_name: str
+    option: str
+    at: datetime
+
+
+def answer_from(response: Mapping[str, Any]) -> Answer:
+    """The answer in the HITL operator's completion event (from the triggerer, which read it
+    from Airflow's HITL record: no API call writes that event)."""
     user = response.get("responded_by_user") or {}
-    return str(user.get("id") or user.get("name") or "")
-
-
-def _response_time(response: Mapping[str, Any]) -> datetime:
+    options = list(response.get("chosen_options") or [])
     at = response.get("responded_at")
-    if isinstance(at, datetime):
-        stamp = at
-    elif at:
-        stamp = datetime.fromisoformat(str(at))
+    if not user or not at or len(options) != 1:
+        raise Refused(f"the approval's answer is incomplete ({options}, {user}): refused")
+    stamp = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+    if stamp.tzinfo:
+        stamp = stamp.astimezone(UTC).replace(tzinfo=None)
+    return Answer(str(user.get("id") or ""), str(user.get("name") or ""), options[0], stamp)
+
+
+def check_respondent(answer: Answer, triggered_by: str | None, approvers: tuple[str, ...]) -> str:
+    """Four eyes, checked again on our side whatever the auth manager allowed.
+
+    Like with like: the respondent's *id* must be an approver's (the ids HITL
+    assigns), and the respondent's *name* must not be the triggerer's (Airflow
+    records who triggered a run by name). Under the simple auth manager they
+    are one string; under FAB or Keycloak they differ.
+    """
+    trigger = user_id(triggered_by)
+    if trigger and trigger in (user_id(answer.user_name), user_id(answer.user_id)):
+        raise Refused("the user who triggered the run cannot decide on it (four eyes)")
+    return check_decider(answer.user_id, triggered_by=triggered_by, approvers=approvers)
+
+
+__all__ = ["decide", "needs_approval", "record_approval", "record_rejection"]
+
+
+def decide(
+    summary: Mapping[str, Any], response: Mapping[str, Any], triggered_by: str | None
+) -> str:
+    """Record finance's answer in the ledger; called by the approval task when Airflow delivers
+    the answer, and only then. Returns the option chosen. A refusal fails the task for good."""
+    return final(lambda: _decide(summary, answer_from(response), triggered_by))
+
+
+def _decide(summary: Mapping[str, Any], answer: Answer, triggered_by: str | None) -> str:
+    if answer.option == APPROVE:
+        _approved(summary, answer, triggered_by)
+    elif answer.option == REJECT:
+        _rejected(summary, answer, triggered_by)
     else:
-        stamp = datetime.now(UTC)
-    return stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
+        raise Refused(f"the approval's answer {answer.option!r} is neither option: refused")
+    return answer.option
 
 
-def check_respondent(user: str, triggered_by: str | None, approvers: tuple[str, ...]) -> str:
-    """Four eyes, checked again on our side whatever the auth manager allowed."""
-    if not user:
-        raise Refused("the approval has no respondent: refused")
-    return check_decider(user, triggered_by=triggered_by, approvers=approvers)
+def record_approval(summary: Mapping[str, Any]) -> list[str]:
+    """After the approval: the funds to deliver, if the ledger holds finance's approval.
+
+    The ledger is written by the approval task itself when Airflow delivers
+    finance's answer (:func:`decide`). Marking ``approval`` successful
+    through the API (which an operator may do) skips that: no decision is in
+    the ledger, and this task fails without retry; nothing is delivered.
+    """
+    final(lambda: _recorded(summary, "approved"))
+    return list(summary["funds_with_files"])
 
 
-def record_approval(summary: Mapping[str, Any], response: Mapping[str, Any]) -> list[str]:
-    """Finance said yes: the ledger files the payments; returns the funds to deliver."""
+def record_rejection(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """After the approval: the run as rejected, if the ledger holds finance's rejection."""
+    return {
+        "run_id": summary["run_id"],
+        "rejected_by": final(lambda: _recorded(summary, "rejected")),
+    }
+
+
+def _recorded(summary: Mapping[str, Any], decision: str) -> str | None:
+    """Who made the decision the ledger holds; refused if it holds no such decision."""
     settings = task_settings()
-    user = _response_user(response)
-    check_respondent(user, summary.get("triggered_by"), settings.finance_approvers)
+    with Session(engine_for(settings.ledger_url)) as session:
+        run = session.get(Run, summary["run_id"])
+    if run is None or run.decision != decision:
+        raise Refused(
+            f"run {summary['run_id']}: the ledger holds no {decision} decision from finance "
+            "(an answer given in Airflow records it; marking the approval task done does not)"
+        )
+    log.info("run %s %s by %s", run.run_id, decision, run.approved_by)
+    return run.approved_by
+
+
+def _approved(summary: Mapping[str, Any], answer: Answer, triggered_by: str | None) -> list[str]:
+    if answer.option != APPROVE:
+        raise Refused(f"the approval's answer is {answer.option!r}, not {APPROVE!r}: refused")
+    settings = task_settings()
+    user = check_respondent(answer, triggered_by, settings.finance_approvers)
     run_dir = str(summary["run_dir"])
     with staged(settings.storage(), pull=[f"{run_dir}/payments"]) as area:
         filed = approve(
@@ -66,24 +142,36 @@ def record_approval(summary: Mapping[str, Any], response: Mapping[str, Any]) -> 
             area.root / run_dir,
             summary["run_id"],
             by=user,
-            at=_response_time(response),
+            at=answer.at,
             approvers=settings.finance_approvers,
         )
     log.info("run %s approved by %s: %s payments filed", summary["run_id"], user, filed)
     return list(summary["funds_with_files"])
 
 
-def record_rejection(summary: Mapping[str, Any], response: Mapping[str, Any]) -> dict[str, Any]:
-    """Finance said no: the run's payments are cancelled; nothing is sent."""
+def _rejected(
+    summary: Mapping[str, Any], answer: Answer, triggered_by: str | None
+) -> dict[str, Any]:
+    if answer.option != REJECT:
+        raise Refused(f"the approval's answer is {answer.option!r}, not {REJECT!r}: refused")
     settings = task_settings()
-    user = _response_user(response)
-    check_respondent(user, summary.get("triggered_by"), settings.finance_approvers)
+    user = check_respondent(answer, triggered_by, settings.finance_approvers)
     reject(
         engine_for(settings.ledger_url),
         summary["run_id"],
         by=user,
-        at=_response_time(response),
+        at=answer.at,
         approvers=settings.finance_approvers,
     )
     log.warning("run %s rejected by %s: nothing will be sent", summary["run_id"], user)
     return {"run_id": summary["run_id"], "rejected_by": user}
+
+
+def final(action: Callable[[], T]) -> T:
+    """Run a decision task's step; a refusal fails the task for good (no retry can change it)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        return action()
+    except Refused as exc:
+        raise AirflowFailException(str(exc)) from exc
