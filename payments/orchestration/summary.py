@@ -8,6 +8,7 @@ computed, held and not received.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -120,5 +121,16 @@ def approval_text(summary: dict[str, Any]) -> str:
         )
     if summary["not_received"]:
         lines += ["", "**Not in this run** (take them in a complementary run):", ""]
-        lines += [f"- {n['fund']}: {n['message']}" for n in summary["not_received"]]
+        lines += [f"- {n['fund']}: {as_text(n['message'])}" for n in summary["not_received"]]
     return "\n".join(lines) + "\n"
+
+
+#: Characters Markdown gives a meaning to (links, images, emphasis, code, tables, HTML).
+MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
+
+
+def as_text(value: object) -> str:
+    """A string a fund controls (a rejection message quotes its companion's fields and its
+    header) shown as plain text in finance's Markdown: every Markdown character escaped, on
+    one line. A link or an image in a fund's file is never rendered on the approval page."""
+    return MARKDOWN.sub(r"\\\1", " ".join(str(value).split()))

@@ -69,9 +69,16 @@ def edit_fund_file(
     columns = {name: i for i, name in enumerate(header.split(";"))}
     rows = [line.split(";") for line in body if line]
     edit(rows, columns)
-    data = ("\n".join([header, *(";".join(r) for r in rows)]) + "\n").encode()
-    path.write_bytes(data)
+    path.write_bytes(("\n".join([header, *(";".join(r) for r in rows)]) + "\n").encode())
+    reseal(path, rows=len(rows))
+
+
+def reseal(path: Path, *, rows: int | None = None) -> None:
+    """The companion of a fund file changed in place, made to match it again (size, hash)."""
+    data = path.read_bytes()
     companion = Path(str(path) + ".ctl.json")
     meta = json.loads(companion.read_text())
-    meta.update(byte_size=len(data), row_count=len(rows), sha256=hashlib.sha256(data).hexdigest())
+    meta.update(byte_size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    if rows is not None:
+        meta["row_count"] = rows
     companion.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

@@ -18,7 +18,7 @@ from payments.release import approve, reject
 from payments.send import send
 from payments.sepa.signing import Signer
 from payments.transport.local import LocalTransport
-from tests.faults.runs import AT, run, sample, states
+from tests.faults.runs import AT, reseal, run, sample, states
 from tests.households import APPROVERS
 
 
@@ -153,3 +153,30 @@ def test_an_approval_is_of_the_files_concluded(
         approve(ledger, result.out_dir, result.run_id, by="finance", at=AT, approvers=APPROVERS)
     with ledger.connect() as c:
         assert c.execute(text("SELECT decision FROM runs")).scalar_one() is None
+
+
+def test_what_a_fund_writes_is_shown_to_finance_as_text_not_markdown(
+    tmp_path: Path, signer: Signer
+) -> None:
+    """L5: a fund's header cell or companion field was rendered as Markdown (links, images) in
+    the approval text finance reads in the Required-actions page."""
+    from payments.orchestration.summary import approval_text, run_summary
+    from payments.pipeline import run_batch
+    from payments.schemes import load_scheme
+    from tests.households import SECRET
+
+    sample(tmp_path, ("13", "75"))
+    csv = tmp_path / "funds" / "75" / "75_aes-2020-05.csv"
+    lines = csv.read_text().split("\n")
+    lines[0] = lines[0].replace(
+        "household_id", "[Approve here](http://evil.example) ![x](http://e)"
+    )
+    csv.write_text("\n".join(lines))
+    reseal(csv)
+    result = run_batch(
+        tmp_path, load_scheme("aes-2020-05"), secret=SECRET, signer=signer, funds=["13", "75"]
+    )
+    text = approval_text(run_summary(result, {}, tmp_path, "operator"))
+    assert "75" in text and "evil" in text
+    assert "[Approve here](" not in text and "![x](" not in text
+    assert r"\[Approve here\]\(http://evil\.example\)" in text
