@@ -109,7 +109,7 @@ def test_compose_runs_a_distributed_airflow_with_everything_the_dags_name() -> N
         "sftp-bank",
     ):
         assert name in services, name
-    env = services["airflow-scheduler"]["environment"]
+    env = services["airflow-worker"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
     assert services["airflow-worker"]["deploy"]["replicas"] == 2
@@ -155,3 +155,32 @@ def test_compose_runs_a_distributed_airflow_with_everything_the_dags_name() -> N
     assert "[s3]" in (ROOT / "deploy" / "Dockerfile").read_text()
     assert "payments" in doc["networks"]
     assert (ROOT / "deploy" / "Dockerfile").read_text().startswith("# The project's Airflow image")
+
+
+#: What a service may hold, beyond Airflow's own settings: the secrets tasks use.
+TASK_SECRETS = {"PAYMENTS_KEY_SECRET", "PAYMENTS_SIGNING_KEY", "AWS_SECRET_ACCESS_KEY"}
+
+
+def test_compose_gives_each_service_only_the_secrets_it_uses() -> None:
+    """Review L7: every Airflow container (API server and DAG processor included) held the
+    signing key, the SFTP client key, the beneficiary-key secret, the ledger owner's password
+    and the object store's root credentials."""
+    _, doc = _compose()
+    services = doc["services"]
+    worker = services["airflow-worker"]
+    assert set(worker["environment"]) >= TASK_SECRETS
+    assert {"signing_key", "sftp_client_key"} <= set(worker["secrets"])
+    for name in ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        env = set(services[name]["environment"])
+        assert not env & (TASK_SECRETS | {"PAYMENTS_LEDGER_URL", "AWS_ACCESS_KEY_ID"}), name
+        assert not services[name].get("secrets"), name
+    api = services["airflow-apiserver"]
+    assert not set(api["environment"]) & {"PAYMENTS_KEY_SECRET", "PAYMENTS_SIGNING_KEY"}
+    assert set(api.get("secrets", [])) <= {"signing_cert"}
+    assert api["environment"]["PAYMENTS_LEDGER_URL"].startswith(
+        "postgresql+psycopg://ledger_reader:"
+    )
+    init_db = (ROOT / "deploy" / "init-databases.sh").read_text()
+    assert "GRANT SELECT ON TABLES TO ledger_reader" in init_db
+    init = services["airflow-init"]
+    assert not set(init["environment"]) & {"PAYMENTS_KEY_SECRET", "PAYMENTS_SIGNING_KEY"}
