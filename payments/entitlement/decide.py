@@ -28,13 +28,14 @@ import pyarrow as pa
 from payments.entitlement.holds import (
     FOREIGN_IBAN,
     HOLDER_MISMATCH,
+    NAME_UNWRITABLE,
     NON_SEPA_IBAN,
     RECENT_BANK_CHANGE,
     SHARED_IBAN,
     HoldPolicy,
 )
 from payments.schemes import Scheme
-from payments.sepa.charset import transliterate_expr
+from payments.sepa.charset import creditor_names, transliterate_expr
 
 STATUSES = ("payable", "held", "not_eligible", "paid_by_other_fund", "already_paid")
 
@@ -294,6 +295,8 @@ def _apply_holds(
             _normalise_name(pl.col("claimant_last_name")), literal=True
         ) | holder.str.contains(_normalise_name(pl.col("claimant_first_name")), literal=True)
         mismatched = unsure.filter(~related).get_column("_row")
+    _, unwritable = creditor_names(payable)
+    unwritable_rows = payable.get_column("_row").gather(unwritable)
     country = pl.col("iban").str.slice(0, 2)
     checks = {
         SHARED_IBAN: pl.col("iban").is_in(crowded.implode()),
@@ -302,8 +305,11 @@ def _apply_holds(
         FOREIGN_IBAN: ~country.is_in(policy.home_countries) & country.is_in(policy.sepa_countries),
         NON_SEPA_IBAN: ~country.is_in(policy.sepa_countries),
         HOLDER_MISMATCH: pl.col("_row").is_in(mismatched.implode()),
+        NAME_UNWRITABLE: pl.col("_row").is_in(unwritable_rows.implode()),
     }
-    is_payable = (pl.col("status") == "payable") & ~pl.col("claimant_key").is_in(
+    payable_now = pl.col("status") == "payable"
+    # A release waives the risk holds finance reviewed, not a name no file can carry.
+    is_payable = payable_now & ~pl.col("claimant_key").is_in(
         pl.Series(list(released), dtype=pl.String).implode()
     )
     flags = [f"_hold_{code}" for code in checks]
@@ -312,8 +318,10 @@ def _apply_holds(
     flagged = df.select(
         "_row",
         *(
-            (is_payable & cond.fill_null(False)).alias(flag)
-            for flag, cond in zip(flags, checks.values(), strict=True)
+            (
+                (payable_now if code == NAME_UNWRITABLE else is_payable) & cond.fill_null(False)
+            ).alias(flag)
+            for flag, (code, cond) in zip(flags, checks.items(), strict=True)
         ),
     )
     held_rows = flagged.filter(pl.any_horizontal(flags)).select(

@@ -14,7 +14,18 @@ RECENT_BANK_CHANGE = "recent_bank_change"
 FOREIGN_IBAN = "foreign_iban"
 NON_SEPA_IBAN = "non_sepa_iban"
 HOLDER_MISMATCH = "holder_mismatch"
-HOLD_REASONS = (SHARED_IBAN, RECENT_BANK_CHANGE, FOREIGN_IBAN, NON_SEPA_IBAN, HOLDER_MISMATCH)
+#: The name the payment would go to cannot be written in the SEPA character set
+#: (another script, ``<``, ``=``, a control character): held until the fund corrects
+#: it, never left out of the files while keeping its claim. No release waives it.
+NAME_UNWRITABLE = "name_unwritable"
+HOLD_REASONS = (
+    SHARED_IBAN,
+    RECENT_BANK_CHANGE,
+    FOREIGN_IBAN,
+    NON_SEPA_IBAN,
+    HOLDER_MISMATCH,
+    NAME_UNWRITABLE,
+)
 
 
 class HoldPolicy(BaseModel):

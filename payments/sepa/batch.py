@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes
 
 from payments.registry import Fund, Registry, load_registry
 from payments.schemes import Scheme
-from payments.sepa.charset import NOT_SEPA, transliterate_expr, transliterate_touched
+from payments.sepa.charset import NAME_MAX, creditor_names, transliterate_expr
 from payments.sepa.layout import MANIFEST, TRANSACTIONS
 from payments.sepa.pain001 import (
     PAIN_001_001_03,
@@ -38,7 +38,6 @@ from payments.sepa.pain001 import (
 )
 from payments.sepa.signing import SIGNATURE_SUFFIX, Signer
 
-NAME_MAX = 70  # SEPA limit for names (the XSD allows 140)
 DEFAULT_MAX_TRANSACTIONS = 100_000
 
 
@@ -105,28 +104,10 @@ def transactions(df: pl.DataFrame, scheme_id: str) -> tuple[pl.DataFrame, pl.Dat
         "iban",
         "bic",
     )
-    creditor, touched = transliterate_touched(df.get_column("account_holder"), NAME_MAX)
-    # The claimant's names only where the holder came out empty (rare): transliterating
-    # them for every household doubled the cost of this step.
-    empty = creditor.str.len_chars().fill_null(0) == 0
-    if empty.any():
-        claimant = df.filter(empty).select(
-            transliterate_expr(
-                pl.concat_str("claimant_first_name", "claimant_last_name", separator=" "),
-                NAME_MAX,
-            )
-        )
-        creditor = creditor.scatter(empty.arg_true(), claimant.to_series())
-        touched = pl.concat([touched, empty.arg_true()]).unique()
+    creditor, bad_rows = creditor_names(df)
     txs = txs.insert_column(4, creditor.alias("creditor_name"))
-    # Only names the transliteration changed can hold a character outside the SEPA
-    # set (the others passed its check); a name still empty cannot be written
-    # either (the schema wants at least one character).
     unwritable = np.zeros(txs.height, bool)
-    if touched.len():
-        names = creditor.gather(touched)
-        found = (names.str.contains(NOT_SEPA) | (names.str.len_chars() == 0)).fill_null(True)
-        unwritable[touched.to_numpy()] = found.to_numpy()
+    unwritable[bad_rows.to_numpy()] = True
     if not unwritable.any():  # nearly always: filtering would copy every column for nothing
         return txs, txs.clear()
     mask = pl.Series(unwritable)

@@ -121,3 +121,40 @@ def transliterate_one(text: str, max_length: int = 70) -> str:
     """Scalar convenience (messages, tests): the same rules on one value."""
     out = transliterate(pa.array([text]), max_length)[0].as_py()
     return str(out)
+
+
+#: SEPA limit for names (the XSD allows 140).
+NAME_MAX = 70
+
+
+def creditor_names(df: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """The name each payment goes to, as the payment file writes it, and where it cannot be.
+
+    The account holder (as the bank knows the account); when that is empty after
+    transliteration, the claimant's first and last names. A name is *unwritable*
+    when a character outside the SEPA set is left (another script, ``<``, ``=``,
+    a control character) or nothing is: the compute step holds such payments
+    (``name_unwritable``) so that no payable household is ever left out of the
+    files. Returns (names, unwritable row numbers).
+    """
+    creditor, touched = transliterate_touched(df.get_column("account_holder"), NAME_MAX)
+    # The claimant's names only where the holder came out empty (rare): transliterating
+    # them for every household doubled the cost of this step.
+    empty = creditor.str.len_chars().fill_null(0) == 0
+    if empty.any():
+        claimant = df.filter(empty).select(
+            transliterate_expr(
+                pl.concat_str("claimant_first_name", "claimant_last_name", separator=" "),
+                NAME_MAX,
+            )
+        )
+        creditor = creditor.scatter(empty.arg_true(), claimant.to_series())
+        touched = pl.concat([touched, empty.arg_true()]).unique()
+    # Only names the transliteration changed can hold a character outside the SEPA
+    # set (the others passed its check); a name still empty cannot be written
+    # either (the schema wants at least one character).
+    if not touched.len():
+        return creditor, touched
+    names = creditor.gather(touched)
+    found = (names.str.contains(NOT_SEPA) | (names.str.len_chars() == 0)).fill_null(True)
+    return creditor, touched.filter(found)
