@@ -5,12 +5,17 @@ code version), ``scheme.toml`` (the exact text), ``manifest.json`` and its
 signature, ``signer.pem`` (the certificate the files were signed with),
 ``reconciliation.csv`` (the run's payments by fund and state, in cents),
 ``events.jsonl`` (the run's events from the hash-chained ledger log, with the
-chain's head at export), and ``BUNDLE.json`` indexing every member's SHA-256.
+chain's head at export), ``chain-head.json`` and its signature (the head of the
+whole chain, signed when the run was delivered) with ``chain.txt`` (every
+event's link up to that head), and ``BUNDLE.json`` indexing every member's
+SHA-256.
 
-``check_bundle`` recomputes what can be recomputed: every member against the
-index, the manifest's signature (against a certificate the auditor trusts, or
-the one inside), the manifest's files against the run record, each event's
-hash from its fields, and the cents of the reconciliation against the manifest.
+``check_bundle`` recomputes what can be recomputed, against a certificate the
+auditor trusts (never the one inside): every member against the index, the
+manifest's signature, the manifest's files against the run record, each
+event's hash from its fields, the chain's links up to the signed head (so a
+rewritten and re-hashed event log is refused), and the cents of the
+reconciliation against the manifest.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from payments.archive import RUN_RECORD, get, sha256_bytes
-from payments.ledger.events import event_hash
+from payments.ledger.events import GENESIS, event_hash
+from payments.ledger.integrity import CHAIN_HEAD
 from payments.ledger.migrate import engine_for
 from payments.ledger.models import Event, Payment
 from payments.sepa.layout import MANIFEST
@@ -37,6 +43,8 @@ from payments.sepa.signing import SIGNATURE_SUFFIX, SignatureError, verify_detac
 from payments.spreadsheet import cell
 
 INDEX = "BUNDLE.json"
+#: Every event's link up to the signed chain head (``seq prev_hash hash`` per line).
+CHAIN = "chain.txt"
 #: A zip's members get a fixed time, so the same run gives the same bundle bytes.
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 
@@ -106,6 +114,14 @@ def export_bundle(root: Path, ledger_url: str, run_id: str, out: Path, cert: Pat
             "reconciliation.csv": _reconciliation(session, run_id),
             "events.jsonl": _events(session, run_id),
         }
+        head_path = run_dir / CHAIN_HEAD
+        if head_path.exists():
+            head = head_path.read_bytes()
+            members[CHAIN_HEAD] = head
+            members[CHAIN_HEAD + SIGNATURE_SUFFIX] = (
+                run_dir / (CHAIN_HEAD + SIGNATURE_SUFFIX)
+            ).read_bytes()
+            members[CHAIN] = _chain(session, int(json.loads(head)["seq"]))
     index = {
         "run_id": run_id,
         "members": {name: sha256_bytes(data) for name, data in sorted(members.items())},
@@ -118,8 +134,48 @@ def export_bundle(root: Path, ledger_url: str, run_id: str, out: Path, cert: Pat
     return out
 
 
-def check_bundle(path: Path, trusted: x509.Certificate | None = None) -> list[str]:
-    """Every problem found in an audit bundle, offline; empty when it all holds."""
+def _chain(session: Session, head: int) -> bytes:
+    """Every event's link up to the signed head: ``seq prev_hash hash`` per line."""
+    rows = session.execute(
+        select(Event.seq, Event.prev_hash, Event.hash).where(Event.seq <= head).order_by(Event.seq)
+    )
+    return "".join(f"{seq} {prev} {digest}\n" for seq, prev, digest in rows).encode()
+
+
+def _check_chain(members: dict[str, bytes], trusted: x509.Certificate) -> list[str]:
+    """The run's events link, through the whole chain, to a head signed outside the database."""
+    if CHAIN_HEAD not in members:
+        return [f"{CHAIN_HEAD}: missing: the run's events are not anchored (run not delivered?)"]
+    try:
+        verify_detached(members[CHAIN_HEAD], members[CHAIN_HEAD + SIGNATURE_SUFFIX], trusted)
+    except (SignatureError, KeyError) as exc:
+        return [f"{CHAIN_HEAD}: signature does not verify: {exc}"]
+    head = json.loads(members[CHAIN_HEAD])
+    links: dict[int, str] = {}
+    prev = GENESIS
+    for n, line in enumerate(members.get(CHAIN, b"").decode().splitlines(), start=1):
+        seq, before, digest = line.split()
+        if int(seq) != n or before != prev:
+            return [f"{CHAIN}: the chain breaks at event {seq}"]
+        links[n], prev = digest, digest
+    if links.get(int(head["seq"])) != head["hash"] or len(links) != int(head["seq"]):
+        return [f"{CHAIN}: does not end at the signed head (event {head['seq']})"]
+    problems = []
+    for line in members["events.jsonl"].decode().splitlines():
+        event = json.loads(line)
+        if "seq" in event and event["seq"] <= len(links) and links[event["seq"]] != event["hash"]:
+            problems.append(f"events.jsonl: event {event['seq']} is not the chain's (rewritten)")
+    return problems
+
+
+def check_bundle(path: Path, trusted: x509.Certificate | None) -> list[str]:
+    """Every problem found in an audit bundle, offline; empty when it all holds.
+
+    ``trusted``: the signer certificate the auditor trusts. Without one nothing
+    can be proven (a bundle's own certificate is whatever its maker put there).
+    """
+    if trusted is None:
+        return ["no trusted certificate given: a bundle's own certificate proves nothing"]
     problems: list[str] = []
     with zipfile.ZipFile(path) as z:
         members = {name: z.read(name) for name in z.namelist()}
@@ -136,9 +192,8 @@ def check_bundle(path: Path, trusted: x509.Certificate | None = None) -> list[st
     record = json.loads(members[RUN_RECORD])
     if sha256_bytes(members["scheme.toml"]) != record["scheme_sha256"]:
         problems.append("scheme.toml: not the scheme text the run recorded")
-    cert = trusted or x509.load_pem_x509_certificate(members["signer.pem"])
     try:
-        verify_detached(members[MANIFEST], members[MANIFEST + SIGNATURE_SUFFIX], cert)
+        verify_detached(members[MANIFEST], members[MANIFEST + SIGNATURE_SUFFIX], trusted)
     except SignatureError as exc:
         problems.append(f"{MANIFEST}: signature does not verify: {exc}")
     manifest: dict[str, Any] = json.loads(members[MANIFEST])
@@ -162,6 +217,7 @@ def check_bundle(path: Path, trusted: x509.Certificate | None = None) -> list[st
         )
         if expected != event["hash"]:
             problems.append(f"events.jsonl: event {event['seq']} does not hash to its hash")
+    problems += _check_chain(members, trusted)
     rows = list(csv.DictReader(io.StringIO(members["reconciliation.csv"].decode()), delimiter=";"))
     filed = sum(
         int(r["amount_cents"])

@@ -569,10 +569,13 @@ def ledger_upgrade(data_dir: DataDir = None) -> None:
 
 @audit_app.command("verify")
 def audit_verify(data_dir: DataDir = None) -> None:
-    """Check the ledger's hash-chained event log, and every payment file against the ledger.
+    """Check the ledger's hash-chained event log, its rows, and every payment file.
 
-    Any edited or deleted event is reported, and any payment file whose bytes
-    no longer have the SHA-256 the ledger recorded (``runs/<run>/payments/``).
+    Reported: any edited or deleted event; payments whose states the event log
+    does not account for, or whose amounts differ from the signed manifests; a
+    run's decision or a file's upload state that differs from the events; a
+    chain cut or rewritten below a signed head (``runs/<run>/chain-head.json``);
+    any payment file whose bytes no longer have the SHA-256 the ledger recorded.
     Exit code 0 when all is intact, 1 otherwise.
     """
     from sqlalchemy import select
@@ -580,12 +583,16 @@ def audit_verify(data_dir: DataDir = None) -> None:
 
     from payments.archive import sha256_bytes
     from payments.ledger.events import verify_chain
+    from payments.ledger.integrity import verify_ledger
     from payments.ledger.migrate import engine_for
     from payments.ledger.models import PaymentFileRow
 
     settings = load_settings(data_dir)
+    cert_path = signer_paths(settings.data_dir)[1]
     with Session(engine_for(settings.ledger_url)) as session:
         problems = verify_chain(session)
+        trusted = load_certificate(cert_path) if cert_path.exists() else None
+        problems += verify_ledger(session, settings.data_dir, trusted)
         files = list(session.execute(select(PaymentFileRow)).scalars())
     for row in files:
         path = settings.data_dir / "runs" / row.run_id / "payments" / row.path
@@ -626,16 +633,22 @@ def audit_check_bundle(
     bundle: Annotated[Path, typer.Argument(help="An audit bundle (.zip).")],
     cert: Annotated[
         Path | None,
-        typer.Option("--cert", help="The signer certificate you trust (default: the bundle's)."),
+        typer.Option(
+            "--cert",
+            help="The signer certificate you trust (default: this deployment's, if any).",
+        ),
     ] = None,
+    data_dir: DataDir = None,
 ) -> None:
-    """Check an audit bundle offline: member hashes, signature, run record, events, cents.
+    """Check an audit bundle offline: member hashes, signatures, run record, events, cents.
 
-    Exit code 0 when everything holds, 1 with each problem named otherwise.
+    Never trusts the certificate inside the bundle. Exit code 0 when everything
+    holds, 1 with each problem named otherwise.
     """
     from payments.bundle import check_bundle
 
-    problems = check_bundle(bundle, load_certificate(cert) if cert else None)
+    trusted = cert or signer_paths(load_settings(data_dir).data_dir)[1]
+    problems = check_bundle(bundle, load_certificate(trusted) if trusted.exists() else None)
     for problem in problems:
         stdout.print(f"[red]✗[/red] {problem}")
     if problems:
@@ -772,6 +785,14 @@ def send(
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     stdout.print(f"Files: {outcomes}; payments sent: {result.payments_sent:,}")
     stdout.print(f"Bank folder: {settings.data_dir / 'bank'}")
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.integrity import write_chain_head
+
+    with _refusals(), Session(engine) as session:
+        write_chain_head(
+            session, settings.data_dir / "runs" / run_id, payment_signer(settings, create=False)
+        )
     if not result.all_at_the_bank:
         stdout.print(
             f"[red]✗[/red] not at the bank yet: {', '.join(result.waiting)} (another sender's "

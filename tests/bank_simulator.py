@@ -116,4 +116,10 @@ def sent_batch(
         trusted=signer.certificate,
         at=at,
     )
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.integrity import write_chain_head
+
+    with Session(ledger) as session:  # as the DAG's report step does after delivery
+        write_chain_head(session, result.out_dir, signer)
     return root / "bank"

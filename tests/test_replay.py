@@ -109,6 +109,12 @@ def test_audit_bundle_checks_offline_and_names_what_was_altered(
         trusted=signer.certificate,
         at=at,
     )
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.integrity import write_chain_head
+
+    with Session(engine) as session:  # as the DAG's report step does after delivery
+        write_chain_head(session, root / "runs" / run_id, signer)
     cert = tmp_path / "signer.pem"
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -132,4 +138,7 @@ def test_audit_bundle_checks_offline_and_names_what_was_altered(
     with zipfile.ZipFile(edited, "w") as z:
         for name, data in members.items():
             z.writestr(name, data)
-    assert check_bundle(edited) == [f"reconciliation.csv: SHA-256 differs from {INDEX}"]
+    assert check_bundle(edited, signer.certificate) == [
+        f"reconciliation.csv: SHA-256 differs from {INDEX}"
+    ]
+    assert check_bundle(bundle, None) != [], "no trusted certificate, nothing proven"

@@ -41,26 +41,34 @@ def move(
     instead of once per step.
     """
     found = session.execute(
-        select(Payment.state, func.count()).where(where).group_by(Payment.state)
+        select(Payment.run_id, Payment.state, func.count())
+        .where(where)
+        .group_by(Payment.run_id, Payment.state)
     ).all()
     path = [*via, new_state]
-    for state, _ in found:
+    for _, state, _ in found:
         for before, after in zip([str(state), *path[:-1]], path, strict=True):
             states.check(before, after)
-    count = sum(int(n) for _, n in found)
+    count = sum(int(n) for _, _, n in found)
     if not count:
         return 0
+    # Which runs' payments, from which states: `payments audit verify` replays these
+    # to recount every run's payments by state and compares with the table.
+    origin: dict[str, dict[str, int]] = {}
+    for run, state, n in found:
+        origin.setdefault(str(run), {})[str(state)] = int(n)
     session.execute(
         update(Payment)
         .where(where)
         .values(state=new_state, **(values or {}))
         .execution_options(synchronize_session=False)
     )
-    for step in path:
+    for i, step in enumerate(path):
+        runs = origin if i == 0 else {r: {path[i - 1]: sum(c.values())} for r, c in origin.items()}
         events.append(
             session,
             "payments_state",
-            {"to": step, "count": count, "by": actor},
+            {"to": step, "count": count, "by": actor, "runs": runs},
             at=at,
             run_id=run_id,
         )

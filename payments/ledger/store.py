@@ -831,22 +831,26 @@ def _adopt_released(
             (pl.col("status") == "payable") & pl.col("claimant_key").is_in(keys)
         ).iter_rows(named=True)
     }
-    moved = 0
+    moved: dict[str, int] = {}
     for payment in released:
         decision = now_payable.get(payment.beneficiary_key)
         if decision is None:
             continue
+        moved[payment.run_id] = moved.get(payment.run_id, 0) + 1
         payment.run_id = run_id
         payment.base_cents = decision["base_cents"]
         payment.child_cents = decision["child_cents"]
         payment.amount_cents = decision["entitled_cents"]
-        moved += 1
     if moved:
         events.append(
-            session, "released_payments_adopted", {"payments": moved}, at=at, run_id=run_id
+            session,
+            "released_payments_adopted",
+            {"payments": sum(moved.values()), "from_runs": moved},
+            at=at,
+            run_id=run_id,
         )
     session.flush()
-    return moved
+    return sum(moved.values())
 
 
 def prior_payments(
@@ -938,7 +942,8 @@ def release_hold(
     who = check_decider(by, triggered_by=triggered_by, approvers=approvers)
     if hold.released_at is not None:
         raise states.IllegalTransition("hold already released")
-    transition(session, [payment_id], states.COMPUTED, at=at, actor=who)
+    run_id = session.execute(select(Payment.run_id).where(Payment.id == payment_id)).scalar_one()
+    transition(session, [payment_id], states.COMPUTED, at=at, actor=who, run_id=run_id)
     hold.released_by, hold.released_at, hold.release_note = who, at, note
     events.append(session, "hold_released", {"payment": payment_id, "by": who, "note": note}, at=at)
 

@@ -16,14 +16,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from payments.config import Settings
+from payments.credentials import payment_signer
 from payments.ledger.finance import AT_BANK
+from payments.ledger.integrity import CHAIN_HEAD, write_chain_head
 from payments.ledger.migrate import engine_for
 from payments.ledger.models import Payment, PaymentFileRow, Run
 from payments.money import euros
 from payments.orchestration.endpoints import bank_target, describe
 from payments.orchestration.settings import task_settings
 from payments.send import send
-from payments.sepa.signing import load_certificate, signer_paths
+from payments.sepa.signing import SIGNATURE_SUFFIX, load_certificate, signer_paths
 from payments.storage import staged
 from payments.transport.base import TransportError
 
@@ -123,6 +126,8 @@ def report(summary: Mapping[str, Any]) -> dict[str, Any]:
         "run_dir": summary["run_dir"],
     }
     log.info("run %s: sent ties out to the files: %s", summary["run_id"], out["sent_ties_out"])
+    if decision == "approved":
+        _sign_chain_head(settings, run_dir=str(summary["run_dir"]))
     if decision == "approved" and (missing or not out["sent_ties_out"]):
         raise TransportError(
             f"run {summary['run_id']}: approved, but "
@@ -133,3 +138,14 @@ def report(summary: Mapping[str, Any]) -> dict[str, Any]:
             )
         )
     return out
+
+
+def _sign_chain_head(settings: Settings, *, run_dir: str) -> None:
+    """The event chain's head, signed and kept with the run (payments audit verify checks it)."""
+    head = f"{run_dir}/{CHAIN_HEAD}"
+    with (
+        staged(settings.storage(), publish=[head, head + SIGNATURE_SUFFIX]) as area,
+        Session(engine_for(settings.ledger_url)) as session,
+    ):
+        signed = write_chain_head(session, area.root / run_dir, payment_signer(settings))
+    log.info("event chain head %s signed into %s", signed["seq"], head)

@@ -125,8 +125,8 @@ def approval_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: Characters Markdown gives a meaning to (links, images, emphasis, code, tables, HTML).
-MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
+#: Characters that make Markdown links, images, emphasis, code, tables or HTML.
+MARKDOWN = re.compile(r"([\\`*_\[\]()<>!|~])")
 
 
 def as_text(value: object) -> str:

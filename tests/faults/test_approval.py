@@ -179,4 +179,4 @@ def test_what_a_fund_writes_is_shown_to_finance_as_text_not_markdown(
     text = approval_text(run_summary(result, {}, tmp_path, "operator"))
     assert "75" in text and "evil" in text
     assert "[Approve here](" not in text and "![x](" not in text
-    assert r"\[Approve here\]\(http://evil\.example\)" in text
+    assert r"\[Approve here\]\(http://evil.example\)" in text

@@ -105,6 +105,7 @@ def test_the_report_fails_while_a_file_of_an_approved_run_is_not_at_the_bank(
     from payments.ledger.finance import tie_out
 
     result = _approved(ledger, tmp_path, signer)
+    monkeypatch.setenv("PAYMENTS_DEMO", "1")  # report signs the chain's head
     monkeypatch.setenv("PAYMENTS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("PAYMENTS_LEDGER_URL", ledger.url.render_as_string(hide_password=False))
     assert result.payments is not None

@@ -62,3 +62,14 @@ def test_without_a_token_nothing_is_served_not_even_the_api_description(client) 
     app, _ = client
     assert [_get(app, None, path) for path in ROUTES] == [401, 401, 401]
     assert _get(app, None, "/openapi.json") == 404
+
+
+def test_no_route_blocks_the_api_servers_event_loop(client) -> None:  # type: ignore[no-untyped-def]
+    """L6: the routes were `async def` and ran their ledger scans and zip exports on the API
+    server's event loop; plain functions run in FastAPI's thread pool."""
+    import inspect
+
+    app, _ = client
+    ours = [r for r in app.app.routes if getattr(r, "path", "") in ROUTES or "bundle" in r.path]
+    assert len(ours) == 3
+    assert not [r.path for r in ours if inspect.iscoroutinefunction(r.endpoint)]

@@ -1,0 +1,148 @@
+"""Tamper evidence anchored outside the database: audit verify sees edited rows and cut chains."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from payments.ledger.events import GENESIS, event_hash
+
+
+def _payments(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PAYMENTS_DATA_DIR": str(data),
+        "PAYMENTS_DEMO": "1",
+        "PAYMENTS_FINANCE_APPROVERS": "finance",
+    }
+    env.pop("PAYMENTS_LEDGER_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "payments", *args], env=env, capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def sent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-fund run, approved and sent with the CLI: the untouched ledger."""
+    data = tmp_path_factory.mktemp("audit") / "data"
+    for args in (
+        ("sample", "--households", "400", "--funds", "13,75"),
+        ("run", "--funds", "13,75", "--triggered-by", "operator", "--json"),
+    ):
+        done = _payments(data, *args)
+        assert done.returncode == 0, done.stderr[-2000:]
+    run_id = json.loads(done.stdout)["run_id"]
+    for args in (("approve", run_id, "--by", "finance"), ("send", run_id)):
+        done = _payments(data, *args)
+        assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert (data / "runs" / run_id / "chain-head.json.p7s").exists()
+    return data
+
+
+def _rehash(db: sqlite3.Connection) -> None:
+    """The review's A8: the approver rewritten in the event log, then the whole chain re-hashed."""
+    prev = GENESIS
+    rows = db.execute(
+        "SELECT seq, at, kind, run_id, payload FROM event_log ORDER BY seq"
+    ).fetchall()
+    for seq, at, kind, run_id, payload in rows:
+        if kind == "run_approved":
+            body = json.loads(payload)
+            body["by"] = "mallory"
+            payload = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        digest = event_hash(seq, datetime.fromisoformat(at), kind, run_id, payload, prev)
+        db.execute(
+            "UPDATE event_log SET payload = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+            (payload, prev, digest, seq),
+        )
+        prev = digest
+    db.execute("UPDATE runs SET approved_by = 'mallory'")
+
+
+TAMPERING: dict[str, Callable[[sqlite3.Connection], object]] = {
+    "amount": lambda db: db.execute(
+        "UPDATE payments SET amount_cents = amount_cents + 99900, base_cents = base_cents + 99900 "
+        "WHERE id = (SELECT MIN(id) FROM payments WHERE state = 'sent')"
+    ),
+    "state": lambda db: db.execute(
+        "UPDATE payments SET state = 'cancelled' WHERE id = "
+        "(SELECT MIN(id) FROM payments WHERE state = 'sent')"
+    ),
+    "tail": lambda db: db.execute(
+        "DELETE FROM event_log WHERE seq > (SELECT MAX(seq) - 3 FROM event_log)"
+    ),
+    "approver": lambda db: db.execute("UPDATE runs SET approved_by = 'mallory'"),
+    "upload": lambda db: db.execute("UPDATE payment_files SET upload_state = 'written'"),
+    "rehash": _rehash,
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPERING))
+def test_audit_verify_sees_what_the_chain_alone_missed(
+    sent: Path, tmp_path: Path, how: str
+) -> None:
+    """M5: an edited payments or runs row, a deleted tail and a re-hashed chain all passed
+    `payments audit verify` ("✓ event log intact")."""
+    assert _payments(sent, "audit", "verify").returncode == 0
+    data = tmp_path / "data"
+    shutil.copytree(sent, data)
+    db = sqlite3.connect(data / "ledger.sqlite")
+    TAMPERING[how](db)
+    db.commit()
+    db.close()
+    done = _payments(data, "audit", "verify")
+    assert done.returncode == 1, done.stdout
+    assert "✗" in done.stdout
+
+
+def test_check_bundle_refuses_a_rewritten_bundle(sent: Path, tmp_path: Path) -> None:
+    """M5: an events.jsonl with the approver rewritten, each event re-hashed and the index
+    recomputed passed check-bundle, even with --cert."""
+    import hashlib
+    import zipfile
+
+    run_id = next(p.name for p in (sent / "runs").iterdir() if p.name.startswith("aes-"))
+    real = tmp_path / "real.zip"
+    done = _payments(sent, "audit", "bundle", run_id, "--out", str(real))
+    assert done.returncode == 0, done.stdout + done.stderr
+    cert = str(sent / "secrets" / "signing-cert.pem")
+    assert _payments(sent, "audit", "check-bundle", str(real), "--cert", cert).returncode == 0
+    with zipfile.ZipFile(real) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    lines = []
+    for line in members["events.jsonl"].decode().splitlines():
+        event = json.loads(line)
+        if event.get("kind") == "run_approved":
+            body = json.loads(event["payload"])
+            body["by"] = "finance-chief"
+            event["payload"] = json.dumps(body, sort_keys=True, separators=(",", ":"))
+            event["hash"] = event_hash(
+                event["seq"],
+                datetime.fromisoformat(event["at"]),
+                event["kind"],
+                event["run_id"],
+                event["payload"],
+                event["prev_hash"],
+            )
+        lines.append(json.dumps(event, sort_keys=True))
+    members["events.jsonl"] = ("\n".join(lines) + "\n").encode()
+    index = json.loads(members["BUNDLE.json"])
+    index["members"] = {
+        n: hashlib.sha256(d).hexdigest() for n, d in members.items() if n != "BUNDLE.json"
+    }
+    members["BUNDLE.json"] = (json.dumps(index, indent=2, sort_keys=True) + "\n").encode()
+    forged = tmp_path / "forged.zip"
+    with zipfile.ZipFile(forged, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    done = _payments(sent, "audit", "check-bundle", str(forged), "--cert", cert)
+    assert done.returncode == 1 and "rewritten" in done.stdout, done.stdout
