@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from payments.archive import RUN_RECORD, get, sha256_bytes
 from payments.ledger.events import GENESIS, event_hash
-from payments.ledger.integrity import CHAIN_HEAD
+from payments.ledger.integrity import CHAIN_HEAD, COUNTING, Unaccounted, replay_counts
 from payments.ledger.migrate import engine_for
 from payments.ledger.models import Event, Payment
 from payments.sepa.layout import MANIFEST
@@ -71,8 +71,11 @@ def _reconciliation(session: Session, run_id: str) -> bytes:
 
 def _events(session: Session, run_id: str) -> bytes:
     lines = []
+    # The run's own events, and every change of state that moved some of its payments
+    # (a bank report's moves span runs): check_bundle recounts the run's states from them.
+    mentions = Event.kind.in_(COUNTING) & Event.payload.contains(f'"{run_id}"')
     for e in session.execute(
-        select(Event).where(Event.run_id == run_id).order_by(Event.seq)
+        select(Event).where((Event.run_id == run_id) | mentions).order_by(Event.seq)
     ).scalars():
         lines.append(
             json.dumps(
@@ -168,6 +171,30 @@ def _check_chain(members: dict[str, bytes], trusted: x509.Certificate) -> list[s
     return problems
 
 
+def _check_states(members: dict[str, bytes], run_id: str) -> list[str]:
+    """The reconciliation's payments by state are those the run's events account for."""
+    events = [json.loads(line) for line in members["events.jsonl"].decode().splitlines()]
+    try:
+        counts = replay_counts(
+            (e["kind"], e["run_id"], e["payload"])
+            for e in events
+            if "kind" in e and e["kind"] in COUNTING
+        )
+    except Unaccounted:
+        return []
+    expected = {s: n for (r, s), n in counts.items() if r == run_id and n}
+    shown: dict[str, int] = {}
+    rows = csv.DictReader(io.StringIO(members["reconciliation.csv"].decode()), delimiter=";")
+    for row in rows:
+        shown[row["state"]] = shown.get(row["state"], 0) + int(row["payments"])
+    if shown != expected:
+        return [
+            f"reconciliation.csv: payments by state {dict(sorted(shown.items()))}, the signed "
+            f"event log {dict(sorted(expected.items()))} (rewritten)"
+        ]
+    return []
+
+
 def check_bundle(path: Path, trusted: x509.Certificate | None) -> list[str]:
     """Every problem found in an audit bundle, offline; empty when it all holds.
 
@@ -218,6 +245,7 @@ def check_bundle(path: Path, trusted: x509.Certificate | None) -> list[str]:
         if expected != event["hash"]:
             problems.append(f"events.jsonl: event {event['seq']} does not hash to its hash")
     problems += _check_chain(members, trusted)
+    problems += _check_states(members, str(record.get("run_id") or index.get("run_id")))
     rows = list(csv.DictReader(io.StringIO(members["reconciliation.csv"].decode()), delimiter=";"))
     filed = sum(
         int(r["amount_cents"])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,16 +42,18 @@ from payments.sepa.signing import SIGNATURE_SUFFIX, SignatureError, Signer, veri
 CHAIN_HEAD = "chain-head.json"
 
 
-def recount(session: Session) -> list[str]:
-    """Each run's payments by state, replayed from the events, against the table."""
+#: The events that change how many payments a run has in each state.
+COUNTING = ("decisions_recorded", "payments_state", "released_payments_adopted")
+
+
+class Unaccounted(ValueError):
+    """Events written before state changes named their runs: nothing to recount from."""
+
+
+def replay_counts(events: Iterable[tuple[str, str | None, str]]) -> Counter[tuple[str, str]]:
+    """(run, state) → payments, from (kind, run id, payload) events in chain order."""
     expected: Counter[tuple[str, str]] = Counter()
-    for kind, run, body in session.execute(
-        select(Event.kind, Event.run_id, Event.payload)
-        .where(
-            Event.kind.in_(["decisions_recorded", "payments_state", "released_payments_adopted"])
-        )
-        .order_by(Event.seq)
-    ):
+    for kind, run, body in events:
         run_id = str(run)
         payload: dict[str, Any] = json.loads(body)
         if kind == "decisions_recorded":
@@ -58,17 +61,32 @@ def recount(session: Session) -> list[str]:
             expected[(run_id, states.HELD)] += payload["held"]
         elif kind == "released_payments_adopted":
             if "from_runs" not in payload:
-                return ["state accounting skipped: the ledger predates it"]
+                raise Unaccounted(kind)
             for source, n in payload["from_runs"].items():
                 expected[(source, states.COMPUTED)] -= n
                 expected[(run_id, states.COMPUTED)] += n
-        else:
+        elif kind == "payments_state":
             if "runs" not in payload:
-                return ["state accounting skipped: the ledger predates it"]
+                raise Unaccounted(kind)
             for source, by_state in payload["runs"].items():
                 for state, n in by_state.items():
                     expected[(source, state)] -= n
                     expected[(source, payload["to"])] += n
+    return expected
+
+
+def recount(session: Session) -> list[str]:
+    """Each run's payments by state, replayed from the events, against the table."""
+    try:
+        expected = replay_counts(
+            session.execute(
+                select(Event.kind, Event.run_id, Event.payload)
+                .where(Event.kind.in_(COUNTING))
+                .order_by(Event.seq)
+            ).tuples()
+        )
+    except Unaccounted:
+        return ["state accounting skipped: the ledger predates it"]
     actual = Counter(
         {
             (str(r), str(s)): int(n)

@@ -104,9 +104,11 @@ def test_audit_verify_sees_what_the_chain_alone_missed(
     assert "✗" in done.stdout
 
 
-def test_check_bundle_refuses_a_rewritten_bundle(sent: Path, tmp_path: Path) -> None:
-    """M5: an events.jsonl with the approver rewritten, each event re-hashed and the index
-    recomputed passed check-bundle, even with --cert."""
+@pytest.mark.parametrize("forge", ["events", "reconciliation"])
+def test_check_bundle_refuses_a_rewritten_bundle(sent: Path, tmp_path: Path, forge: str) -> None:
+    """M5: a bundle with the approver rewritten in events.jsonl (each event re-hashed), or every
+    'sent' turned 'accepted' in reconciliation.csv, and its index recomputed passed check-bundle,
+    even with --cert."""
     import hashlib
     import zipfile
 
@@ -119,9 +121,13 @@ def test_check_bundle_refuses_a_rewritten_bundle(sent: Path, tmp_path: Path) -> 
     with zipfile.ZipFile(real) as z:
         members = {n: z.read(n) for n in z.namelist()}
     lines = []
+    if forge == "reconciliation":
+        members["reconciliation.csv"] = members["reconciliation.csv"].replace(
+            b";sent;", b";accepted;"
+        )
     for line in members["events.jsonl"].decode().splitlines():
         event = json.loads(line)
-        if event.get("kind") == "run_approved":
+        if forge == "events" and event.get("kind") == "run_approved":
             body = json.loads(event["payload"])
             body["by"] = "finance-chief"
             event["payload"] = json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -146,3 +152,4 @@ def test_check_bundle_refuses_a_rewritten_bundle(sent: Path, tmp_path: Path) -> 
             z.writestr(name, data)
     done = _payments(sent, "audit", "check-bundle", str(forged), "--cert", cert)
     assert done.returncode == 1 and "rewritten" in done.stdout, done.stdout
+    assert ("reconciliation.csv" in done.stdout) == (forge == "reconciliation")
