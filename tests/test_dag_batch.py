@@ -271,6 +271,14 @@ def test_reconciliation_dag_applies_the_banks_reports_and_ties_out(
     assert total["accepted_cents"] == ledger["accepted"][1]
     assert total["rejected_cents"] == ledger["rejected"][1]
     assert total["sent_cents"] == sent[1]
+    # The bank's answers are anchored: the chain's head signed after the reconciliation,
+    # and the whole ledger checks against what is signed.
+    from payments.ledger.integrity import verify_ledger
+
+    assert (batch_env["data"] / "reconciliation" / "chain-head.json.p7s").exists()
+    with Session(engine_for(f"sqlite:///{batch_env['tmp'] / 'ledger.sqlite'}")) as session:
+        cert = load_certificate(signer_paths(batch_env["data"])[1])
+        assert verify_ledger(session, batch_env["data"], cert) == []
 
     # A second run finds nothing new: nothing applied twice.
     run = run_dag(DAGS, dag_id="solidarity_reconciliation")

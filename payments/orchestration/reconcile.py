@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 
 from payments.bank.inbox import ReportsQuarantined, digest, ingest_reports, seen
 from payments.config import load_settings
+from payments.credentials import payment_signer
 from payments.ledger.finance import finance_by_fund, reissue_list, tie_out
+from payments.ledger.integrity import CHAIN_HEAD, write_chain_head
 from payments.ledger.migrate import engine_for, upgrade
 from payments.logs import install_masking
 from payments.money import euros
@@ -153,6 +155,9 @@ def write_reconciliation() -> dict[str, Any]:
         else:
             (out / "reissue.csv").unlink(missing_ok=True)  # an old list would mislead finance
         log.info("re-issue list: %s payments rejected or returned, not re-issued yet", len(reissue))
+        with Session(engine) as session:  # the bank's answers anchored like the deliveries
+            head = write_chain_head(session, out, payment_signer(settings))
+        log.info("event chain head %s signed into %s/%s", head["seq"], RECONCILED, CHAIN_HEAD)
         broken = [f"{r['run_id']}/{r['fund_code']}" for r in per_run if not r["ties_out"]]
         for line in broken:
             log.error("reconciliation: %s does not tie out (files at the bank vs ledger)", line)
