@@ -34,6 +34,7 @@ from payments.ledger import events, states
 from payments.ledger.models import BankEvent, Payment, PaymentFileRow
 from payments.ledger.moves import move
 from payments.ledger.staging import staged_rows
+from payments.sepa.layout import block_id
 
 ACCEPTED_GROUP = {"ACCC", "ACCP", "ACFC", "ACIS", "ACSC", "ACSP", "ACTC", "ACWC", "ACWP"}
 #: ISO 20022 ExternalPaymentTransactionStatus1Code values a line may carry, and what they
@@ -58,6 +59,7 @@ class StatusLine:
     status: str  # accepted | rejected | returned
     reason: str | None
     amount_cents: int | None = None  # as the report states it, when it does
+    block: str | None = None  # a payment-information block's line: its OrgnlPmtInfId
 
 
 @dataclass
@@ -120,6 +122,7 @@ def parse_pain002(data: bytes) -> list[StatusLine]:
         raise ReportError("pain.002 without OrgnlGrpInfAndSts/OrgnlMsgId: which file is it about?")
     group_status = _text(group, "GrpSts")
     lines: list[StatusLine] = []
+    blocks: list[StatusLine] = []
     for pmt in (c for c in report if _local(c.tag) == "OrgnlPmtInfAndSts"):
         for tx in (c for c in pmt if _local(c.tag) == "TxInfAndSts"):
             code = _text(tx, "TxSts")
@@ -138,12 +141,41 @@ def parse_pain002(data: bytes) -> list[StatusLine]:
                     _cents(_text(tx, "OrgnlTxRef", "Amt", "InstdAmt")),
                 )
             )
-    if group_status in ACCEPTED_GROUP or group_status == "PART":
-        lines.append(StatusLine(msg_id, None, "accepted", None))  # the rest of the file
-    elif group_status == "RJCT":
-        reason = _text(group, "StsRsnInf", "Rsn", "Cd")
-        lines.append(StatusLine(msg_id, None, "rejected", reason))
+        block = _block_line(msg_id, pmt)
+        if block is not None:
+            blocks.append(block)
+    # Precedence: a transaction line over its block's status, a block's over the group's
+    # (apply_report expands each block or file line, in this order, to what no line named).
+    lines += blocks
+    group_line = _status_line(msg_id, group_status, _text(group, "StsRsnInf", "Rsn", "Cd"))
+    if group_line is not None:
+        lines.append(group_line)
     return lines
+
+
+def _status_line(
+    msg_id: str, code: str | None, reason: str | None, block: str | None = None
+) -> StatusLine | None:
+    """What a group or payment-information status says of the payments no line names."""
+    if code is None or code == "PART":  # PART: the rest of the block was accepted
+        return None if code is None else StatusLine(msg_id, None, "accepted", None, block=block)
+    if code not in TX_STATUS:
+        raise ReportError(f"{msg_id}: status {code!r} is not an ISO 20022 code")
+    status = TX_STATUS[code]
+    if status is None:
+        return None
+    return StatusLine(msg_id, None, status, reason if status == "rejected" else None, block=block)
+
+
+def _block_line(msg_id: str, pmt: etree._Element) -> StatusLine | None:
+    """A payment-information block's own status (``PmtInfSts``), for the payments of the block."""
+    code = _text(pmt, "PmtInfSts")
+    if code is None:
+        return None
+    block = _text(pmt, "OrgnlPmtInfId")
+    if not block:
+        raise ReportError(f"{msg_id}: PmtInfSts {code} without OrgnlPmtInfId: which block?")
+    return _status_line(msg_id, code, _text(pmt, "StsRsnInf", "Rsn", "Cd"), block=block)
 
 
 def parse_camt054(data: bytes) -> list[StatusLine]:
@@ -227,7 +259,13 @@ def apply_report(
         session, columns, staged, integer=["line_no", "amount"], key=["end_to_end_id"]
     ) as stage:
         for n, line in enumerate(lines):
-            if line.end_to_end_id is None and not _expand_file_line(session, stage, n, line):
+            if line.end_to_end_id is not None:
+                continue
+            if line.block is not None and line.block != block_id(line.msg_id):
+                result.flagged.append(
+                    f"{source}: OrgnlPmtInfId {line.block} is not a block of {line.msg_id}"
+                )
+            elif not _expand_file_line(session, stage, n, line):
                 result.flagged.append(f"{source}: MsgId {line.msg_id} matches no payment file")
         _judge(session, stage, digest)
         result.flagged += _flags(session, stage, source)

@@ -1,5 +1,7 @@
 """A payment's life: computed → approved → in_file → sent → accepted | rejected | returned.
 
+``returned`` follows ``accepted``, or ``sent`` when the bank never said accepted.
+
 ``held`` sits beside ``computed`` (a fraud/risk hold, released back to
 ``computed`` by finance). Transitions not listed here are refused: a payment
 cannot be sent before it is in a file, nor be "accepted" twice.
@@ -24,7 +26,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     HELD: frozenset({COMPUTED, CANCELLED}),  # released, or confirmed fraud
     APPROVED: frozenset({IN_FILE, CANCELLED}),
     IN_FILE: frozenset({SENT}),
-    SENT: frozenset({ACCEPTED, REJECTED}),
+    # Returned from sent too: banks that report only rejections (EPC, German
+    # profile) never accept a payment explicitly before the money comes back.
+    SENT: frozenset({ACCEPTED, REJECTED, RETURNED}),
     ACCEPTED: frozenset({RETURNED}),
     REJECTED: frozenset(),
     RETURNED: frozenset(),

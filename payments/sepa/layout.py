@@ -10,3 +10,8 @@ from __future__ import annotations
 MANIFEST = "manifest.json"
 #: Which transaction went into which file (for the ledger and reconciliation).
 TRANSACTIONS = "transactions.parquet"
+
+
+def block_id(msg_id: str) -> str:
+    """The PmtInfId of a payment file's one payment-information block (one debtor, one date)."""
+    return f"{msg_id}-1"

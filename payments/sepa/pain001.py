@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from payments.sample.arrowtext import concat
+from payments.sepa.layout import block_id
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def _head(h: FileHeader, fmt: Pain001Format) -> bytes:
         f"<CreDtTm>{h.created_at.strftime('%Y-%m-%dT%H:%M:%S')}</CreDtTm>"
         f"<NbOfTxs>{h.nb_of_txs}</NbOfTxs><CtrlSum>{total}</CtrlSum>"
         f"<InitgPty><Nm>{h.initiating_party}</Nm></InitgPty></GrpHdr>\n"
-        f"<PmtInf><PmtInfId>{h.msg_id}-1</PmtInfId><PmtMtd>TRF</PmtMtd>"
+        f"<PmtInf><PmtInfId>{block_id(h.msg_id)}</PmtInfId><PmtMtd>TRF</PmtMtd>"
         f"<BtchBookg>false</BtchBookg><NbOfTxs>{h.nb_of_txs}</NbOfTxs>"
         f"<CtrlSum>{total}</CtrlSum><PmtTpInf><SvcLvl><Cd>SEPA</Cd></SvcLvl></PmtTpInf>"
         + fmt.execution_date.format(date=h.execution_date.isoformat())
