@@ -1,13 +1,16 @@
 """Bank reports as other projects and banks write them, re-pointed at a file we sent.
 
 The samples in ../shared/reference/iso20022/samples/ are byte-identical to their
-public sources (SOURCES.md); each test substitutes our ids for theirs (MsgId,
-PmtInfId, EndToEndIds, in document order) and checks what the ledger does.
+public sources (SOURCES.md); a clone elsewhere uses the copies in
+tests/iso20022/ (same licences, hashes checked against the published
+SHA256SUMS). Each test substitutes our ids for theirs (MsgId, PmtInfId,
+EndToEndIds, in document order) and checks what the ledger does.
 The hand-written shapes are those SOURCES.md lists beyond the files.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,29 @@ from tests.bank_simulator import sent_batch
 from tests.conftest import SHARED
 from tests.faults.runs import AT
 
-SAMPLES = SHARED / "reference" / "iso20022" / "samples"
+SHARED_ISO = SHARED / "reference" / "iso20022"
+VENDORED = Path(__file__).parent / "iso20022"
+#: The published hashes of the samples (SOURCES.md's SHA256SUMS).
+SUMS = {
+    name: digest
+    for digest, name in (
+        line.split() for line in (VENDORED / "SHA256SUMS").read_text().splitlines()
+    )
+}
+
+
+class _Samples:
+    """``SAMPLES / "pain002/x.xml"``: the shared file, else the vendored copy, hash checked."""
+
+    def __truediv__(self, rel: str) -> Path:
+        base = SHARED_ISO if (SHARED_ISO / "samples").exists() else VENDORED
+        path = base / "samples" / rel
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert digest == SUMS[f"samples/{rel}"], f"{path}: not the published sample"
+        return path
+
+
+SAMPLES = _Samples()
 P002 = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"
 
 
@@ -164,7 +189,7 @@ def test_a_return_of_a_payment_never_explicitly_accepted_is_recorded(
     refused as "is sent, cannot become returned", so the money never reached the re-issue
     list."""
     msg, ids = sent_file
-    sample = SAMPLES / "camt054" / "postfinance-v2009_return_batch_054.001.04.xml"
+    sample = SAMPLES / "camt054/postfinance-v2009_return_batch_054.001.04.xml"
     done = _apply(ledger, sample.name, _repoint(sample, msg, ids))
     assert not done.quarantined and not done.flagged, (done.quarantined, done.flagged)
     returned = done.returned
@@ -177,7 +202,7 @@ def test_a_notification_without_returns_changes_nothing(
     ledger: Engine, sent_file: tuple[str, list[tuple[str, int]]], version: str
 ) -> None:
     msg, ids = sent_file
-    sample = SAMPLES / "camt054" / f"genkgo_camt054.{version}.xml"
+    sample = SAMPLES / f"camt054/genkgo_camt054.{version}.xml"
     done = _apply(ledger, sample.name, _repoint(sample, msg, ids))
     assert not done.quarantined and done.returned == 0
     assert _states(ledger, msg) == {"sent": len(ids)}
