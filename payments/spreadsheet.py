@@ -20,12 +20,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 #: Characters a spreadsheet reads as the start of a formula.
-FORMULA_START = r"^[=+\-@\t\r]"
+FORMULA_CHARS = "=+-@\t\r"
+FORMULA_START = r"^[=+\-@\t\r]"  # the same, as an RE2 pattern for Arrow
 
 
 def cell(value: Any) -> Any:
     """One value, made safe for a spreadsheet (text only; numbers are left alone)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] and value[0] in FORMULA_CHARS:
         return "'" + value
     return value
 

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 APPROVE = "Approve"
 REJECT = "Reject"
 __all__ = ["DEMO_APPROVER", "FinanceApprovalOperator", "respond", "respondents"]
-RESPONSE_KEY = "response"
 
 
 def respondents(approvers: tuple[str, ...], triggered_by: str | None) -> list[dict[str, str]]:
@@ -75,18 +74,11 @@ class FinanceApprovalOperator(HITLBranchOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         ret = HITLOperator.execute_complete(self, context=context, event=event)
-        at = ret["responded_at"]
-        response = {
-            "chosen_options": list(ret["chosen_options"]),
-            "responded_by_user": dict(ret["responded_by_user"] or {}),
-            "responded_at": at.isoformat() if hasattr(at, "isoformat") else str(at),
-        }
-        context["ti"].xcom_push(key=RESPONSE_KEY, value=response)
-        log.info("response: %s by %s", response["chosen_options"], response["responded_by_user"])
+        log.info("response: %s by %s", ret["chosen_options"], ret["responded_by_user"])
         from payments.orchestration.decision import decide
 
         summary = context["ti"].xcom_pull(task_ids=self.summary_task_id)
-        decide(summary, response, context["dag_run"].triggering_user_name)
+        decide(summary, ret, context["dag_run"].triggering_user_name)
         branches = [self.options_mapping.get(o, o) for o in ret["chosen_options"]]
         return self.do_branch(context=context, branches_to_execute=branches)
 

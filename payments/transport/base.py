@@ -38,20 +38,29 @@ def upload_atomic(transport: Transport, path: str, data: bytes) -> str:
     a crash), nothing is sent again; if it holds other bytes, that is an error —
     a payment file is never silently replaced. Returns what happened.
     """
-    digest = hashlib.sha256(data).hexdigest()
-    existing = transport.size(path)
-    if existing is not None:
-        if existing == len(data) and hashlib.sha256(transport.read(path)).hexdigest() == digest:
-            return "already_there"
+    if transport.size(path) is not None:
+        return already_there(transport, path, data)
+    transport.write(path + PART_SUFFIX, data)
+    check_part(transport, path, data)
+    transport.rename(path + PART_SUFFIX, path)
+    return "uploaded"
+
+
+def already_there(transport: Transport, path: str, data: bytes) -> str:
+    """``path`` holds ``data`` already ("already_there"); other bytes there are an error."""
+    there = transport.read(path)
+    if len(there) != len(data) or hashlib.sha256(there).digest() != hashlib.sha256(data).digest():
         raise TransportError(f"{path}: a different file is already there; refusing to replace it")
+    return "already_there"
+
+
+def check_part(transport: Transport, path: str, data: bytes) -> None:
+    """``<path>.part``, read back, is ``data``: size, then SHA-256."""
     temp = path + PART_SUFFIX
-    transport.write(temp, data)
     if transport.size(temp) != len(data):
         raise TransportError(f"{temp}: remote size differs after upload")
-    if hashlib.sha256(transport.read(temp)).hexdigest() != digest:
+    if hashlib.sha256(transport.read(temp)).digest() != hashlib.sha256(data).digest():
         raise TransportError(f"{temp}: remote content differs after upload")
-    transport.rename(temp, path)
-    return "uploaded"
 
 
 def with_retries(

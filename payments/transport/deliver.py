@@ -36,7 +36,14 @@ from payments.ledger import events, states
 from payments.ledger.models import Payment, PaymentFileRow
 from payments.ledger.moves import move
 from payments.sepa.signing import SIGNATURE_SUFFIX
-from payments.transport.base import PART_SUFFIX, Transport, TransportError, upload_atomic
+from payments.transport.base import (
+    PART_SUFFIX,
+    Transport,
+    TransportError,
+    already_there,
+    check_part,
+    upload_atomic,
+)
 
 #: How long a sender owns an upload without renewing it; a payment file takes
 #: seconds to upload, so a lease this old belongs to a sender that is gone.
@@ -151,10 +158,10 @@ def _upload(engine: Engine, transport: Transport, file: Outgoing, owner: str, at
     upload_atomic(transport, file.remote_path + SIGNATURE_SUFFIX, file.signature)
     checkpoint("send.signature_up")
     if transport.size(file.remote_path) is not None:
-        return _same_file(transport, file)
+        return already_there(transport, file.remote_path, file.data)
     part = file.remote_path + PART_SUFFIX
     transport.write(part, file.data)
-    _check_part(transport, file)
+    check_part(transport, file.remote_path, file.data)
     checkpoint("send.part_written")
     _set_state(engine, file.msg_id, owner, "committing", at)
     checkpoint("send.committing")
@@ -166,30 +173,13 @@ def _upload(engine: Engine, transport: Transport, file: Outgoing, owner: str, at
 def _after_commit(transport: Transport, file: Outgoing) -> str:
     """Carry on after a sender stopped between recording "committing" and recording the end."""
     if transport.size(file.remote_path) is not None:
-        return _same_file(transport, file)
+        return already_there(transport, file.remote_path, file.data)
     part = file.remote_path + PART_SUFFIX
     if transport.size(part) is not None:
-        _check_part(transport, file)
+        check_part(transport, file.remote_path, file.data)
         transport.rename(part, file.remote_path)
         return "uploaded"
     return "collected"  # renamed, then taken by the bank: sending it again would pay twice
-
-
-def _same_file(transport: Transport, file: Outgoing) -> str:
-    there = transport.read(file.remote_path)
-    if hashlib.sha256(there).digest() != hashlib.sha256(file.data).digest():
-        raise TransportError(
-            f"{file.remote_path}: a different file is already there; refusing to replace it"
-        )
-    return "already_there"
-
-
-def _check_part(transport: Transport, file: Outgoing) -> None:
-    part = file.remote_path + PART_SUFFIX
-    if transport.size(part) != len(file.data):
-        raise TransportError(f"{part}: remote size differs after upload")
-    if hashlib.sha256(transport.read(part)).digest() != hashlib.sha256(file.data).digest():
-        raise TransportError(f"{part}: remote content differs after upload")
 
 
 def _record(engine: Engine, file: Outgoing, owner: str, at: datetime) -> int:

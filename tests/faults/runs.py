@@ -13,7 +13,9 @@ from sqlalchemy import Engine, text
 from payments.pipeline import RunResult, run_batch
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import load_scheme
+from payments.send import Sent, send
 from payments.sepa.signing import Signer
+from payments.transport.local import LocalTransport
 from tests.conftest import MAY_2020
 from tests.households import SECRET
 
@@ -44,6 +46,18 @@ def run(
         funds=list(funds),
         triggered_by=triggered_by,
         **extra,  # type: ignore[arg-type]
+    )
+
+
+def send_local(ledger: Engine, result: RunResult, root: Path, signer: Signer) -> Sent:
+    """Send the run to the local bank folder under ``root`` (as ``payments send`` does)."""
+    return send(
+        ledger,
+        result.out_dir,
+        result.run_id,
+        LocalTransport(root),
+        trusted=signer.certificate,
+        at=AT,
     )
 
 

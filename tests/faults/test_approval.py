@@ -15,10 +15,8 @@ from payments.errors import Refused
 from payments.ledger.models import Payment
 from payments.ledger.store import release_hold
 from payments.release import approve, reject
-from payments.send import send
 from payments.sepa.signing import Signer
-from payments.transport.local import LocalTransport
-from tests.faults.runs import AT, reseal, run, sample, states
+from tests.faults.runs import AT, reseal, run, sample, send_local, states
 from tests.households import APPROVERS
 
 
@@ -32,14 +30,7 @@ def test_a_rejected_run_is_never_approved_nor_sent(
     with pytest.raises(Refused, match="final"):
         approve(ledger, result.out_dir, result.run_id, by="bob", at=AT, approvers=APPROVERS)
     with pytest.raises(PermissionError, match="not approved"):
-        send(
-            ledger,
-            result.out_dir,
-            result.run_id,
-            LocalTransport(tmp_path),
-            trusted=signer.certificate,
-            at=AT,
-        )
+        send_local(ledger, result, tmp_path, signer)
     assert not (tmp_path / "bank").exists()
     with ledger.connect() as c:
         assert c.execute(text("SELECT decision FROM runs")).scalar_one() == "rejected"
@@ -53,14 +44,7 @@ def test_a_run_already_approved_cannot_be_rejected(
     sample(tmp_path, ("13",))
     result = run(ledger, tmp_path, signer, ("13",))
     approve(ledger, result.out_dir, result.run_id, by="finance", at=AT, approvers=APPROVERS)
-    send(
-        ledger,
-        result.out_dir,
-        result.run_id,
-        LocalTransport(tmp_path),
-        trusted=signer.certificate,
-        at=AT,
-    )
+    send_local(ledger, result, tmp_path, signer)
     with pytest.raises(Refused, match="already approved by finance"):
         reject(ledger, result.run_id, by="bob", at=AT, approvers=APPROVERS)
     with ledger.connect() as c:

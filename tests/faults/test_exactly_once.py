@@ -11,12 +11,11 @@ from sqlalchemy.orm import Session
 from payments.ledger.models import PaymentFileRow
 from payments.orchestration import delivery, endpoints
 from payments.release import approve
-from payments.send import send
 from payments.sepa.signing import Signer
 from payments.transport.base import TransportError
 from payments.transport.local import LocalTransport
 from tests.faults import scenarios
-from tests.faults.runs import AT, run, sample, states
+from tests.faults.runs import AT, run, sample, send_local, states
 from tests.households import APPROVERS
 
 
@@ -47,14 +46,7 @@ def test_a_file_that_differs_from_the_recorded_one_sends_nothing_not_even_its_si
     with Session(ledger) as session, session.begin():
         session.execute(update(PaymentFileRow).values(sha256="0" * 64))
     with pytest.raises(TransportError, match="differs from the one recorded"):
-        send(
-            ledger,
-            result.out_dir,
-            result.run_id,
-            LocalTransport(tmp_path),
-            trusted=signer.certificate,
-            at=AT,
-        )
+        send_local(ledger, result, tmp_path, signer)
     assert not list((tmp_path / "bank").rglob("*")) if (tmp_path / "bank").exists() else True
 
 
@@ -71,14 +63,7 @@ def test_a_file_whose_payments_are_not_all_filed_is_not_sent(
             )
         )
     with pytest.raises(TransportError, match="cancelled"):
-        send(
-            ledger,
-            result.out_dir,
-            result.run_id,
-            LocalTransport(tmp_path),
-            trusted=signer.certificate,
-            at=AT,
-        )
+        send_local(ledger, result, tmp_path, signer)
     assert not (tmp_path / "bank").exists()
 
 
@@ -118,14 +103,7 @@ def test_the_report_fails_while_a_file_of_an_approved_run_is_not_at_the_bank(
     with pytest.raises(TransportError, match="not at the bank"):
         delivery.report(summary)
     assert not any(line["ties_out"] for line in tie_out(ledger))
-    send(
-        ledger,
-        result.out_dir,
-        result.run_id,
-        LocalTransport(tmp_path),
-        trusted=signer.certificate,
-        at=AT,
-    )
+    send_local(ledger, result, tmp_path, signer)
     assert delivery.report(summary)["sent_ties_out"] is True
     assert all(line["ties_out"] for line in tie_out(ledger))
     assert "in_file" not in states(ledger)

@@ -13,7 +13,7 @@ from payments.ledger.store import KeyVersionError
 from payments.pipeline import run_batch
 from payments.schemes import load_scheme
 from payments.sepa.signing import Signer
-from tests.faults.runs import sample
+from tests.faults.runs import edit_fund_file, sample
 
 
 def test_outside_the_demo_a_missing_secret_stops_the_run(
@@ -39,26 +39,14 @@ def test_outside_the_demo_a_missing_secret_stops_the_run(
 
 def _moved_claimant(root: Path) -> None:
     """Fund 13's first claimant filed again by fund 75 (moved house), as household 7777777."""
-    import hashlib
-    import json
+    first = (root / "funds" / "13" / "13_aes-2020-05.csv").read_text().split("\n")[1].split(";")
 
-    def load(code: str) -> tuple[Path, list[str]]:
-        f = root / "funds" / code / f"{code}_aes-2020-05.csv"
-        return f, f.read_text().split("\n")
+    def add(rows: list[list[str]], col: dict[str, int]) -> None:
+        moved = list(first)
+        moved[col["fund_code"]], moved[col["household_id"]] = "75", "7777777"
+        rows.insert(0, moved)
 
-    _, l13 = load("13")
-    f75, l75 = load("75")
-    columns = {n: i for i, n in enumerate(l13[0].split(";"))}
-    row = l13[1].split(";")
-    row[columns["fund_code"]], row[columns["household_id"]] = "75", "7777777"
-    l75.insert(1, ";".join(row))
-    data = "\n".join(l75).encode()
-    f75.write_bytes(data)
-    companion = Path(str(f75) + ".ctl.json")
-    meta = json.loads(companion.read_text())
-    meta.update(byte_size=len(data), row_count=meta["row_count"] + 1)
-    meta["sha256"] = hashlib.sha256(data).hexdigest()
-    companion.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    edit_fund_file(root, "75", add)
 
 
 def test_a_run_keyed_with_another_secret_is_refused(
