@@ -910,7 +910,42 @@ def ingest(
         stdout.print(f"[yellow]![/yellow] {line}")
     for line in done.quarantined:
         stdout.print(f"[red]✗[/red] quarantined: {line}")
-    if done.flagged or done.quarantined:
+    for line in done.unmatched:
+        stdout.print(f"[red]✗[/red] {line}")
+    if done.flagged or done.quarantined or done.unmatched:
+        raise typer.Exit(1)
+
+
+@app.command("bank-reports")
+def bank_reports(
+    quarantined: Annotated[
+        bool, typer.Option("--quarantined", help="Only the reports set aside, with why.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """The bank reports the ledger holds: applied, or quarantined with the reason.
+
+    Exits 1 when any report is quarantined: each needs a person (ask the bank
+    for a readable copy, then ``payments ingest`` it).
+    """
+    from payments.bank.inbox import received
+    from payments.ledger.migrate import engine_for
+
+    settings = load_settings(data_dir)
+    rows = received(engine_for(settings.ledger_url), quarantined_only=quarantined)
+    table = Table(title="Bank reports")
+    for column in ("received", "report", "bytes", "outcome", "reason"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            f"{r['received_at']:%Y-%m-%d %H:%M}",
+            str(r["name"]),
+            f"{r['bytes']:,}",
+            str(r["outcome"]),
+            str(r["reason"]),
+        )
+    stdout.print(table)
+    if any(r["outcome"] == "quarantined" for r in rows):
         raise typer.Exit(1)
 
 

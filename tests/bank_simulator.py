@@ -11,6 +11,7 @@ from lxml import etree
 from sqlalchemy import Engine
 
 from payments.sepa.signing import Signer
+from tests.iso_reports import Block, Return, Tx, camt054, pain002
 
 NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
 REJECT_REASONS = ["AC01", "AC04", "AC06", "MD07"]
@@ -27,39 +28,19 @@ def status_report(
     rng = random.Random(f"{seed}-{msg_id}")
     rejected = [] if reject_file else [i for i in ids if rng.random() < reject_share]
     group = "RJCT" if reject_file else ("PART" if rejected else "ACCP")
-    txs = "".join(
-        f"<TxInfAndSts><OrgnlEndToEndId>{e2e}</OrgnlEndToEndId><TxSts>RJCT</TxSts>"
-        f"<StsRsnInf><Rsn><Cd>{rng.choice(REJECT_REASONS)}</Cd></Rsn></StsRsnInf></TxInfAndSts>"
-        for e2e in rejected
+    txs = [Tx(e2e, "RJCT", rng.choice(REJECT_REASONS)) for e2e in rejected]
+    report = pain002(
+        msg_id,
+        group=group,
+        group_reason="FF01" if reject_file else None,
+        blocks=[Block(pmt_id, txs=txs)],
     )
-    reason = "<StsRsnInf><Rsn><Cd>FF01</Cd></Rsn></StsRsnInf>" if reject_file else ""
-    xml = (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"><CstmrPmtStsRpt>'
-        f"<GrpHdr><MsgId>STS-{msg_id}</MsgId><CreDtTm>2020-05-15T07:00:00</CreDtTm></GrpHdr>"
-        f"<OrgnlGrpInfAndSts><OrgnlMsgId>{msg_id}</OrgnlMsgId>"
-        f"<OrgnlMsgNmId>pain.001.001.03</OrgnlMsgNmId><GrpSts>{group}</GrpSts>{reason}"
-        f"</OrgnlGrpInfAndSts><OrgnlPmtInfAndSts><OrgnlPmtInfId>{pmt_id}</OrgnlPmtInfId>"
-        f"{txs}</OrgnlPmtInfAndSts></CstmrPmtStsRpt></Document>"
-    )
-    return xml.encode(), rejected
+    return report, rejected
 
 
 def returns_notification(items: list[tuple[str, str, int]]) -> bytes:
     """A camt.054 returning (msg_id, end_to_end_id, cents) items with reason AC04."""
-    entries = "".join(
-        f'<Ntry><Amt Ccy="EUR">{c // 100}.{c % 100:02d}</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
-        f"<NtryDtls><TxDtls><Refs><MsgId>{m}</MsgId><EndToEndId>{e}</EndToEndId></Refs>"
-        f"<RtrInf><Rsn><Cd>AC04</Cd></Rsn></RtrInf></TxDtls></NtryDtls></Ntry>"
-        for m, e, c in items
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.02">'
-        f"<BkToCstmrDbtCdtNtfctn><GrpHdr><MsgId>RTN-1</MsgId>"
-        f"<CreDtTm>2020-05-20T07:00:00</CreDtTm></GrpHdr><Ntfctn><Id>N1</Id>{entries}"
-        "</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>"
-    ).encode()
+    return camt054([Return(m, e, c) for m, e, c in items])
 
 
 def answer_folder(bank: Path, *, reject_share: float, seed: int) -> dict[str, list[str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -23,6 +24,7 @@ from payments.sepa.signing import Signer
 from tests.bank_simulator import sent_batch
 from tests.conftest import SHARED
 from tests.faults.runs import AT
+from tests.iso_reports import Block, Return, Tx, block, camt053, camt054, pain002
 
 SHARED_ISO = SHARED / "reference" / "iso20022"
 VENDORED = Path(__file__).parent / "iso20022"
@@ -79,8 +81,11 @@ def _states(ledger: Engine, msg: str) -> dict[str, int]:
         )
 
 
-def _repoint(path: Path, msg: str, ids: list[tuple[str, int]]) -> bytes:
-    """The sample with our MsgId, block id, EndToEndIds and amounts in place of its own."""
+def _repoint(
+    path: Path, msg: str, ids: list[tuple[str, int]], currency: str | None = "EUR"
+) -> bytes:
+    """The sample with our MsgId, block id, EndToEndIds and amounts (in euros, unless
+    ``currency`` is None: the sample's own) in place of its own."""
     root = etree.fromstring(path.read_bytes())
     local = etree.QName
     e2e = iter(ids)
@@ -101,6 +106,8 @@ def _repoint(path: Path, msg: str, ids: list[tuple[str, int]]) -> bytes:
             for amt in details.iter():
                 if isinstance(amt.tag, str) and local(amt).localname == "Amt":
                     amt.text = f"{cents // 100}.{cents % 100:02d}"
+                    if currency and amt.get("Ccy"):
+                        amt.set("Ccy", currency)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
@@ -113,7 +120,7 @@ def _apply(ledger: Engine, name: str, data: bytes):  # type: ignore[no-untyped-d
     [
         ("pain002/postfinance-v2009_A-level_RJCT_AM10.xml", "rejected"),
         ("pain002/corporatejs_pain002_2_rejected-technical-check.xml", "rejected"),
-        ("pain002/postfinance-v2009_A-level_ACTC.xml", "accepted"),
+        ("pain002/postfinance-v2009_A-level_ACTC.xml", "sent"),  # technical: no payment moves
         ("pain002/postfinance-v2009_CHDD_B-level_ACCP.xml", "accepted"),
     ],
 )
@@ -126,26 +133,13 @@ def test_a_status_for_the_whole_file_or_block_moves_every_payment(
     assert _states(ledger, msg) == {state: len(ids)}
 
 
-def _report(msg: str, body: str, group: str = "") -> bytes:
-    status = f"<GrpSts>{group}</GrpSts>" if group else ""
-    return (
-        f'<?xml version="1.0"?><!-- bank comment --><Document xmlns="{P002}"><CstmrPmtStsRpt>'
-        f"<OrgnlGrpInfAndSts><OrgnlMsgId>{msg}</OrgnlMsgId>{status}</OrgnlGrpInfAndSts>"
-        f"{body}</CstmrPmtStsRpt></Document>"
-    ).encode()
-
-
 def test_a_block_rejected_without_transaction_lines_rejects_its_payments(
     ledger: Engine, sent_file: tuple[str, list[tuple[str, int]]]
 ) -> None:
     """PmtInfSts RJCT, no GrpSts, no line: the payments stayed `sent`, exit 0."""
     msg, ids = sent_file
-    body = (
-        f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{block_id(msg)}</OrgnlPmtInfId>"
-        "<PmtInfSts>RJCT</PmtInfSts><StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf>"
-        "</OrgnlPmtInfAndSts>"
-    )
-    done = _apply(ledger, "block-rjct.xml", _report(msg, body))
+    report = pain002(msg, blocks=[block(msg, "RJCT", reason="AC04")])
+    done = _apply(ledger, "block-rjct.xml", report)
     assert done.rejected == len(ids) and not done.flagged
     assert _states(ledger, msg) == {"rejected": len(ids)}
 
@@ -155,16 +149,8 @@ def test_a_partly_accepted_block_accepts_the_payments_no_line_rejects(
 ) -> None:
     """PmtInfSts PART with two RJCT lines: only the lines applied, the rest stayed `sent`."""
     msg, ids = sent_file
-    lines = "".join(
-        f"<TxInfAndSts><OrgnlEndToEndId>{e}</OrgnlEndToEndId><TxSts>RJCT</TxSts>"
-        "<StsRsnInf><Rsn><Cd>AC01</Cd></Rsn></StsRsnInf></TxInfAndSts>"
-        for e, _ in ids[:2]
-    )
-    body = (
-        f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{block_id(msg)}</OrgnlPmtInfId>"
-        f"<PmtInfSts>PART</PmtInfSts>{lines}</OrgnlPmtInfAndSts>"
-    )
-    done = _apply(ledger, "block-part.xml", _report(msg, body))
+    report = pain002(msg, blocks=[block(msg, "PART", *(Tx(e, "RJCT", "AC01") for e, _ in ids[:2]))])
+    done = _apply(ledger, "block-part.xml", report)
     assert not done.flagged
     assert _states(ledger, msg) == {"rejected": 2, "accepted": len(ids) - 2}
 
@@ -173,11 +159,8 @@ def test_a_block_the_file_does_not_have_is_flagged(
     ledger: Engine, sent_file: tuple[str, list[tuple[str, int]]]
 ) -> None:
     msg, ids = sent_file
-    body = (
-        "<OrgnlPmtInfAndSts><OrgnlPmtInfId>NOT-OURS</OrgnlPmtInfId>"
-        "<PmtInfSts>RJCT</PmtInfSts></OrgnlPmtInfAndSts>"
-    )
-    done = _apply(ledger, "other-block.xml", _report(msg, body))
+    report = pain002(msg, blocks=[Block("NOT-OURS", "RJCT")])
+    done = _apply(ledger, "other-block.xml", report)
     assert any("NOT-OURS" in f for f in done.flagged)
     assert _states(ledger, msg) == {"sent": len(ids)}
 
@@ -205,4 +188,173 @@ def test_a_notification_without_returns_changes_nothing(
     sample = SAMPLES / f"camt054/genkgo_camt054.{version}.xml"
     done = _apply(ledger, sample.name, _repoint(sample, msg, ids))
     assert not done.quarantined and done.returned == 0
+    assert _states(ledger, msg) == {"sent": len(ids)}
+
+
+# Hand-written shapes (SOURCES.md lists them beyond the files), each against the same file.
+
+Sent = tuple[str, list[tuple[str, int]]]
+
+
+@pytest.mark.parametrize("version", ["pain.002.001.03", "pain.002.001.10"])
+def test_a_line_overrides_its_block_and_a_block_its_group(
+    ledger: Engine, sent_file: Sent, version: str
+) -> None:
+    """GrpSts RJCT, PmtInfSts PART, one line RJCT, one PDNG: the pending payment stays sent
+    (it was accepted with the rest of the group), the block's others are accepted."""
+    msg, ids = sent_file
+    lines = (Tx(ids[0][0], "RJCT", "AC04", ids[0][1]), Tx(ids[1][0], "PDNG", None))
+    report = pain002(msg, group="RJCT", blocks=[block(msg, "PART", *lines)], version=version)
+    done = _apply(ledger, "levels.xml", report)
+    assert not done.flagged and not done.quarantined, (done.flagged, done.quarantined)
+    assert _states(ledger, msg) == {"rejected": 1, "sent": 1, "accepted": len(ids) - 2}
+
+
+@pytest.mark.parametrize("version", ["pain.002.001.03", "pain.002.001.10"])
+def test_a_technical_acceptance_moves_nothing(
+    ledger: Engine, sent_file: Sent, version: str
+) -> None:
+    """ACTC and RCVD say the bank has the file, not that anyone will be paid."""
+    msg, ids = sent_file
+    for n, code in enumerate(("ACTC", "RCVD")):
+        report = pain002(msg, group=code, blocks=[block(msg, code)], version=version)
+        done = _apply(ledger, f"tech-{n}.xml", report)
+        assert not done.flagged and not done.unmatched and done.accepted == 0
+    assert _states(ledger, msg) == {"sent": len(ids)}
+
+
+def test_a_group_rejection_after_acceptance_is_flagged_not_a_traceback(
+    ledger: Engine, sent_file: Sent
+) -> None:
+    msg, ids = sent_file
+    _apply(ledger, "ok.xml", pain002(msg, group="ACCP"))
+    done = _apply(ledger, "late-rjct.xml", pain002(msg, group="RJCT", group_reason="AM05"))
+    assert not done.quarantined
+    assert len(done.flagged) == len(ids) and "cannot become rejected" in done.flagged[0]
+    assert _states(ledger, msg) == {"accepted": len(ids)}
+
+
+def test_a_status_for_a_person_moves_nothing_and_is_flagged(
+    ledger: Engine, sent_file: Sent
+) -> None:
+    """BLCK (blocked, an external code of pain.002.001.10): neither accepted nor rejected."""
+    msg, ids = sent_file
+    lines = [block(msg, None, Tx(ids[0][0], "BLCK", None))]
+    report = pain002(msg, blocks=lines, version="pain.002.001.10")
+    done = _apply(ledger, "blck.xml", report)
+    assert not done.quarantined and len(done.flagged) == 1 and "BLCK" in done.flagged[0]
+    assert _states(ledger, msg) == {"sent": len(ids)}
+
+
+def test_bom_whitespace_prefixes_and_processing_instructions_are_read(
+    ledger: Engine, sent_file: Sent
+) -> None:
+    msg, ids = sent_file
+    report = pain002(msg, group="RJCT", group_reason="FF01")
+    report = report.replace(b"<Document xmlns=", b"<p:Document xmlns:p=")
+    for name in ("CstmrPmtStsRpt", "GrpHdr", "MsgId", "CreDtTm", "OrgnlGrpInfAndSts"):
+        report = report.replace(f"<{name}>".encode(), f"<p:{name}>".encode())
+        report = report.replace(f"</{name}>".encode(), f"</p:{name}>".encode())
+    for name in ("OrgnlMsgId", "OrgnlMsgNmId", "GrpSts", "StsRsnInf", "Rsn", "Cd", "Document"):
+        report = report.replace(f"<{name}>".encode(), f"<p:{name}>".encode())
+        report = report.replace(f"</{name}>".encode(), f"</p:{name}>".encode())
+    report = b"\xef\xbb\xbf\r\n" + report.replace(
+        b"?>\n", b'?>\n<?bank-software version="7"?>\n<!-- exported 2020-05-15 -->\n', 1
+    )
+    done = _apply(ledger, "bom.xml", report)
+    assert not done.quarantined, done.quarantined
+    assert _states(ledger, msg) == {"rejected": len(ids)}
+
+
+def test_a_report_the_official_schema_refuses_is_quarantined_whole(
+    ledger: Engine, sent_file: Sent
+) -> None:
+    """Valid-looking lines in a report without its group header: nothing half-applied."""
+    msg, ids = sent_file
+    report = pain002(msg, group="RJCT")
+    broken = report.replace(report[report.index(b"<GrpHdr>") : report.index(b"</GrpHdr>") + 9], b"")
+    done = _apply(ledger, "no-header.xml", broken)
+    assert len(done.quarantined) == 1 and "not valid pain.002.001.03" in done.quarantined[0]
+    assert "GrpHdr" in done.quarantined[0]
+    assert _states(ledger, msg) == {"sent": len(ids)}
+
+
+def test_a_bank_variant_namespace_is_read_without_the_official_schema(
+    ledger: Engine, sent_file: Sent
+) -> None:
+    msg, ids = sent_file
+    swiss = "http://www.six-interbank-clearing.com/de/pain.002.001.03.ch.02.xsd"
+    done = _apply(ledger, "ch.xml", pain002(msg, group="ACCP", namespace=swiss))
+    assert not done.quarantined and done.accepted == len(ids)
+
+
+@pytest.mark.parametrize(
+    ("builder", "version"),
+    [
+        (camt054, "camt.054.001.02"),
+        (camt054, "camt.054.001.04"),
+        (camt054, "camt.054.001.08"),
+        (camt053, "camt.053.001.02"),
+        (camt053, "camt.053.001.08"),
+    ],
+)
+def test_returns_in_notifications_and_statements(
+    ledger: Engine, sent_file: Sent, builder: Any, version: str
+) -> None:
+    """RtrInf with a reason; a return told only by its bank transaction code (RRTN) and
+    without a reason is recorded too, and flagged to finance."""
+    msg, ids = sent_file
+    (e1, c1), (e2, c2) = ids[:2]
+    report = builder(
+        [Return(msg, e1, c1), Return(msg, e2, c2, None, rtrinf=False)], version=version
+    )
+    done = _apply(ledger, f"{version}.xml", report)
+    assert not done.quarantined and done.returned == 2, (done.quarantined, done.flagged)
+    assert done.flagged == [
+        f"{version}.xml: {e2} returned without a reason: recorded as returned, reason unknown"
+    ]
+    assert _states(ledger, msg) == {"returned": 2, "sent": len(ids) - 2}
+    with ledger.connect() as c:
+        reasons = dict(c.execute(text("SELECT end_to_end_id, reason_code FROM bank_events")).all())
+    assert reasons == {e1: "AC04", e2: None}
+
+
+def test_a_return_in_another_currency_or_block_is_flagged_not_applied(
+    ledger: Engine, sent_file: Sent
+) -> None:
+    msg, ids = sent_file
+    e1, c1 = ids[0]
+    sample = SAMPLES / "camt054/postfinance-v2009_return_batch_054.001.04.xml"
+    chf = _repoint(sample, msg, ids, currency=None)  # our ids, the sample's CHF
+    done = _apply(ledger, "chf.xml", chf)
+    assert done.returned == 0 and any("not the payment's amount in EUR" in f for f in done.flagged)
+    other_block = camt054([Return(msg, e1, c1)]).replace(
+        f"<PmtInfId>{block_id(msg)}".encode(), b"<PmtInfId>SOMEONE-ELSES"
+    )
+    done = _apply(ledger, "block.xml", other_block)
+    assert done.returned == 0 and "SOMEONE-ELSES is not a block" in done.flagged[0]
+    assert _states(ledger, msg) == {"sent": len(ids)}
+
+
+def test_a_report_about_nothing_of_ours_says_so_and_exits_non_zero(
+    ledger: Engine, sent_file: Sent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from payments.cli import app
+
+    msg, ids = sent_file
+    monkeypatch.setenv("PAYMENTS_LEDGER_URL", ledger.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("PAYMENTS_DATA_DIR", str(tmp_path))
+    theirs = tmp_path / "theirs.xml"
+    theirs.write_bytes(pain002("NOT-OUR-FILE", group="ACCP"))
+    result = CliRunner().invoke(app, ["ingest", str(theirs)])
+    assert result.exit_code == 1
+    assert "theirs.xml: no line matched a payment file or payment of ours" in result.output
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(b"<Document>")
+    assert CliRunner().invoke(app, ["ingest", str(broken)]).exit_code == 1
+    listed = CliRunner().invoke(app, ["bank-reports", "--quarantined"])
+    assert listed.exit_code == 1 and "broken.xml" in listed.output
+    assert "theirs.xml" not in listed.output and "not well-formed" in listed.output
     assert _states(ledger, msg) == {"sent": len(ids)}

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from payments.bank.reports import apply_report, parse_camt054, parse_pain002
+from payments.bank.reports import apply_report, read_report
 from payments.ledger.models import Payment
 from payments.sepa.signing import Signer
 from tests.bank_simulator import answer_folder, returns_notification, sent_batch, status_report
@@ -30,7 +30,7 @@ def test_reports_reconcile_to_the_cent(ledger: Engine, tmp_path: Path, signer: S
     with Session(ledger) as s, s.begin():
         for report in answers:
             data = Path(report).read_bytes()
-            applied = apply_report(s, parse_pain002(data), source=report, data=data, at=AT)
+            applied = apply_report(s, read_report(data), source=report, data=data, at=AT)
             assert applied.flagged == []
     # a later return of two accepted payments
     with Session(ledger) as s:
@@ -43,7 +43,7 @@ def test_reports_reconcile_to_the_cent(ledger: Engine, tmp_path: Path, signer: S
     items = [("", e, c) for e, c in accepted]
     camt = returns_notification(items)
     with Session(ledger) as s, s.begin():
-        applied = apply_report(s, parse_camt054(camt), source="camt.xml", data=camt, at=AT)
+        applied = apply_report(s, read_report(camt), source="camt.xml", data=camt, at=AT)
         assert applied.returned == 2
     view = _view(ledger)
     assert view["rejected_count"] == len(rejected)
@@ -66,17 +66,17 @@ def test_duplicate_and_unmatched_reports_are_flagged(
     first = next(p for p in sorted(bank.rglob("*.xml")))
     data, _ = status_report(first.read_bytes(), reject_share=0.0, seed=2)
     with Session(ledger) as s, s.begin():
-        assert apply_report(s, parse_pain002(data), source="a", data=data, at=AT).flagged == []
+        assert apply_report(s, read_report(data), source="a", data=data, at=AT).flagged == []
     with Session(ledger) as s, s.begin():
-        again = apply_report(s, parse_pain002(data), source="a", data=data, at=AT)
+        again = apply_report(s, read_report(data), source="a", data=data, at=AT)
     assert again.accepted == 0  # nothing moved twice
     unknown = data.replace(b"<OrgnlMsgId>", b"<OrgnlMsgId>X", 1)
     with Session(ledger) as s, s.begin():
-        flagged = apply_report(s, parse_pain002(unknown), source="b", data=unknown, at=AT)
+        flagged = apply_report(s, read_report(unknown), source="b", data=unknown, at=AT)
     assert any("matches no payment file" in f for f in flagged.flagged)
     camt = returns_notification([("", "AES202005-13-0000000", 100)])
     with Session(ledger) as s, s.begin():
-        flagged = apply_report(s, parse_camt054(camt), source="c", data=camt, at=AT)
+        flagged = apply_report(s, read_report(camt), source="c", data=camt, at=AT)
     assert flagged.flagged == ["c: EndToEndId AES202005-13-0000000 matches no payment"]
 
 
@@ -85,7 +85,7 @@ def test_a_whole_file_rejected(ledger: Engine, tmp_path: Path, signer: Signer) -
     first = next(p for p in sorted(bank.rglob("*.xml")))
     data, _ = status_report(first.read_bytes(), reject_share=0.0, seed=3, reject_file=True)
     with Session(ledger) as s, s.begin():
-        applied = apply_report(s, parse_pain002(data), source="r", data=data, at=AT)
+        applied = apply_report(s, read_report(data), source="r", data=data, at=AT)
     assert applied.rejected > 0 and applied.accepted == 0
 
 

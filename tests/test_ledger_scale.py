@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
-from payments.bank.reports import apply_report, parse_camt054, parse_pain002
+from payments.bank.reports import apply_report, read_report
 from payments.ledger.finance import finance_by_fund, reissue_list, tie_out
 from payments.pipeline import run_batch
 from payments.release import approve, reject
@@ -34,6 +34,7 @@ from payments.sepa.signing import Signer
 from payments.transport.local import LocalTransport
 from tests.conftest import MAY_2020
 from tests.households import APPROVERS, SECRET
+from tests.iso_reports import Return, camt054
 
 #: Above SQLite's 32,766 and PostgreSQL's 65,535 bound values per statement.
 PAYMENTS = 100_000
@@ -78,19 +79,7 @@ def _pain002(msg_id: str, lines: list[tuple[str, str | None]]) -> bytes:
 
 
 def _camt054(items: list[tuple[str, str, int]]) -> bytes:
-    entries = "".join(
-        f'<Ntry><Amt Ccy="EUR">{c // 100}.{c % 100:02d}</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
-        f"<NtryDtls><TxDtls><Refs><MsgId>{m}</MsgId><EndToEndId>{e}</EndToEndId></Refs>"
-        "<RtrInf><Rsn><Cd>AC04</Cd></Rsn></RtrInf></TxDtls></NtryDtls></Ntry>"
-        for m, e, c in items
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.02">'
-        "<BkToCstmrDbtCdtNtfctn><GrpHdr><MsgId>RTN-1</MsgId>"
-        f"<CreDtTm>2020-05-20T07:00:00</CreDtTm></GrpHdr><Ntfctn><Id>N1</Id>{entries}"
-        "</Ntfctn></BkToCstmrDbtCdtNtfctn></Document>"
-    ).encode()
+    return camt054([Return(m, e, c) for m, e, c in items])
 
 
 def _states(ledger: Engine) -> dict[str, tuple[int, int]]:
@@ -153,7 +142,7 @@ def test_a_run_above_the_bind_limits_goes_through_the_ledger(
     e2e = placement.get_column("end_to_end_id").to_list()
     answers = [(e, "AC04" if i % 50 == 0 else None) for i, e in enumerate(e2e)]
     report = _pain002(payment_file["msg_id"], answers)
-    lines = parse_pain002(report)
+    lines = read_report(report)
     assert len(lines) > PAYMENTS
     with Session(ledger) as session, session.begin():
         applied = apply_report(session, lines, source="STS-1.xml", data=report, at=AT)
@@ -174,11 +163,11 @@ def test_a_run_above_the_bind_limits_goes_through_the_ledger(
     returned = sorted(amounts)[::100]
     camt = _camt054([(payment_file["msg_id"], e, int(amounts[e])) for e in returned])
     with Session(ledger) as session, session.begin():
-        applied = apply_report(session, parse_camt054(camt), source="RTN-1.xml", data=camt, at=AT)
+        applied = apply_report(session, read_report(camt), source="RTN-1.xml", data=camt, at=AT)
     assert (applied.returned, applied.flagged) == (len(returned), [])
     # the same report again changes nothing and says why, line by line
     with Session(ledger) as session, session.begin():
-        again = apply_report(session, parse_camt054(camt), source="RTN-1.xml", data=camt, at=AT)
+        again = apply_report(session, read_report(camt), source="RTN-1.xml", data=camt, at=AT)
     assert again.returned == 0 and len(again.flagged) == len(returned)
 
     # the re-issue list: every rejected and returned payment

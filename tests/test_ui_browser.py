@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from payments.bank.reports import apply_report, parse_pain002
+from payments.bank.reports import apply_report, read_report
 from payments.ledger.migrate import engine_for
 from payments.ledger.models import Payment
 from payments.orchestration.summary import euros
@@ -62,7 +62,7 @@ def answered_ledger(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str
     for path in sorted((root / "bank").rglob("*.xml")):
         report, _ = status_report(path.read_bytes(), reject_share=0.1, seed=4)
         with Session(engine) as session, session.begin():
-            apply_report(session, parse_pain002(report), source=path.name, data=report, at=AT)
+            apply_report(session, read_report(report), source=path.name, data=report, at=AT)
     return root, url
 
 

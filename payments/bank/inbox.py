@@ -43,6 +43,8 @@ class Ingested:
     already_seen: int = 0
     flagged: list[str] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)  # "name: reason"
+    #: Applied reports in which no line found a payment or file of ours.
+    unmatched: list[str] = field(default_factory=list)
 
 
 def digest(data: bytes) -> str:
@@ -56,9 +58,16 @@ def seen(engine: Engine) -> set[str]:
 
 
 def ingest_reports(
-    engine: Engine, reports: Iterable[tuple[str, bytes]], *, at: datetime
+    engine: Engine,
+    reports: Iterable[tuple[str, bytes]],
+    *,
+    at: datetime,
+    max_bytes: int = MAX_REPORT_BYTES,
 ) -> Ingested:
-    """Apply each (name, bytes) report not seen before, each in its own transaction."""
+    """Apply each (name, bytes) report not seen before, each in its own transaction.
+
+    ``max_bytes``: the bank profile's cap; a larger report is quarantined unread.
+    """
     out = Ingested()
     for name, data in reports:
         sha = digest(data)
@@ -70,7 +79,7 @@ def ingest_reports(
                     out.quarantined.append(f"{name}: {known.reason}")
                 continue
         try:
-            _apply(engine, name, data, sha, at, out)
+            _apply(engine, name, data, sha, at, out, max_bytes)
         except (ReportError, IllegalTransition, SQLAlchemyError) as exc:
             reason = _reason(exc)
             _quarantine(engine, name, data, sha, reason, at)
@@ -78,9 +87,11 @@ def ingest_reports(
     return out
 
 
-def _apply(engine: Engine, name: str, data: bytes, sha: str, at: datetime, out: Ingested) -> None:
-    if len(data) > MAX_REPORT_BYTES:
-        raise ReportError(f"{len(data):,} bytes, over the {MAX_REPORT_BYTES:,} a report may have")
+def _apply(
+    engine: Engine, name: str, data: bytes, sha: str, at: datetime, out: Ingested, cap: int
+) -> None:
+    if len(data) > cap:
+        raise ReportError(f"{len(data):,} bytes, over the {cap:,} a report may have")
     lines = read_report(data)
     with Session(engine) as session, session.begin():
         applied = apply_report(session, lines, source=name, data=data, at=at)
@@ -92,6 +103,8 @@ def _apply(engine: Engine, name: str, data: bytes, sha: str, at: datetime, out: 
     out.rejected += applied.rejected
     out.returned += applied.returned
     out.flagged += applied.flagged
+    if applied.lines and not applied.matched:
+        out.unmatched.append(f"{name}: no line matched a payment file or payment of ours")
 
 
 def _reason(exc: Exception) -> str:
@@ -120,3 +133,22 @@ def _quarantine(
             {"source": name, "sha256": sha, "reason": reason},
             at=at,
         )
+
+
+def received(engine: Engine, *, quarantined_only: bool = False) -> list[dict[str, object]]:
+    """Every report the ledger holds, newest first: name, SHA-256, size, outcome, reason."""
+    query = select(BankReport).order_by(BankReport.received_at.desc(), BankReport.name)
+    if quarantined_only:
+        query = query.where(BankReport.outcome == "quarantined")
+    with Session(engine) as session:
+        return [
+            {
+                "name": r.name,
+                "sha256": r.sha256,
+                "bytes": r.bytes,
+                "received_at": r.received_at,
+                "outcome": r.outcome,
+                "reason": r.reason or "",
+            }
+            for r in session.execute(query).scalars()
+        ]

@@ -1,21 +1,21 @@
 """Reading bank reports and applying them to the ledger.
 
-- **pain.002.001.03** (customer payment status report): per original MsgId a
-  group status — ``ACCP``/``ACSC``/``ACSP``/``ACTC`` accepted, ``RJCT`` the whole
-  file rejected, ``PART`` partly — and per transaction ``TxSts`` with an ISO
-  reason code (AC01 wrong account, AC04 closed, AC06 blocked, AM05 duplicate,
-  MD07 deceased…).
-- **camt.054** (debit/credit notification): later returns, by EndToEndId, with
-  their reason code.
+- **pain.002** (.001.03 and .001.10, and banks' variants): a status per
+  original message (group), per payment-information block and per
+  transaction, each code's effect read from the reviewed table
+  (:mod:`payments.bank.statuses`). A transaction line overrides its block's
+  status, a block's overrides the group's: a group or block status applies to
+  the payments of its file that no line below it names.
+- **camt.054** (.02, .04, .08) and **camt.053** (.02, .08): returned credit
+  transfers (``RtrInf``, or a credit booked with the ISO sub-family ``RRTN``),
+  with their reason and amount.
 
-Every report line is matched by EndToEndId *within the file its MsgId names*
-(a line about another file, or another run, moves nothing), and its amount,
-when the report gives one (a return always does), must be the payment's. A
-line that matches no payment, names a payment of another file, disagrees on
-the amount, or finds the payment in a state it cannot apply to (a duplicate
-report), is *flagged*, never silently ignored. Transaction statuses are
-mapped exhaustively: pending (``PDNG``) moves nothing, an unknown one is
-flagged.
+Every line is matched by EndToEndId *within the file its MsgId names* (a line
+about another file, or another run, moves nothing), and its amount and
+currency, when the report gives them (a return always does), must be the
+payment's. A line that matches no payment, names a payment of another file,
+disagrees on the amount, or finds the payment in a state it cannot move from
+(a duplicate or contradictory report), is *flagged*, never silently ignored.
 """
 
 from __future__ import annotations
@@ -30,36 +30,34 @@ from lxml import etree
 from sqlalchemy import DateTime, String, Table, func, insert, literal, select, update
 from sqlalchemy.orm import Session, aliased
 
+from payments.bank import statuses
+from payments.bank.messages import Message, ReportError, local, read_message
 from payments.ledger import events, states
 from payments.ledger.models import BankEvent, Payment, PaymentFileRow
 from payments.ledger.moves import move
 from payments.ledger.staging import staged_rows
 from payments.sepa.layout import block_id
 
-ACCEPTED_GROUP = {"ACCC", "ACCP", "ACFC", "ACIS", "ACSC", "ACSP", "ACTC", "ACWC", "ACWP"}
-#: ISO 20022 ExternalPaymentTransactionStatus1Code values a line may carry, and what they
-#: do: accepted (at some stage), rejected, or nothing yet (pending, received, partly
-#: accepted technically, presented). Any other code (blocked, cancelled…) makes the
-#: report unreadable as a whole: quarantined for a person, never guessed.
-TX_STATUS: dict[str, str | None] = {
-    **{code: "accepted" for code in ACCEPTED_GROUP},
-    "RJCT": "rejected",
-    **{code: None for code in ("PDNG", "RCVD", "PATC", "PRES")},
-}
+__all__ = ["Applied", "ReportError", "StatusLine", "apply_report", "read_report"]
 
-
-class ReportError(ValueError):
-    """A report that cannot be read as a pain.002 or camt.054; the message says why."""
+#: A line's ``status`` besides the moves (accepted, rejected, returned): the payment is
+#: named, so its block's and group's status do not reach it, but it does not move.
+STAY = "stay"
+FLAG = statuses.FLAG
+#: The ISO sub-family of a returned credit transfer (bank transaction code PMNT/ICDT/RRTN).
+RETURN_SUBFAMILY = "RRTN"
 
 
 @dataclass(frozen=True)
 class StatusLine:
     msg_id: str
-    end_to_end_id: str | None  # None: the whole file
-    status: str  # accepted | rejected | returned
+    end_to_end_id: str | None  # None: the whole file (or block)
+    status: str  # accepted | rejected | returned | stay | flag
     reason: str | None
     amount_cents: int | None = None  # as the report states it, when it does
-    block: str | None = None  # a payment-information block's line: its OrgnlPmtInfId
+    block: str | None = None  # the OrgnlPmtInfId (PmtInfId) it names, when it names one
+    currency: str | None = None
+    code: str | None = None  # the ISO status code, for flags
 
 
 @dataclass
@@ -68,12 +66,9 @@ class Applied:
     accepted: int = 0
     rejected: int = 0
     returned: int = 0
+    #: Lines (or file-level statuses) that found their payment or file.
+    matched: int = 0
     flagged: list[str] = field(default_factory=list)
-
-
-def _local(tag: object) -> str:
-    """An element's name without namespace; "" for comments and processing instructions."""
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
 def _cents(text: str | None) -> int | None:
@@ -88,140 +83,156 @@ def _cents(text: str | None) -> int | None:
     return int(value)
 
 
-def _find(el: etree._Element, name: str) -> etree._Element | None:
-    for child in el.iter():
-        if _local(child.tag) == name:
-            return child
-    return None
-
-
-def _text(el: etree._Element | None, *path: str) -> str | None:
+def _child(el: etree._Element | None, *path: str) -> etree._Element | None:
     for name in path:
         if el is None:
             return None
-        el = next((c for c in el if _local(c.tag) == name), None)
-    return None if el is None or el.text is None else el.text.strip()
+        el = next((c for c in el if local(c) == name), None)
+    return el
 
 
-def _parse(data: bytes) -> etree._Element:
-    try:
-        return etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError as exc:
-        raise ReportError(f"not well-formed XML: {exc}") from None
+def _text(el: etree._Element | None, *path: str) -> str | None:
+    found = _child(el, *path)
+    return None if found is None or found.text is None else found.text.strip()
 
 
-def parse_pain002(data: bytes) -> list[StatusLine]:
-    """Status lines of a pain.002: one per rejected/accepted transaction, or per file."""
-    root = _parse(data)
-    report = _find(root, "CstmrPmtStsRpt")
-    if report is None:
-        raise ReportError("not a pain.002 customer payment status report")
-    group = next((c for c in report if _local(c.tag) == "OrgnlGrpInfAndSts"), None)
+def _children(el: etree._Element | None, name: str) -> list[etree._Element]:
+    return [] if el is None else [c for c in el if local(c) == name]
+
+
+def _status(code: str, where: str) -> statuses.Status:
+    known = statuses.statuses()
+    if code not in known:
+        raise ReportError(f"{where}: status {code!r} is not an ISO 20022 status code")
+    return known[code]
+
+
+def _reason(el: etree._Element | None) -> str | None:
+    """The first ISO reason code of a ``StsRsnInf`` or ``RtrInf`` (Cd; Prtry is the bank's own)."""
+    return _text(el, "Rsn", "Cd")
+
+
+def status_lines(body: etree._Element) -> list[StatusLine]:
+    """A pain.002's lines: transactions first, then blocks, then the group (precedence order).
+
+    ``apply_report`` expands a block or group line to the payments no
+    earlier line names, so the order is what makes a line override its block
+    and a block its group.
+    """
+    group = _child(body, "OrgnlGrpInfAndSts")
     msg_id = _text(group, "OrgnlMsgId")
     if group is None or not msg_id:
         raise ReportError("pain.002 without OrgnlGrpInfAndSts/OrgnlMsgId: which file is it about?")
-    group_status = _text(group, "GrpSts")
     lines: list[StatusLine] = []
     blocks: list[StatusLine] = []
-    for pmt in (c for c in report if _local(c.tag) == "OrgnlPmtInfAndSts"):
-        for tx in (c for c in pmt if _local(c.tag) == "TxInfAndSts"):
-            code = _text(tx, "TxSts")
+    for pmt in _children(body, "OrgnlPmtInfAndSts"):
+        block = _text(pmt, "OrgnlPmtInfId")
+        for tx in _children(pmt, "TxInfAndSts"):
             e2e = _text(tx, "OrgnlEndToEndId")
-            if code not in TX_STATUS:
-                raise ReportError(f"{e2e}: transaction status {code!r} is not an ISO 20022 code")
-            status = TX_STATUS[code]
-            if status is None:
-                continue  # pending: nothing to record yet
+            code = _text(tx, "TxSts")
+            if not e2e or code is None:
+                continue  # no payment named, or no status of its own: its block's applies
+            status = _status(code, e2e)
+            amount = _child(tx, "OrgnlTxRef", "Amt", "InstdAmt")
             lines.append(
                 StatusLine(
                     msg_id,
                     e2e,
-                    status,
-                    _text(tx, "StsRsnInf", "Rsn", "Cd"),
-                    _cents(_text(tx, "OrgnlTxRef", "Amt", "InstdAmt")),
+                    _line_status(status),
+                    _reason(_child(tx, "StsRsnInf"))
+                    if status.effect == statuses.REJECTED
+                    else None,
+                    _cents(None if amount is None else amount.text),
+                    block,
+                    None if amount is None else amount.get("Ccy"),
+                    code,
                 )
             )
-        block = _block_line(msg_id, pmt)
-        if block is not None:
-            blocks.append(block)
-    # Precedence: a transaction line over its block's status, a block's over the group's
-    # (apply_report expands each block or file line, in this order, to what no line named).
+        code = _text(pmt, "PmtInfSts")
+        if code is not None:
+            if not block:
+                raise ReportError(f"{msg_id}: PmtInfSts {code} without OrgnlPmtInfId: which block?")
+            blocks.append(_level_line(msg_id, code, _child(pmt, "StsRsnInf"), block))
     lines += blocks
-    group_line = _status_line(msg_id, group_status, _text(group, "StsRsnInf", "Rsn", "Cd"))
-    if group_line is not None:
-        lines.append(group_line)
+    code = _text(group, "GrpSts")
+    lines.append(
+        _level_line(msg_id, code, _child(group, "StsRsnInf"), None)
+        if code is not None
+        else StatusLine(msg_id, None, STAY, None)
+    )
     return lines
 
 
-def _status_line(
-    msg_id: str, code: str | None, reason: str | None, block: str | None = None
-) -> StatusLine | None:
-    """What a group or payment-information status says of the payments no line names."""
-    if code is None or code == "PART":  # PART: the rest of the block was accepted
-        return None if code is None else StatusLine(msg_id, None, "accepted", None, block=block)
-    if code not in TX_STATUS:
-        raise ReportError(f"{msg_id}: status {code!r} is not an ISO 20022 code")
-    status = TX_STATUS[code]
-    if status is None:
-        return None
-    return StatusLine(msg_id, None, status, reason if status == "rejected" else None, block=block)
+def _line_status(status: statuses.Status) -> str:
+    if status.effect in statuses.MOVES:
+        return status.effect
+    return FLAG if status.effect in (statuses.FLAG, statuses.PARTIAL) else STAY
 
 
-def _block_line(msg_id: str, pmt: etree._Element) -> StatusLine | None:
-    """A payment-information block's own status (``PmtInfSts``), for the payments of the block."""
-    code = _text(pmt, "PmtInfSts")
-    if code is None:
-        return None
-    block = _text(pmt, "OrgnlPmtInfId")
-    if not block:
-        raise ReportError(f"{msg_id}: PmtInfSts {code} without OrgnlPmtInfId: which block?")
-    return _status_line(msg_id, code, _text(pmt, "StsRsnInf", "Rsn", "Cd"), block=block)
+def _level_line(
+    msg_id: str, code: str, reasons: etree._Element | None, block: str | None
+) -> StatusLine:
+    """What a group or block status says of the payments no line names."""
+    status = _status(code, msg_id)
+    effect = statuses.ACCEPTED if status.effect == statuses.PARTIAL else status.effect
+    moved = effect if effect in statuses.MOVES else (FLAG if effect == FLAG else STAY)
+    reason = _reason(reasons) if effect == statuses.REJECTED else None
+    return StatusLine(msg_id, None, moved, reason, block=block, code=code)
 
 
-def parse_camt054(data: bytes) -> list[StatusLine]:
-    """Returns notified in a camt.054: one line per returned transaction, with its amount.
+def return_lines(body: etree._Element) -> list[StatusLine]:
+    """Returned credit transfers in a camt.054 or camt.053: one line per returned transaction.
 
-    The amount is the transaction's (``AmtDtls``, or ``Amt`` on the
-    transaction details in later versions), else the entry's when the entry
-    holds this transaction alone.
+    A transaction is a return when it carries ``RtrInf`` or its bank
+    transaction code (its own, else its entry's) is the ISO sub-family RRTN.
+    The amount is the transaction's (``AmtDtls``, or ``Amt`` in later
+    versions), else the entry's when the entry holds this transaction alone.
     """
-    root = _parse(data)
     lines = []
-    for entry in root.iter():
-        if _local(entry.tag) != "Ntry":
-            continue
-        details = [d for d in entry.iter() if _local(d.tag) == "TxDtls"]
+    for entry in body.iter("{*}Ntry"):
+        details = list(entry.iter("{*}TxDtls"))
         for tx in details:
-            reason = _text(tx, "RtrInf", "Rsn", "Cd")
-            if reason is None:
+            returned = _child(tx, "RtrInf")
+            code = _text(tx, "BkTxCd", "Domn", "Fmly", "SubFmlyCd") or _text(
+                entry, "BkTxCd", "Domn", "Fmly", "SubFmlyCd"
+            )
+            if returned is None and code != RETURN_SUBFAMILY:
                 continue
-            amount = (
-                _text(tx, "AmtDtls", "TxAmt", "Amt")
-                or _text(tx, "AmtDtls", "InstdAmt", "Amt")
-                or _text(tx, "Amt")
-                or (_text(entry, "Amt") if len(details) == 1 else None)
+            amount = next(
+                (
+                    a
+                    for a in (
+                        _child(tx, "AmtDtls", "TxAmt", "Amt"),
+                        _child(tx, "AmtDtls", "InstdAmt", "Amt"),
+                        _child(tx, "Amt"),
+                        _child(entry, "Amt") if len(details) == 1 else None,
+                    )
+                    if a is not None
+                ),
+                None,
             )
             lines.append(
                 StatusLine(
                     _text(tx, "Refs", "MsgId") or "",
                     _text(tx, "Refs", "EndToEndId"),
                     "returned",
-                    reason,
-                    _cents(amount),
+                    _reason(returned),
+                    _cents(None if amount is None else amount.text),
+                    _text(tx, "Refs", "PmtInfId"),
+                    None if amount is None else amount.get("Ccy"),
                 )
             )
     return lines
 
 
 def read_report(data: bytes) -> list[StatusLine]:
-    """A pain.002 or a camt.054 (told apart by their root message), as status lines."""
-    if b"CstmrPmtStsRpt" in data:
-        return parse_pain002(data)
-    if b"BkToCstmrDbtCdtNtfctn" in data:
-        return parse_camt054(data)
-    raise ReportError("neither a pain.002 status report nor a camt.054 notification")
+    """A pain.002, camt.054 or camt.053 (told apart by their message element), as lines."""
+    message: Message = read_message(data)
+    return status_lines(message.body) if message.kind == "pain.002" else return_lines(message.body)
 
 
+#: The one currency our payments are in; a line in another is flagged, not applied.
+CURRENCY = "EUR"
 #: What a report line says, as the payment state it moves to.
 TARGETS = {"accepted": states.ACCEPTED, "rejected": states.REJECTED, "returned": states.RETURNED}
 #: Why a staged line is not applied (``verdict`` of the staged line; ``ok`` applies it).
@@ -240,36 +251,45 @@ def apply_report(
     """Record report lines as bank events and move payments; flag what does not match.
 
     Set-based, whatever the report's size: the lines are staged in a
-    temporary table (a file-level line expands there to the file's sent
+    temporary table (a file- or block-level line expands there to the file's
     payments that no line names), each staged line gets a verdict in a few
     statements over the whole table, then the events are inserted and the
     payments moved by state, each in one statement. A line is applied only if
-    its payment exists, is named once in the report, is in a state the line
-    can move it from, and was not applied from the same report before.
+    its payment exists in the file it names, at its amount, is named once in
+    the report, is in a state the line can move it from, and was not applied
+    from the same report before.
     """
     digest = hashlib.sha256(data).hexdigest()
     result = Applied(lines=len(lines))
-    columns = ["line_no", "msg_id", "end_to_end_id", "status", "reason", "amount", "verdict"]
     staged = (
-        (n, line.msg_id, line.end_to_end_id, line.status, line.reason, line.amount_cents, None)
-        for n, line in enumerate(lines)
-        if line.end_to_end_id is not None
+        (
+            n,
+            ln.msg_id,
+            ln.end_to_end_id,
+            ln.status,
+            ln.reason,
+            ln.amount_cents,
+            ln.currency,
+            ln.code,
+        )
+        for n, ln in enumerate(lines)
+        if ln.end_to_end_id is not None and _in_block(ln)
     )
     with staged_rows(
-        session, columns, staged, integer=["line_no", "amount"], key=["end_to_end_id"]
+        session,
+        _COLUMNS,
+        ((*row, None) for row in staged),
+        integer=["line_no", "amount"],
+        key=["end_to_end_id"],
     ) as stage:
         for n, line in enumerate(lines):
-            if line.end_to_end_id is not None:
-                continue
-            if line.block is not None and line.block != block_id(line.msg_id):
-                result.flagged.append(
-                    f"{source}: OrgnlPmtInfId {line.block} is not a block of {line.msg_id}"
-                )
-            elif not _expand_file_line(session, stage, n, line):
-                result.flagged.append(f"{source}: MsgId {line.msg_id} matches no payment file")
+            result.flagged += _level(session, stage, n, line, source, result)
         _judge(session, stage, digest)
         result.flagged += _flags(session, stage, source)
-        ok = stage.c.verdict == _OK
+        result.matched += session.execute(
+            select(func.count()).where(stage.c.verdict.not_in([_UNKNOWN, _OTHER_FILE]))
+        ).scalar_one()
+        ok = (stage.c.verdict == _OK) & stage.c.status.in_(list(TARGETS))
         session.execute(
             insert(BankEvent).from_select(
                 [
@@ -321,32 +341,72 @@ def apply_report(
     return result
 
 
-def _expand_file_line(session: Session, stage: Table, line_no: int, line: StatusLine) -> bool:
-    """A file-level line becomes one staged line per sent payment of the file no line names.
+_COLUMNS = (
+    "line_no",
+    "msg_id",
+    "end_to_end_id",
+    "status",
+    "reason",
+    "amount",
+    "currency",
+    "code",
+    "verdict",
+)
 
-    False when no payment file has that MsgId.
-    """
+
+def _in_block(line: StatusLine) -> bool:
+    """The block a line names, when it names one, is its file's (one block per file)."""
+    return line.block is None or not line.msg_id or line.block == block_id(line.msg_id)
+
+
+def _level(
+    session: Session, stage: Table, line_no: int, line: StatusLine, source: str, result: Applied
+) -> list[str]:
+    """A file- or block-level line: checked, expanded when it moves payments; its flags."""
+    where = f"{source}: {line.msg_id}" + (f" block {line.block}" if line.block else "")
+    if not _in_block(line):
+        return [f"{where}: OrgnlPmtInfId {line.block} is not a block of {line.msg_id}"]
+    if line.end_to_end_id is not None:
+        return []
+    if line.status == "returned":
+        return [f"{source}: a return without an EndToEndId: which payment? (nothing moved)"]
     file_ids = select(PaymentFileRow.id).where(PaymentFileRow.msg_id == line.msg_id)
     if session.execute(file_ids.limit(1)).first() is None:
-        return False
+        return [f"{source}: MsgId {line.msg_id} matches no payment file"]
+    result.matched += 1
+    if line.status == FLAG:
+        meaning = statuses.statuses()[str(line.code)].meaning
+        return [f"{where}: status {line.code} ({meaning}): nothing moved, for finance to decide"]
+    if line.status in TARGETS:
+        _expand(session, stage, line_no, line, file_ids)
+    return []
+
+
+def _expand(session: Session, stage: Table, line_no: int, line: StatusLine, file_ids: Any) -> None:
+    """One staged line per payment of the file that no earlier line names.
+
+    Payments already in the line's target state are left out (the report
+    agrees with the ledger); any other state is staged, so a contradiction
+    (a file rejected whose payments were accepted) is judged and flagged.
+    """
     named = select(stage.c.end_to_end_id).where(stage.c.end_to_end_id.is_not(None))
     session.execute(
         insert(stage).from_select(
-            ["line_no", "msg_id", "end_to_end_id", "status", "reason"],
+            ["line_no", "msg_id", "end_to_end_id", "status", "reason", "code"],
             select(
                 literal(line_no),
                 literal(line.msg_id),
                 Payment.end_to_end_id,
                 literal(line.status),
                 literal(line.reason, String),
+                literal(line.code, String),
             ).where(
                 Payment.payment_file_id.in_(file_ids),
-                Payment.state == states.SENT,
+                Payment.state != TARGETS[line.status],
                 Payment.end_to_end_id.not_in(named),
             ),
         )
     )
-    return True
 
 
 def _judge(session: Session, stage: Table, digest: str) -> None:
@@ -365,6 +425,7 @@ def _judge(session: Session, stage: Table, digest: str) -> None:
         (
             _AMOUNT,
             ((stage.c.status == "returned") & stage.c.amount.is_(None))
+            | (func.coalesce(stage.c.currency, CURRENCY) != CURRENCY)
             | payment.where(Payment.amount_cents != stage.c.amount).exists(),
         ),
         (
@@ -403,28 +464,52 @@ def _judge(session: Session, stage: Table, digest: str) -> None:
 
 
 def _flags(session: Session, stage: Table, source: str) -> list[str]:
-    """One sentence per line not applied, in the report's order."""
+    """One sentence per line not applied, or applied with a question, in the report's order."""
     rows = session.execute(
-        select(stage.c.end_to_end_id, stage.c.status, stage.c.verdict, Payment.state)
+        select(
+            stage.c.end_to_end_id,
+            stage.c.status,
+            stage.c.verdict,
+            stage.c.reason,
+            stage.c.code,
+            Payment.state,
+        )
         .join_from(stage, Payment, Payment.end_to_end_id == stage.c.end_to_end_id, isouter=True)
-        .where(stage.c.verdict != _OK)
+        .where(
+            (stage.c.verdict != _OK)
+            | (stage.c.status == FLAG)
+            | ((stage.c.status == "returned") & stage.c.reason.is_(None))
+        )
         .order_by(stage.c.line_no, stage.c.end_to_end_id)
     )
-    flags = []
-    for e2e, status, verdict, state in rows:
-        if verdict == _UNKNOWN:
-            flags.append(f"{source}: EndToEndId {e2e} matches no payment")
-        elif verdict == _OTHER_FILE:
-            flags.append(f"{source}: {e2e} is not a payment of the file the report names")
-        elif verdict == _AMOUNT:
-            flags.append(f"{source}: {e2e} {status}: no amount, or not the payment's amount")
-        elif verdict == _TWICE:
-            flags.append(f"{source}: {e2e} is named twice in the report; the first line applies")
-        elif verdict == _ILLEGAL:
-            flags.append(
-                f"{source}: {e2e} is {state}, cannot become {TARGETS[status]} "
-                "(duplicate or out-of-order report)"
-            )
-        else:
-            flags.append(f"{source}: {e2e} {status}: report already applied (duplicate)")
-    return flags
+    return [_sentence(source, *row) for row in rows]
+
+
+def _sentence(
+    source: str,
+    e2e: str,
+    status: str,
+    verdict: str,
+    reason: str | None,
+    code: str | None,
+    state: str | None,
+) -> str:
+    if verdict == _UNKNOWN:
+        return f"{source}: EndToEndId {e2e} matches no payment"
+    if verdict == _OTHER_FILE:
+        return f"{source}: {e2e} is not a payment of the file the report names"
+    if verdict == _AMOUNT:
+        return f"{source}: {e2e} {status}: no amount, or not the payment's amount in {CURRENCY}"
+    if verdict == _TWICE:
+        return f"{source}: {e2e} is named twice in the report; the first line applies"
+    if verdict == _ILLEGAL:
+        return (
+            f"{source}: {e2e} is {state}, cannot become {TARGETS[status]} "
+            "(duplicate or contradictory report)"
+        )
+    if verdict == _DUPLICATE:
+        return f"{source}: {e2e} {status}: report already applied (duplicate)"
+    if status == FLAG:
+        meaning = statuses.statuses()[str(code)].meaning
+        return f"{source}: {e2e} status {code} ({meaning}): nothing moved, for finance to decide"
+    return f"{source}: {e2e} returned without a reason: recorded as returned, reason unknown"

@@ -116,6 +116,8 @@ def ingest(paths: list[str]) -> dict[str, Any]:
         log.warning("flagged: %s", line)
     for line in done.quarantined:
         log.error("quarantined: %s", line)
+    for line in done.unmatched:
+        log.error("%s", line)
     if done.quarantined:
         raise ReportsQuarantined(
             f"{len(done.quarantined)} bank reports quarantined (the others are applied): "
@@ -127,6 +129,7 @@ def ingest(paths: list[str]) -> dict[str, Any]:
         "rejected": done.rejected,
         "returned": done.returned,
         "flagged": done.flagged,
+        "unmatched": done.unmatched,
     }
 
 

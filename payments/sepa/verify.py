@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +20,11 @@ from cryptography import x509
 from lxml import etree
 
 from payments.sepa.layout import MANIFEST
+from payments.sepa.schemas import schema
 from payments.sepa.signing import SIGNATURE_SUFFIX, SignatureError, verify_detached
 
-XSD_SHA256 = {
-    "pain.001.001.03": "87bd9b06f7f74128764d304af60f96f0d5583c92031113a892048272c8934d14",
-}
 FULL_SCHEMA_BYTES = 64 << 20
 SAMPLE_EVERY = 1000
-
-
-@cache
-def schema(fmt: str = "pain.001.001.03") -> etree.XMLSchema:
-    """The vendored official XSD, refused if its SHA-256 is not the published one."""
-    data = resources.files("payments.reference").joinpath(f"iso20022/{fmt}.xsd").read_bytes()
-    if hashlib.sha256(data).hexdigest() != XSD_SHA256[fmt]:
-        raise RuntimeError(f"vendored {fmt}.xsd does not have its published SHA-256")
-    return etree.XMLSchema(etree.fromstring(data))
 
 
 def _cents(text: str | None) -> int:

@@ -12,8 +12,7 @@ from payments.orchestration import reconcile
 from payments.sepa.signing import Signer
 from tests.bank_simulator import returns_notification, sent_batch
 from tests.faults.runs import AT
-
-PAIN002 = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"
+from tests.iso_reports import Tx, block, pain002
 
 
 def _sent(ledger: Engine, fund: str, n: int = 2) -> list[tuple[str, str, int]]:
@@ -42,17 +41,11 @@ def _state(ledger: Engine, e2e: str) -> str:
 
 
 def _pain002(msg_id: str, group: str, lines: list[tuple[str, str]]) -> bytes:
-    txs = "".join(
-        f"<TxInfAndSts><OrgnlEndToEndId>{e}</OrgnlEndToEndId><TxSts>{s}</TxSts>"
-        "<StsRsnInf><Rsn><Cd>AC04</Cd></Rsn></StsRsnInf></TxInfAndSts>"
-        for e, s in lines
+    """A valid pain.002 on ``msg_id`` with (EndToEndId, TxSts) lines, and a comment in it."""
+    report = pain002(
+        msg_id, group=group, blocks=[block(msg_id, None, *(Tx(e, s, "AC04") for e, s in lines))]
     )
-    return (
-        f'<Document xmlns="{PAIN002}"><CstmrPmtStsRpt><!-- the bank\'s comment -->'
-        f"<OrgnlGrpInfAndSts><OrgnlMsgId>{msg_id}</OrgnlMsgId><GrpSts>{group}</GrpSts>"
-        f"</OrgnlGrpInfAndSts><OrgnlPmtInfAndSts>{txs}</OrgnlPmtInfAndSts>"
-        "</CstmrPmtStsRpt></Document>"
-    ).encode()
+    return report.replace(b"<CstmrPmtStsRpt>", b"<CstmrPmtStsRpt><!-- the bank's comment -->")
 
 
 def test_a_report_moves_only_the_payments_of_its_file_at_their_amount(
