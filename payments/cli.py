@@ -31,6 +31,7 @@ from payments.money import euros
 from payments.registry import load_registry
 from payments.schemes import load_scheme, scheme_ids
 from payments.sepa.batch import BatchResult
+from payments.sepa.profiles import BankProfile, UnknownProfile, load_profile
 from payments.sepa.signing import (
     generate_demo_pair,
     load_certificate,
@@ -362,6 +363,25 @@ def _preview_tables(preview: dict[str, Any]) -> None:
 MaxTransactions = Annotated[
     int, typer.Option("--max-transactions", min=1, help="Most transactions in one payment file.")
 ]
+BankProfileName = Annotated[
+    str | None,
+    typer.Option(
+        "--bank-profile",
+        help="Write every fund's files for this bank profile (epc-2019: pain.001.001.09; "
+        "sepa-2009: pain.001.001.03) instead of each fund's own.",
+    ),
+]
+
+
+def _profile(name: str | None) -> BankProfile | None:
+    """The profile ``--bank-profile`` names (None: each fund's own); an unknown one stops."""
+    if name is None:
+        return None
+    try:
+        return load_profile(name)
+    except UnknownProfile as exc:
+        stdout.print(f"[red]✗[/red] {exc.args[0]}")
+        raise typer.Exit(2) from None
 
 
 @contextmanager
@@ -419,10 +439,14 @@ def payment_files(
         ),
     ] = None,
     max_transactions: MaxTransactions = 100_000,
+    bank_profile: BankProfileName = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Write signed SEPA pain.001.001.03 files and a signed manifest for the payable households."""
+    """Write signed SEPA pain.001 files and a signed manifest for the payable households.
+
+    The version and options are each fund's bank profile's, or ``--bank-profile``'s.
+    """
     import pyarrow.parquet as pq
 
     from payments.pipeline import default_creation_time
@@ -442,6 +466,7 @@ def payment_files(
         signer=signer,
         out_dir=out.resolve(),
         max_transactions=max_transactions,
+        profile=_profile(bank_profile),
     )
     if as_json:
         typer.echo(json.dumps(batch.manifest, indent=2))
@@ -483,6 +508,7 @@ def run(
     max_transactions: MaxTransactions = 100_000,
     funds: Funds = None,
     workers: Workers = CPUS,
+    bank_profile: BankProfileName = None,
     no_ledger: Annotated[
         bool, typer.Option("--no-ledger", help="Do not read or record the ledger.")
     ] = False,
@@ -518,6 +544,7 @@ def run(
             funds=_codes(funds),
             workers=workers,
             on_fund=lambda _f, _r: bar.advance(bar.task_ids[0]),
+            bank_profile=bank_profile if _profile(bank_profile) else None,
         )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))

@@ -50,6 +50,7 @@ from payments.sepa.batch import (
     BatchResult,
     write_batch,
 )
+from payments.sepa.profiles import load_profile
 from payments.sepa.signing import Signer
 from payments.validation.folder import FolderValidation, FundReport, validate_folder
 from payments.validation.schema import Window
@@ -103,6 +104,7 @@ def run_batch(
     funds: list[str] | None = None,
     workers: int = 1,
     on_fund: Callable[[Fund, FundReport], None] | None = None,
+    bank_profile: str | None = None,
 ) -> RunResult:
     """Receive, validate and compute every selected fund's file under the storage root.
 
@@ -116,6 +118,9 @@ def run_batch(
     scheme it is not cumulable with) are ``already_paid``/``not_cumulable``, and
     the run, its input files and its decisions are recorded; payment files then
     hold only the households the ledger accepted for this run.
+
+    ``bank_profile`` writes every fund's files for that bank profile instead
+    of each fund's own (the registry's).
     """
     window = window or Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
     # The run id depends on every fund's hash: work in a staging folder, then
@@ -151,6 +156,7 @@ def run_batch(
         triggered_by=triggered_by,
         workers=workers,
         facts=facts,
+        bank_profile=bank_profile,
     )
 
 
@@ -174,6 +180,7 @@ def conclude_run(
     inputs_root: Path | None = None,
     replay: LedgerRead | None = None,
     facts: dict[str, pl.DataFrame] | None = None,
+    bank_profile: str | None = None,
 ) -> RunResult:
     """The national part of a run, once every fund is validated under ``staging/validation``.
 
@@ -242,6 +249,7 @@ def conclude_run(
                 signer=signer,
                 out_dir=staging / "payments",
                 max_transactions=max_transactions,
+                profile=load_profile(bank_profile) if bank_profile else None,
             )
         if replay is None and engine is not None and not dry_run:
             decisions, claimed_elsewhere, reissued, batch = _record(
@@ -273,6 +281,7 @@ def conclude_run(
                 "created_at": (created_at or default_creation_time(scheme)).isoformat(),
                 "run_date": (run_date or scheme.spec.payment_date).isoformat(),
                 "max_transactions": max_transactions,
+                "bank_profile": bank_profile,
             },
             prior=prior,
             released=released,

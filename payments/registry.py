@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from payments.sepa.profiles import DEFAULT_PROFILE, load_profile
+
 
 @dataclass(frozen=True)
 class Fund:
@@ -27,6 +29,8 @@ class Fund:
     inbox: str
     bank_outbox: str
     overseas: bool
+    #: What its bank accepts (payments/reference/banks/<name>.toml).
+    bank_profile: str = DEFAULT_PROFILE
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,11 @@ class Registry:
     @property
     def codes(self) -> list[str]:
         return [f.code for f in self.funds]
+
+    @property
+    def report_max_bytes(self) -> int:
+        """The largest bank report any fund's bank profile lets in."""
+        return max(load_profile(f.bank_profile).report_max_bytes for f in self.funds)
 
     def get(self, code: str) -> Fund:
         for f in self.funds:
@@ -64,4 +73,6 @@ def load_registry() -> Registry:
     codes = [f.code for f in funds]
     if len(set(codes)) != len(codes):
         raise ValueError("fund registry: duplicate fund codes")
+    for profile in sorted({f.bank_profile for f in funds}):
+        load_profile(profile)  # a fund naming a profile that does not ship stops here
     return Registry(version=doc["version"], funds=funds)

@@ -112,6 +112,7 @@ def replay_run(
         signer=signer,
         created_at=datetime.fromisoformat(params["created_at"]),
         max_transactions=int(params["max_transactions"]),
+        bank_profile=params.get("bank_profile"),
         run_date=date.fromisoformat(params["run_date"]),
         parameters={k: v for k, v in params.items() if k not in _DERIVED},
         replay=LedgerRead(
@@ -146,4 +147,4 @@ def replay_run(
 
 
 #: Parameters the run record adds itself (not the run's own).
-_DERIVED = frozenset({"funds", "created_at", "run_date", "max_transactions"})
+_DERIVED = frozenset({"funds", "created_at", "run_date", "max_transactions", "bank_profile"})

@@ -13,7 +13,6 @@ from sqlalchemy import Engine
 from payments.sepa.signing import Signer
 from tests.iso_reports import Block, Return, Tx, camt054, pain002
 
-NS = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"}
 REJECT_REASONS = ["AC01", "AC04", "AC06", "MD07"]
 
 
@@ -21,10 +20,10 @@ def status_report(
     pain001: bytes, *, reject_share: float, seed: int, reject_file: bool = False
 ) -> tuple[bytes, list[str]]:
     """A pain.002 for one pain.001; returns it and the rejected EndToEndIds."""
-    doc = etree.fromstring(pain001)
-    msg_id = doc.findtext(".//p:GrpHdr/p:MsgId", namespaces=NS)
-    pmt_id = doc.findtext(".//p:PmtInf/p:PmtInfId", namespaces=NS)
-    ids = doc.xpath("//p:CdtTrfTxInf/p:PmtId/p:EndToEndId/text()", namespaces=NS)
+    doc = etree.fromstring(pain001)  # any pain.001 version
+    msg_id = str(doc.findtext(".//{*}GrpHdr/{*}MsgId"))
+    pmt_id = str(doc.findtext(".//{*}PmtInf/{*}PmtInfId"))
+    ids = [str(e.text) for e in doc.iterfind(".//{*}CdtTrfTxInf/{*}PmtId/{*}EndToEndId")]
     rng = random.Random(f"{seed}-{msg_id}")
     rejected = [] if reject_file else [i for i in ids if rng.random() < reject_share]
     group = "RJCT" if reject_file else ("PART" if rejected else "ACCP")

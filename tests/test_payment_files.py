@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -28,10 +30,20 @@ from payments.sepa.charset import (
     transliterate_touched,
     untransliterable,
 )
-from payments.sepa.pain001 import cents_text
+from payments.sepa.pain001 import FORMATS, cents_text
+from payments.sepa.profiles import (
+    HEAD_BYTES,
+    LINE_BYTES,
+    WRITABLE,
+    BankProfile,
+    UnknownProfile,
+    load_profile,
+    names,
+)
+from payments.sepa.schemas import XSD_SHA256, schema
 from payments.sepa.signing import Signer
 from payments.sepa.verify import _cents, verify_batch
-from tests.conftest import official_xsd
+from tests.conftest import SHARED, official_xsd
 from tests.households import SECRET, household, table
 from tests.openssl import openssl_verify
 
@@ -79,7 +91,15 @@ def decisions() -> pa.Table:
     )
 
 
-def _batch(decisions: pa.Table, signer: Signer, out: Path, max_tx: int = 4) -> BatchResult:
+def _batch(
+    decisions: pa.Table,
+    signer: Signer,
+    out: Path,
+    max_tx: int = 4,
+    profile: BankProfile | None = None,
+) -> BatchResult:
+    """The test batch, for ``profile`` (default sepa-2009: pain.001.001.03, checked here
+    against the official XSD)."""
     return write_batch(
         decisions,
         load_scheme("aes-2020-05"),
@@ -88,7 +108,78 @@ def _batch(decisions: pa.Table, signer: Signer, out: Path, max_tx: int = 4) -> B
         signer=signer,
         out_dir=out,
         max_transactions=max_tx,
+        profile=profile or load_profile("sepa-2009"),
     )
+
+
+#: What the writer wrote for the test batch before bank profiles existed (commit 036e23f):
+#: SHA-256 over its files' "path sha256" lines. sepa-2009 must keep writing these bytes.
+PRE_PROFILE_FILES = "afa8e997967f5ebfaa6c28f0b583fcd4ba8c8978afa1fa5b672776ab69774008"
+
+
+def _files_digest(batch: BatchResult) -> str:
+    h = hashlib.sha256()
+    for f in sorted(batch.files, key=lambda f: f.path):
+        h.update(f"{f.path} {f.sha256}\n".encode())
+    return h.hexdigest()
+
+
+def test_the_sepa_2009_profile_writes_what_was_written_before_profiles(
+    decisions: pa.Table, signer: Signer, tmp_path: Path
+) -> None:
+    batch = _batch(decisions, signer, tmp_path)
+    assert len(batch.files) == 8 and _files_digest(batch) == PRE_PROFILE_FILES
+
+
+def _official_09() -> etree.XMLSchema:
+    """pain.001.001.09's XSD from ../shared, else the vendored copy (hash pinned)."""
+    shared = SHARED / "reference/iso20022/xsd/pain.001.001.09.xsd"
+    if shared.exists():
+        assert hashlib.sha256(shared.read_bytes()).hexdigest() == XSD_SHA256["pain.001.001.09"]
+        return etree.XMLSchema(etree.parse(str(shared)))
+    return schema("pain.001.001.09")
+
+
+def test_epc_2019_files_are_pain_001_001_09_valid_against_the_official_schema(
+    decisions: pa.Table, signer: Signer, tmp_path: Path
+) -> None:
+    epc = load_profile("epc-2019")
+    batch = _batch(decisions, signer, tmp_path / "a", profile=epc)
+    xsd = _official_09()
+    for f in batch.files:
+        data = (tmp_path / "a" / f.path).read_bytes()
+        assert xsd.validate(etree.fromstring(data).getroottree()), xsd.error_log
+        assert b"<BICFI>" in data and b"<BIC>" not in data and f.format == "pain.001.001.09"
+        assert b"<PstlAdr>" not in data  # no address, so never an unstructured one
+    assert batch.manifest["format"] == "pain.001.001.09"
+    assert verify_batch(tmp_path / "a", signer.certificate) == []
+    again = _batch(decisions, signer, tmp_path / "b", profile=epc)
+    assert _files_digest(again) == _files_digest(batch)  # byte-deterministic
+
+
+def test_a_profile_s_instrument_and_byte_limit_shape_the_files(
+    decisions: pa.Table, signer: Signer, tmp_path: Path
+) -> None:
+    inst = replace(
+        load_profile("epc-2019"),
+        local_instrument="INST",
+        max_bytes=HEAD_BYTES + 3 * LINE_BYTES,
+    )
+    batch = _batch(decisions, signer, tmp_path, max_tx=100, profile=inst)
+    assert max(f.nb_of_txs for f in batch.files) == 3
+    for f in batch.files:
+        data = (tmp_path / f.path).read_bytes()
+        assert b"<LclInstrm><Cd>INST</Cd></LclInstrm>" in data
+        assert len(data) <= inst.max_bytes
+    assert verify_batch(tmp_path, signer.certificate) == []
+
+
+def test_the_profiles_name_versions_the_writer_has() -> None:
+    assert tuple(FORMATS) == WRITABLE
+    assert [load_profile(n).pain001 for n in names()] == ["pain.001.001.09", "pain.001.001.03"]
+    assert load_registry().funds[0].bank_profile == "epc-2019"
+    with pytest.raises(UnknownProfile, match="no bank profile 'nope'"):
+        load_profile("nope")
 
 
 def test_files_are_valid_against_the_official_schema(

@@ -23,10 +23,11 @@ from payments.errors import PaymentsError
 from payments.ledger import events
 from payments.ledger.models import BankReport
 from payments.ledger.states import IllegalTransition
+from payments.registry import load_registry
 
-#: Larger than any report a bank sends for our files (a status line per
-#: transaction of a 100,000-payment file is ~20 MB); parsing one costs ~20x
-#: its size in memory.
+#: The cap when the caller names none: the registry's banks' (48 MiB in the shipped
+#: profiles: larger than any report a bank sends for our files, a status line per
+#: transaction of a 100,000-payment file being ~20 MB; parsing one costs ~20x its size).
 MAX_REPORT_BYTES = 48 * 2**20
 
 
@@ -62,12 +63,14 @@ def ingest_reports(
     reports: Iterable[tuple[str, bytes]],
     *,
     at: datetime,
-    max_bytes: int = MAX_REPORT_BYTES,
+    max_bytes: int | None = None,
 ) -> Ingested:
     """Apply each (name, bytes) report not seen before, each in its own transaction.
 
-    ``max_bytes``: the bank profile's cap; a larger report is quarantined unread.
+    ``max_bytes``: a larger report is quarantined unread (default: the largest
+    ``report_max_bytes`` of the registry's bank profiles).
     """
+    cap = max_bytes or load_registry().report_max_bytes
     out = Ingested()
     for name, data in reports:
         sha = digest(data)
@@ -79,7 +82,7 @@ def ingest_reports(
                     out.quarantined.append(f"{name}: {known.reason}")
                 continue
         try:
-            _apply(engine, name, data, sha, at, out, max_bytes)
+            _apply(engine, name, data, sha, at, out, cap)
         except (ReportError, IllegalTransition, SQLAlchemyError) as exc:
             reason = _reason(exc)
             _quarantine(engine, name, data, sha, reason, at)

@@ -29,13 +29,14 @@ from payments.schemes import Scheme
 from payments.sepa.charset import NAME_MAX, creditor_names, transliterate_expr
 from payments.sepa.layout import MANIFEST, TRANSACTIONS
 from payments.sepa.pain001 import (
-    PAIN_001_001_03,
+    FORMATS,
     FileHeader,
     Pain001Format,
     cents_text,
     file_parts,
     transactions_xml,
 )
+from payments.sepa.profiles import BankProfile, load_profile
 from payments.sepa.signing import SIGNATURE_SUFFIX, Signer
 
 DEFAULT_MAX_TRANSACTIONS = 100_000
@@ -51,6 +52,7 @@ class PaymentFile:
     ctrl_sum_cents: int
     sha256: str
     bytes: int
+    format: str
 
 
 @dataclass
@@ -185,6 +187,7 @@ def _write_one(
         ctrl_sum_cents=header.ctrl_sum_cents,
         sha256=digest.hexdigest(),
         bytes=size,
+        format=fmt.name,
     ), placed
 
 
@@ -198,10 +201,15 @@ def write_batch(
     out_dir: Path,
     registry: Registry | None = None,
     max_transactions: int = DEFAULT_MAX_TRANSACTIONS,
-    fmt: Pain001Format = PAIN_001_001_03,
+    profile: BankProfile | None = None,
     threads: int = 2,
 ) -> BatchResult:
     """Write, sign and list every payment file of the payable households in ``decisions``.
+
+    Each fund's files follow its bank's profile (the registry's
+    ``bank_profile``), or ``profile`` for every fund when given: pain.001
+    version, header options, and at most ``max_transactions`` per file within
+    the profile's count and byte limits.
 
     Each fund is one job (its names transliterated, its files cut, named,
     written and signed), run by ``threads`` writer threads: polars' and
@@ -229,9 +237,11 @@ def write_batch(
         if not txs.get_column("household_id").is_sorted():  # decisions come sorted: no copy
             txs = txs.sort("household_id")
         debtor = _one_name(fund.debtor_name)
+        bank = profile or load_profile(fund.bank_profile)
+        per_file = bank.transactions_per_file(max_transactions)
         written = []
-        for seq, start in enumerate(range(0, txs.height, max_transactions), start=1):
-            part = txs.slice(start, max_transactions)
+        for seq, start in enumerate(range(0, txs.height, per_file), start=1):
+            part = txs.slice(start, per_file)
             msg_id = f"{code}-{run_tag}-{fund.code}-{seq:03d}"
             header = FileHeader(
                 msg_id=msg_id,
@@ -243,8 +253,12 @@ def write_batch(
                 execution_date=scheme.spec.payment_date,
                 nb_of_txs=part.height,
                 ctrl_sum_cents=int(part.get_column("amount_cents").sum()),
+                batch_booking=bank.batch_booking,
+                service_level=bank.service_level,
+                local_instrument=bank.local_instrument,
             )
             path = out_dir / fund.code / f"{msg_id}.xml"
+            fmt = FORMATS[bank.pain001]
             written.append(_write_one(part, header, path, out_dir, signer, remittance, fmt))
         return written, bad.select("fund_code", "household_id")
 
@@ -279,8 +293,10 @@ def write_batch(
         for r in bad.select("fund_code", "household_id").iter_rows(named=True)
     ]
     total = sum(f.ctrl_sum_cents for f in result.files)
+    formats = sorted({f.format for f in result.files})
     result.manifest = {
-        "format": fmt.name,
+        # the batch's one version; each file says its own too (funds may bank differently)
+        "format": formats[0] if len(formats) == 1 else "mixed",
         "scheme_id": scheme.id,
         "scheme_version": scheme.spec.version,
         "run_id": run_id,

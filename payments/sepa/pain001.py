@@ -9,9 +9,12 @@ the Arrow columns before anything is written.
 Amounts are integer cents throughout; the XML decimal ``150.00`` is built from
 ``cents // 100`` and ``cents % 100``, never through a float.
 
-The format version is a ``Pain001Format`` (namespace and templates); 001.001.03
-is what French banks accept for SEPA today. A 001.001.09 format would differ in
-the namespace, ``ReqdExctnDt/Dt`` and ``BICFI``: a new ``Pain001Format``.
+The format version is a ``Pain001Format`` (namespace and templates): 001.001.09
+(ISO 2019, the EPC rulebook's since March 2024) differs from 001.001.03 only in
+the namespace, ``ReqdExctnDt/Dt`` and ``BICFI`` for the elements we write. We
+send no postal address, so no unstructured address can leave either.
+The bank profile (:mod:`payments.sepa.profiles`) picks the version and the
+header's options (batch booking, service level, local instrument).
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ PAIN_001_001_03 = Pain001Format(
     execution_date="<ReqdExctnDt>{date}</ReqdExctnDt>",
     bic_element="BIC",
 )
-FORMATS = {PAIN_001_001_03.name: PAIN_001_001_03}
+PAIN_001_001_09 = Pain001Format(
+    name="pain.001.001.09",
+    namespace="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09",
+    execution_date="<ReqdExctnDt><Dt>{date}</Dt></ReqdExctnDt>",
+    bic_element="BICFI",
+)
+FORMATS = {f.name: f for f in (PAIN_001_001_03, PAIN_001_001_09)}
 
 
 def amount_text(cents: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -117,6 +126,9 @@ class FileHeader:
     execution_date: date
     nb_of_txs: int
     ctrl_sum_cents: int
+    batch_booking: bool = False
+    service_level: str = "SEPA"
+    local_instrument: str = ""  # INST for SCT Inst
 
 
 def _head(h: FileHeader, fmt: Pain001Format) -> bytes:
@@ -131,8 +143,10 @@ def _head(h: FileHeader, fmt: Pain001Format) -> bytes:
         f"<NbOfTxs>{h.nb_of_txs}</NbOfTxs><CtrlSum>{total}</CtrlSum>"
         f"<InitgPty><Nm>{h.initiating_party}</Nm></InitgPty></GrpHdr>\n"
         f"<PmtInf><PmtInfId>{block_id(h.msg_id)}</PmtInfId><PmtMtd>TRF</PmtMtd>"
-        f"<BtchBookg>false</BtchBookg><NbOfTxs>{h.nb_of_txs}</NbOfTxs>"
-        f"<CtrlSum>{total}</CtrlSum><PmtTpInf><SvcLvl><Cd>SEPA</Cd></SvcLvl></PmtTpInf>"
+        f"<BtchBookg>{str(h.batch_booking).lower()}</BtchBookg><NbOfTxs>{h.nb_of_txs}</NbOfTxs>"
+        f"<CtrlSum>{total}</CtrlSum><PmtTpInf><SvcLvl><Cd>{h.service_level}</Cd></SvcLvl>"
+        + (f"<LclInstrm><Cd>{h.local_instrument}</Cd></LclInstrm>" if h.local_instrument else "")
+        + "</PmtTpInf>"
         + fmt.execution_date.format(date=h.execution_date.isoformat())
         + f"<Dbtr><Nm>{h.debtor_name}</Nm></Dbtr>"
         f"<DbtrAcct><Id><IBAN>{h.debtor_iban}</IBAN></Id></DbtrAcct>"

@@ -20,7 +20,7 @@ from cryptography import x509
 from lxml import etree
 
 from payments.sepa.layout import MANIFEST
-from payments.sepa.schemas import schema
+from payments.sepa.schemas import ISO_NAMESPACE, XSD_SHA256, schema
 from payments.sepa.signing import SIGNATURE_SUFFIX, SignatureError, verify_detached
 
 FULL_SCHEMA_BYTES = 64 << 20
@@ -137,13 +137,17 @@ def verify_batch(
         problems.append(f"{extra}: file not in the manifest (added)")
     for missing in sorted(listed.keys() - on_disk):
         problems.append(f"{missing}: listed in the manifest but missing (removed)")
-    ns = "urn:iso:std:iso:20022:tech:xsd:" + manifest.get("format", "pain.001.001.03")
-    xsd = schema(manifest.get("format", "pain.001.001.03"))
+    batch_format = manifest.get("format", "pain.001.001.03")
     total_txs = total_cents = 0
     for rel in sorted(listed.keys() & on_disk):
         if only is not None and rel not in only:
             continue
         entry, path = listed[rel], folder / rel
+        fmt = entry.get("format", batch_format)
+        if fmt not in XSD_SHA256 or not fmt.startswith("pain.001."):
+            problems.append(f"{rel}: format {fmt!r} is not a pain.001 we hold the schema of")
+            continue
+        ns, xsd = ISO_NAMESPACE + fmt, schema(fmt)
         data = path.read_bytes()
         if len(data) != entry["bytes"]:
             problems.append(f"{rel}: {len(data)} bytes, manifest says {entry['bytes']}")
