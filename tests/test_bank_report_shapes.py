@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 from payments.bank.inbox import ingest_reports
 from payments.sepa.layout import block_id
 from payments.sepa.signing import Signer
+from payments.ui.reconciliation import load, render
 from tests.bank_simulator import sent_batch
 from tests.conftest import SHARED
 from tests.faults.runs import AT
@@ -357,4 +358,6 @@ def test_a_report_about_nothing_of_ours_says_so_and_exits_non_zero(
     listed = CliRunner().invoke(app, ["bank-reports", "--quarantined"])
     assert listed.exit_code == 1 and "broken.xml" in listed.output
     assert "theirs.xml" not in listed.output and "not well-formed" in listed.output
+    page = render(load(ledger))  # the Reconciliation page lists it too
+    assert "broken.xml" in page and "theirs.xml" not in page
     assert _states(ledger, msg) == {"sent": len(ids)}

@@ -58,6 +58,9 @@ def load(engine: Engine) -> dict[str, Any]:
     by_run_fund = tie_out(engine)
     with Session(engine) as session:
         reissue = reissue_list(session)
+    from payments.bank.inbox import received  # in the request, not when the plugin loads
+
+    quarantined = received(engine, quarantined_only=True)
     totals = {
         k: sum(int(r[k] or 0) for r in by_fund)
         for k in ["households", "amount_cents"] + [f"{s}_cents" for s in STATES]
@@ -69,6 +72,7 @@ def load(engine: Engine) -> dict[str, Any]:
         "held": held,
         "reissue": reissue,
         "totals": totals,
+        "quarantined": quarantined,
     }
 
 
@@ -150,7 +154,15 @@ def render(data: dict[str, Any]) -> str:
         "</tr>"
         for r in data["reissue"]
     )
+    quarantined = "".join(
+        f"<tr><td>{r['received_at']:%Y-%m-%d %H:%M}</td><td>{html.escape(str(r['name']))}</td>"
+        f'<td class="num">{int(r["bytes"]):,}</td>'
+        f"<td>{html.escape(mask(str(r['reason'])))}</td></tr>"
+        for r in data["quarantined"]
+    )
     return PAGE.substitute(
+        quarantined=quarantined
+        or '<tr><td colspan="4">none: every report received was applied</td></tr>',
         reissue=reissue,
         by_run=by_run,
         head=head,
