@@ -64,3 +64,29 @@ def test_funds_table_masks_paying_accounts() -> None:
     assert result.exit_code == 0
     assert "FR7640031000010000000100043" not in result.output
     assert "0043" in result.output
+
+
+@pytest.mark.parametrize(("profile", "version"), [("epc-2019", "09"), ("sepa-2009", "03")])
+def test_run_for_a_bank_profile_writes_files_verify_and_the_official_xsd_accept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str, version: str
+) -> None:
+    from lxml import etree
+
+    from payments.sepa.schemas import schema
+
+    monkeypatch.setenv("PAYMENTS_DEMO", "1")
+    data = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(app, ["sample", "-n", "1500", "--funds", "13,974", *data]).exit_code == 0
+    result = runner.invoke(
+        app, ["run", "--bank-profile", profile, "--funds", "13,974", "--no-ledger", *data, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    batch = Path(json.loads(result.stdout)["out_dir"], "payments")
+    checked = runner.invoke(app, ["verify", str(batch), *data])
+    assert checked.exit_code == 0, checked.output
+    xsd = schema(f"pain.001.001.{version}")
+    files = sorted(batch.rglob("*.xml"))
+    assert files and all(xsd.validate(etree.parse(str(f))) for f in files)
+    assert json.loads((batch / "manifest.json").read_text())["format"] == f"pain.001.001.{version}"
+    unknown = runner.invoke(app, ["run", "--bank-profile", "nope", *data])
+    assert unknown.exit_code == 2 and "no bank profile 'nope'" in unknown.output
