@@ -544,7 +544,7 @@ def run(
             funds=_codes(funds),
             workers=workers,
             on_fund=lambda _f, _r: bar.advance(bar.task_ids[0]),
-            bank_profile=bank_profile if _profile(bank_profile) else None,
+            bank_profile=_profile(bank_profile),
         )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))

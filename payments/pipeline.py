@@ -50,7 +50,7 @@ from payments.sepa.batch import (
     BatchResult,
     write_batch,
 )
-from payments.sepa.profiles import load_profile
+from payments.sepa.profiles import BankProfile
 from payments.sepa.signing import Signer
 from payments.validation.folder import FolderValidation, FundReport, validate_folder
 from payments.validation.schema import Window
@@ -104,7 +104,7 @@ def run_batch(
     funds: list[str] | None = None,
     workers: int = 1,
     on_fund: Callable[[Fund, FundReport], None] | None = None,
-    bank_profile: str | None = None,
+    bank_profile: BankProfile | None = None,
 ) -> RunResult:
     """Receive, validate and compute every selected fund's file under the storage root.
 
@@ -180,7 +180,7 @@ def conclude_run(
     inputs_root: Path | None = None,
     replay: LedgerRead | None = None,
     facts: dict[str, pl.DataFrame] | None = None,
-    bank_profile: str | None = None,
+    bank_profile: BankProfile | None = None,
 ) -> RunResult:
     """The national part of a run, once every fund is validated under ``staging/validation``.
 
@@ -249,7 +249,7 @@ def conclude_run(
                 signer=signer,
                 out_dir=staging / "payments",
                 max_transactions=max_transactions,
-                profile=load_profile(bank_profile) if bank_profile else None,
+                profile=bank_profile,
             )
         if replay is None and engine is not None and not dry_run:
             decisions, claimed_elsewhere, reissued, batch = _record(
@@ -281,7 +281,7 @@ def conclude_run(
                 "created_at": (created_at or default_creation_time(scheme)).isoformat(),
                 "run_date": (run_date or scheme.spec.payment_date).isoformat(),
                 "max_transactions": max_transactions,
-                "bank_profile": bank_profile,
+                "bank_profile": bank_profile.name if bank_profile else None,
             },
             prior=prior,
             released=released,

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from payments.archive import RUN_RECORD, archive_path, get, output_hashes, sha256_bytes
 from payments.pipeline import LedgerRead, conclude_run
 from payments.schemes import parse_scheme
+from payments.sepa.profiles import load_profile
 from payments.sepa.signing import Signer
 from payments.validation.folder import validate_folder
 from payments.validation.schema import Window
@@ -112,7 +113,7 @@ def replay_run(
         signer=signer,
         created_at=datetime.fromisoformat(params["created_at"]),
         max_transactions=int(params["max_transactions"]),
-        bank_profile=params.get("bank_profile"),
+        bank_profile=load_profile(params["bank_profile"]) if params.get("bank_profile") else None,
         run_date=date.fromisoformat(params["run_date"]),
         parameters={k: v for k, v in params.items() if k not in _DERIVED},
         replay=LedgerRead(

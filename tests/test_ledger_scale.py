@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import load_scheme
 from payments.send import send
 from payments.sepa.layout import MANIFEST, TRANSACTIONS
+from payments.sepa.profiles import load_profile
 from payments.sepa.signing import Signer
 from payments.transport.local import LocalTransport
 from tests.conftest import MAY_2020
@@ -110,9 +112,18 @@ def _run(
 def test_a_run_above_the_bind_limits_goes_through_the_ledger(
     ledger: Engine, tmp_path: Path, signer: Signer
 ) -> None:
-    # One fund, one file of more than 100,000 transactions (the file size limit
+    # One fund, one file of more than 100,000 transactions (the bank's file limits
     # lifted so that a single bank report answers them all).
-    result = _run(ledger, tmp_path, signer, seed=21, fund="59", max_transactions=200_000)
+    unlimited = replace(load_profile("epc-2019"), max_transactions=200_000, max_bytes=10**9)
+    result = _run(
+        ledger,
+        tmp_path,
+        signer,
+        seed=21,
+        fund="59",
+        max_transactions=200_000,
+        bank_profile=unlimited,
+    )
     assert result.payments is not None
     manifest = result.payments.manifest
     [payment_file] = manifest["files"]
