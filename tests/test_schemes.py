@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from payments.schemes import SchemeError, load_scheme, parse_scheme, scheme_ids
-from tests.households import household, one, run
+from tests.households import household, nir, one, run
 
 # A fourth decree, written only here: a flat 300 EUR for AER households with a
 # child under 3 on the age date, and 50 EUR per child for housing-aid couples.
@@ -41,8 +41,8 @@ per_child_cents = 5000
 """
 
 
-def test_the_three_2020_schemes_load() -> None:
-    assert scheme_ids() == ["aes-2020-05", "aes-2020-11", "youth-2020-06"]
+def test_the_2020_schemes_load() -> None:
+    assert scheme_ids() == ["aes-2020-05", "aes-2020-11", "noel-2020-12", "youth-2020-06"]
     for scheme_id in scheme_ids():
         scheme = load_scheme(scheme_id)
         assert scheme.id == scheme_id and scheme.rules
@@ -95,6 +95,20 @@ def test_a_fourth_scheme_written_only_in_the_test(tmp_path: Path) -> None:
         (("rsa_cents > 0", "__import__('os')"), "is not allowed in a condition"),
         (('remittance = "AIDE', 'remittance = "AIDE €'), "remittance"),
         (('id = "rsa"\n', 'id = "minima"\n'), "rule ids must be unique"),
+        (("per_child_cents = 10000", 'amount = "15000"'), "base_cents or per_child_cents"),
+        (
+            ("base_cents = 15000\nper_child_cents = 10000", 'amount = "15245 * 1.5"'),
+            "expected a number or a quoted text",
+        ),
+        (
+            ("base_cents = 15000\nper_child_cents = 10000", 'amount = "15245 // 0"'),
+            "divides by a positive whole number only",
+        ),
+        (
+            ("base_cents = 15000\nper_child_cents = 10000", 'amount = "rsa_cents > 0"'),
+            "number expected",
+        ),
+        (("base_cents = 15000\nper_child_cents = 10000", ""), "base_cents and per_child_cents"),
     ],
 )
 def test_mistakes_are_named_with_file_and_key(change: tuple[str, str], message: str) -> None:
@@ -123,3 +137,16 @@ def test_docs_list_every_fact() -> None:
     doc = (ROOT / "docs" / "schemes.md").read_text()
     for fact in FACTS:
         assert f"| `{fact}` |" in doc, fact
+
+
+def test_an_amount_rule_counts_the_household_in_integer_cents() -> None:
+    """The end-of-year aid's increases, rounded down as the published amounts are."""
+    scheme = load_scheme("noel-2020-12")
+    couple = {"spouse_nir": nir(1, date(1984, 1, 1)), "spouse_birth_date": date(1984, 1, 1)}
+    kids = [date(2012, 1, 1), date(2014, 1, 1), date(2016, 1, 1)]
+    base = {"reference_month": "2020-12", "rsa_cents": 1}
+    assert one(scheme, household(**base))["payable_cents"] == 15245
+    assert one(scheme, household(**base, **couple))["payable_cents"] == 22867
+    family = household(**base, **couple, children_birth_dates=kids)
+    assert one(scheme, family)["payable_cents"] == 38112
+    assert one(scheme, {**family, "fund_code": "976"})["payable_cents"] == 19055

@@ -1,12 +1,16 @@
-"""A small, safe condition language for scheme rules, compiled to Arrow expressions.
+"""A small, safe rule language for schemes, compiled to Arrow expressions.
 
 Conditions read like Python: ``rsa_cents > 0 and (children > 0 or couple)``,
-``claimant_student_status in ('none', 'apprentice')``. They are parsed with
-``ast`` and only these forms are allowed: ``and``/``or``/``not``, comparisons
-(chained too), ``in``/``not in`` with a tuple of literals, ``+``/``-`` of
-numbers, integer and string literals, and names of household facts. Anything
-else, or an unknown fact, is an error naming the offending text, raised when
-the scheme is loaded, never while paying.
+``claimant_student_status in ('none', 'apprentice')``. Amounts, in integer
+cents, too: ``15245 * (150 + 30 * max(children - 1, 0)) // 100``. They are
+parsed with ``ast`` and only these forms are allowed: ``and``/``or``/``not``,
+comparisons (chained too), ``in``/``not in`` with a tuple of literals,
+``+``, ``-`` and ``*`` of numbers, ``//`` by a positive integer (the
+quotient rounded down: "au centime inférieur"), ``min(…)`` and ``max(…)`` of
+numbers, ``a if condition else b``, integer and string literals, and names of
+household facts. Anything else, or an unknown fact, is an error naming the
+offending text, raised when the scheme is loaded, never while paying. There
+are no floats: every amount stays integer cents.
 
 A comparison with a missing value (no spouse: ``spouse_age`` is null) is false.
 """
@@ -38,7 +42,13 @@ FACTS: dict[str, pa.DataType] = {
     "couple": pa.bool_(),
     "overseas": pa.bool_(),
     "claimant_student_status": pa.string(),
+    "fund_code": pa.string(),  # the fund paying (Mayotte: '976')
+    # derived from the facts above when rules are evaluated (not stored)
+    "adults": pa.int64(),  # 1, or 2 with a spouse or partner
+    "persons": pa.int64(),  # adults + dependent children: the household's size
 }
+#: Facts computed from the others at evaluation time (``with_derived_facts``).
+DERIVED = ("adults", "persons")
 
 
 class ConditionError(ValueError):
@@ -115,13 +125,42 @@ def _compile(node: ast.expr, text: str) -> tuple[pc.Expression, str]:
             out = term if out is None else out & term
         assert out is not None
         return out, "yes/no"
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
+        a, ka = _compile(node.left, text)
+        _need(ka, "number", node.left, text)
+        divisor, kind = _literal(node.right, text)
+        if kind != "number" or divisor <= 0:
+            raise ConditionError(f"{text!r}: '//' divides by a positive whole number only")
+        # Arrow's integer division truncates: the same as rounding down for the
+        # amounts it meets (never negative: evaluate_rules refuses a negative amount).
+        return pc.divide_checked(a, pc.scalar(pa.scalar(divisor, pa.int64()))), "number"
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult):
         a, ka = _compile(node.left, text)
         b, kb = _compile(node.right, text)
         _need(ka, "number", node.left, text)
         _need(kb, "number", node.right, text)
-        op = pc.add_checked if isinstance(node.op, ast.Add) else pc.subtract_checked
-        return op(a, b), "number"
+        ops = {ast.Add: pc.add_checked, ast.Sub: pc.subtract_checked, ast.Mult: pc.multiply_checked}
+        return ops[type(node.op)](a, b), "number"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if node.func.id not in ("min", "max") or node.keywords or len(node.args) < 2:
+            raise ConditionError(
+                f"{text!r}: {ast.unparse(node)!r} is not allowed in a condition "
+                "(only min(a, b, …) and max(a, b, …) may be called)"
+            )
+        args = []
+        for arg in node.args:
+            expr, kind = _compile(arg, text)
+            _need(kind, "number", arg, text)
+            args.append(expr)
+        pick = pc.min_element_wise if node.func.id == "min" else pc.max_element_wise
+        return pick(*args), "number"
+    if isinstance(node, ast.IfExp):
+        test, kind = _compile(node.test, text)
+        _need(kind, "yes/no", node.test, text)
+        yes, ky = _compile(node.body, text)
+        no, kn = _compile(node.orelse, text)
+        _need(kn, ky, node.orelse, text)
+        return pc.if_else(_truth(test), yes, no), ky
     if isinstance(node, ast.Name):
         if node.id not in FACTS:
             close = difflib.get_close_matches(node.id, FACTS, n=1)
@@ -137,6 +176,24 @@ def _compile(node: ast.expr, text: str) -> tuple[pc.Expression, str]:
 def _truth(expr: pc.Expression) -> pc.Expression:
     """Missing means false: a null comparison never makes a rule fire."""
     return pc.coalesce(expr, pc.scalar(False))
+
+
+def compile_amount(text: str) -> pc.Expression:
+    """Compile a rule's amount (integer cents); raises ``ConditionError`` with a reason."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise ConditionError(f"{text!r}: not a valid amount ({exc.msg})") from None
+    expr, kind = _compile(tree.body, text)
+    _need(kind, "number", tree.body, text)
+    return expr
+
+
+def with_derived_facts(facts: pa.Table) -> pa.Table:
+    """``facts`` with the derived facts (``DERIVED``) added from ``couple`` and ``children``."""
+    adults = pc.if_else(pc.fill_null(facts.column("couple"), False), 2, 1).cast(pa.int64())
+    persons = pc.add_checked(adults, pc.fill_null(facts.column("children"), 0))
+    return facts.append_column("adults", adults).append_column("persons", persons)
 
 
 def compile_condition(text: str) -> pc.Expression:

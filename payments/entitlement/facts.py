@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from payments.entitlement.conditions import FACTS
+from payments.entitlement.conditions import FACTS, with_derived_facts
 from payments.entitlement.keys import beneficiary_keys
 from payments.schemes import Scheme
 
@@ -118,8 +118,13 @@ def merge_months(accepted: pl.DataFrame, months: list[str]) -> pl.DataFrame:
 
 
 def evaluate_rules(facts: pa.Table, scheme: Scheme) -> pa.Table:
-    """Add the rule that fires (first in order) and the amounts it gives, in cents."""
-    dataset = ds.dataset(facts)
+    """Add the rule that fires (first in order) and the amounts it gives, in cents.
+
+    A rule pays ``base_cents + per_child_cents × children``, or its ``amount``
+    expression (all in ``base_cents``, for the household's composition).
+    """
+    derived = with_derived_facts(facts)
+    dataset = ds.dataset(derived)
     fired = dataset.to_table(
         columns={f"r{i}": rule.condition for i, rule in enumerate(scheme.rules)}
     )
@@ -132,8 +137,14 @@ def evaluate_rules(facts: pa.Table, scheme: Scheme) -> pa.Table:
     def pick(values: list[int] | list[str]) -> pa.Array:
         return pa.array(values).take(index)
 
-    base = pick([s.base_cents for s in specs])
-    per_child = pick([s.per_child_cents for s in specs])
+    base = pick([s.base_cents or 0 for s in specs])
+    for i, rule in enumerate(scheme.rules):
+        if rule.amount is not None:
+            amount = dataset.to_table(columns={"a": rule.amount}).column("a")
+            if pc.any(pc.less(amount, 0)).as_py():
+                raise ValueError(f"{scheme.source}: rule {rule.spec.id} gives a negative amount")
+            base = pc.if_else(pc.equal(index, i), amount, base)
+    per_child = pick([s.per_child_cents or 0 for s in specs])
     child = pc.multiply_checked(per_child, facts.column("children"))
     entitled = pc.add_checked(base, child)
     zero = pa.scalar(0, pa.int64())

@@ -38,9 +38,36 @@ class _Strict(BaseModel):
 class RuleSpec(_Strict):
     id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     article: Annotated[str, Field(min_length=1)]
+    #: The article's own words, as the Journal officiel prints them.
+    text: str | None = None
+    #: Where Legifrance has it: LEGIARTI/JORFARTI of the article, else the JORFTEXT or NOR.
+    legifrance: str | None = None
     when: str
-    base_cents: Cents
-    per_child_cents: Cents
+    #: Either a fixed base and a per-child amount, or ``amount``: an expression in cents.
+    base_cents: Cents | None = None
+    per_child_cents: Cents | None = None
+    amount: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_pay(self) -> RuleSpec:
+        fixed = self.base_cents is not None and self.per_child_cents is not None
+        if self.amount is None and not fixed:
+            raise ValueError("a rule needs base_cents and per_child_cents, or an amount")
+        if self.amount is not None and (self.base_cents or self.per_child_cents):
+            raise ValueError("a rule with an amount has no base_cents or per_child_cents")
+        return self
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_compiles(cls, value: str | None) -> str | None:
+        from payments.entitlement.conditions import ConditionError, compile_amount
+
+        if value is not None:
+            try:
+                compile_amount(value)
+            except ConditionError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("when")
     @classmethod
@@ -63,6 +90,8 @@ class SchemeSpec(_Strict):
     version: Annotated[int, Field(ge=1, strict=True)]
     title: str
     legal_reference: str
+    #: The decree on Legifrance (JORFTEXT…, or its NOR where that is what is known).
+    legifrance: str | None = None
     reference_months: Annotated[
         list[Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]], Field(min_length=1)
     ]
@@ -100,6 +129,7 @@ class Rule:
 
     spec: RuleSpec
     condition: pc.Expression
+    amount: pc.Expression | None = None  # cents, when the rule says ``amount``
 
 
 @dataclass(frozen=True)
@@ -139,9 +169,12 @@ def parse_scheme(text: str, source: str) -> Scheme:
     stem = Path(source).stem
     if stem != spec.id and not source.startswith("<"):
         raise SchemeError(f"{source}: id {spec.id!r} must match the file name {stem!r}")
-    from payments.entitlement.conditions import compile_condition
+    from payments.entitlement.conditions import compile_amount, compile_condition
 
-    rules = tuple(Rule(r, compile_condition(r.when)) for r in spec.rules)
+    rules = tuple(
+        Rule(r, compile_condition(r.when), compile_amount(r.amount) if r.amount else None)
+        for r in spec.rules
+    )
     return Scheme(spec=spec, rules=rules, source=source, text=text)
 
 
