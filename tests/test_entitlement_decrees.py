@@ -142,7 +142,7 @@ def test_may_same_household_via_the_spouse(may: Scheme) -> None:
 def test_june_art1_under_25_on_housing_aid(june: Scheme) -> None:
     d = one(
         june,
-        household(apl_cents=20000, claimant_birth_date=date(1996, 1, 1), reference_month="2020-06"),
+        household(apl_cents=20000, claimant_birth_date=date(1996, 1, 1), reference_month="2020-04"),
     )
     assert d["rule_id"] == "young_housing" and d["payable_cents"] == 20000
 
