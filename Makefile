@@ -7,11 +7,13 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+OPENFISCA_VENV := .venv-openfisca
+OPENFISCA_STAMP := $(OPENFISCA_VENV)/.installed
 DATA ?= data
 DEMO_HOUSEHOLDS ?= 20000
 export PAYMENTS_DATA_DIR := $(abspath $(DATA))
 
-.PHONY: demo airflow test lint install constraints bench bench-dag faults national clean help
+.PHONY: demo airflow test lint install constraints constraints-openfisca openfisca bench bench-dag faults national clean help
 
 help:
 	@echo "make demo         set up, generate a sample and run the batch on embedded defaults"
@@ -22,6 +24,7 @@ help:
 	@echo "make bench-dag    the national run through the DAG under the real scheduler"
 	@echo "make faults       kill the sender at every step; count files lost and paid twice"
 	@echo "make constraints  refresh constraints.txt from a fresh, unconstrained install"
+	@echo "make openfisca    the OpenFisca-France venv the scheme comparison runs in (make test builds it)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,8 +68,28 @@ lint: $(STAMP)
 	$(BIN)/ruff check payments tests dags plugins
 	$(BIN)/mypy
 
-test: lint
+test: lint $(OPENFISCA_STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile -q
+
+# OpenFisca-France, the legal oracle our schemes are compared with
+# (tests/test_openfisca.py), in its own venv: its pins conflict with Airflow's.
+$(OPENFISCA_STAMP): constraints-openfisca.txt
+	$(PYTHON) -m venv $(OPENFISCA_VENV)
+	$(OPENFISCA_VENV)/bin/pip install --quiet --upgrade "pip>=24"
+	$(OPENFISCA_VENV)/bin/pip install --quiet -r constraints-openfisca.txt
+	$(OPENFISCA_VENV)/bin/pip check
+	@touch $(OPENFISCA_STAMP)
+
+openfisca: $(OPENFISCA_STAMP)
+
+constraints-openfisca:
+	rm -rf .venv-openfisca-constraints
+	$(PYTHON) -m venv .venv-openfisca-constraints
+	.venv-openfisca-constraints/bin/pip install --quiet "openfisca-france==176.1.8"
+	{ echo "# OpenFisca-France, the legal oracle of tests/test_openfisca.py, in its own venv (its pins"; \
+	  echo "# conflict with Airflow's). Exact versions CI tests with. Refresh: make constraints-openfisca"; \
+	  .venv-openfisca-constraints/bin/pip freeze; } > constraints-openfisca.txt
+	rm -rf .venv-openfisca-constraints
 
 bench: $(STAMP)
 	$(BIN)/payments bench
@@ -95,4 +118,4 @@ constraints:
 	rm -rf .venv-constraints
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(OPENFISCA_VENV) .mypy_cache .ruff_cache .pytest_cache
