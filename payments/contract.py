@@ -18,7 +18,9 @@ from typing import Any
 
 import pyarrow as pa
 
-CURRENT_VERSION = "1.0"
+CURRENT_VERSION = "1.1"
+#: Versions a fund may still send; rows of an older one read with the newer columns empty.
+SUPPORTED_VERSIONS = ("1.0", "1.1")
 
 #: Arrow type of accepted values, per column kind. Money is int64 cents.
 KIND_TYPES: dict[str, pa.DataType] = {
@@ -172,3 +174,18 @@ class Companion:
         if missing:
             raise ValueError(f"companion lacks fields {missing}")
         return cls(**{k: doc[k] for k in cls.__dataclass_fields__})
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns in its order: an older contract's rows get the
+    columns it did not have, empty (so every fund's outputs read alike)."""
+    if table.schema.equals(schema):
+        return table
+    n = table.num_rows
+    return pa.table(
+        {
+            f.name: table.column(f.name) if f.name in table.column_names else pa.nulls(n, f.type)
+            for f in schema
+        },
+        schema=schema,
+    )

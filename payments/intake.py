@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from payments.contract import Companion, Contract
+from payments.contract import SUPPORTED_VERSIONS, Companion, Contract, load_contract
 from payments.registry import Fund
 from payments.transport.base import TransportError
 from payments.transport.local import read_regular
@@ -115,7 +116,7 @@ def check_file(
         raise RejectedFile(
             FileError.CONTRACT_VERSION,
             f"{file_name}: contract version {companion.contract_version!r}, "
-            f"expected {contract.version!r}",
+            f"expected one of {', '.join(SUPPORTED_VERSIONS)}",
         )
     if companion.fund_code != fund.code:
         raise RejectedFile(
@@ -207,6 +208,8 @@ class Rows:
     table: pa.Table
     lines: npt.NDArray[np.int64]
     invalid: list[InvalidRow] = field(default_factory=list)
+    #: The contract version the file was written in (its companion says which).
+    contract: Contract | None = None
 
 
 def _read(
@@ -273,6 +276,21 @@ def read_rows(data: bytes, contract: Contract, *, utf8_checked: bool = False) ->
     return Rows(table=table, lines=lines, invalid=invalid)
 
 
+def contract_of(companion_bytes: bytes, current: Contract) -> Contract:
+    """The contract a file is written in: its companion's version when we still accept it.
+
+    Anything else (an unknown version, an unreadable companion) gets ``current``,
+    and ``check_file`` rejects the file with the companion's own reason.
+    """
+    try:
+        version = json.loads(companion_bytes).get("contract_version")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return current
+    if version == current.version or version not in SUPPORTED_VERSIONS:
+        return current
+    return load_contract(version)
+
+
 def receive_fund(
     root: Path, fund: Fund, scheme_id: str, contract: Contract
 ) -> tuple[Receipt, Rows | None]:
@@ -299,6 +317,7 @@ def receive_fund(
         return Receipt(fund.code, rel, "rejected", FileError.NOT_A_FILE, str(exc)), None
     digest = hashlib.sha256(data).hexdigest()
     receipt = Receipt(fund.code, rel, "received", bytes=len(data), sha256=digest)
+    contract = contract_of(companion_bytes, contract)
     try:
         companion = check_file(
             data,
@@ -310,6 +329,7 @@ def receive_fund(
             sha256=digest,
         )
         rows = read_rows(data, contract, utf8_checked=True)  # check_file checked it
+        rows.contract = contract
     except RejectedFile as exc:
         receipt.status, receipt.error, receipt.message = "rejected", exc.error, exc.message
         return receipt, None

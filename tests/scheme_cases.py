@@ -56,6 +56,9 @@ DEFAULT_ROW: dict[str, Any] = {
     "bic": None,
     "account_holder": "LEA MARTIN",
     "bank_details_changed_on": date(2015, 1, 1),
+    "spouse_student_status": None,
+    "payee_kind": None,
+    "payee_name": None,
 }
 
 

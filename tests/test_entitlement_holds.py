@@ -109,3 +109,26 @@ def test_policy_file_loads_and_names_match_scalar_twin() -> None:
     policy = load_hold_policy()
     assert policy.max_households_per_iban >= 1 and "FR" in policy.home_countries
     assert ascii_name("Lœuillet-Faÿ d'Été") == "LOEUILLET FAY D ETE"
+
+
+@pytest.mark.parametrize(
+    ("holder", "payee", "held"),
+    [
+        ("UDAF DES BOUCHES DU RHONE", "UDAF des Bouches-du-Rhône", False),
+        ("M PIERRE DURAND", "Pierre Durand", False),  # a family member as tutor
+        ("LEA MARTIN", "UDAF 13", True),  # the beneficiary's own account, a curator declared
+        ("JOHN SMITH", "UDAF 13", True),
+    ],
+)
+def test_a_declared_representative_is_compared_with_the_account_holder(
+    may: Scheme, holder: str, payee: str, held: bool
+) -> None:
+    """Contract 1.1: a protected adult is paid on the representative's account; without
+    payee_name every one of them was held as holder_mismatch."""
+    d = one(
+        may,
+        household(rsa_cents=1, account_holder=holder, payee_kind="curatelle", payee_name=payee),
+    )
+    assert (d["status"] == "held") is held
+    if held:
+        assert d["hold_reasons"] == ["holder_mismatch"]

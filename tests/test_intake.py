@@ -8,16 +8,18 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from payments.contract import Companion, Contract
+from payments.contract import Companion, Contract, load_contract
 from payments.intake import FileError, read_rows, receive_fund, reject_duplicate_contents
 from payments.pipeline import run_batch
 from payments.registry import Registry
 from payments.schemes import load_scheme
 
-ROW = (
+ROW_1_0 = (
     "13;1234567;2020-05;285072A00401252;Martin;Léa;1985-07-14;none;;;43210;0;0;0;0;0;0;0;;"
     "FR7630004000031234567890143;;LEA MARTIN;2017-09-01\n"
 )
+#: The same row in contract 1.1: the partner's studies and the payee, empty.
+ROW = ROW_1_0.replace("\n", ";;;\n")
 
 
 def _drop(
@@ -49,6 +51,18 @@ def _drop(
 def _receive(root: Path, registry: Registry, contract: Contract, fund: str = "13") -> str | None:
     receipt, _ = receive_fund(root, registry.get(fund), "aes-2020-05", contract)
     return receipt.error
+
+
+def test_a_file_in_contract_1_0_is_still_received_and_read_with_1_0_s_columns(
+    tmp_path: Path, registry: Registry
+) -> None:
+    """Contract 1.1 added three columns at the end; funds that still send 1.0 are read as 1.0
+    (validation then gives their rows the new columns, empty)."""
+    old = load_contract("1.0")
+    _drop(tmp_path, old, old.header_line + ROW_1_0.encode())
+    receipt, rows = receive_fund(tmp_path, registry.get("13"), "aes-2020-05", load_contract())
+    assert receipt.ok and rows is not None and rows.contract is not None
+    assert rows.contract.version == "1.0" and rows.table.num_rows == 1
 
 
 def test_good_file_is_received(tmp_path: Path, registry: Registry, contract: Contract) -> None:
@@ -158,3 +172,25 @@ def test_lines_with_wrong_field_count_are_set_aside(contract: Contract) -> None:
     assert rows.table.num_rows == 2
     assert rows.lines.tolist() == [2, 4]
     assert [(r.line, r.fields) for r in rows.invalid] == [(3, 3)]
+
+
+def test_funds_on_contract_1_0_and_1_1_are_computed_in_one_run(tmp_path: Path) -> None:
+    """A fund still on 1.0 beside one on 1.1: its accepted rows get 1.1's columns, empty,
+    and the national step reads every fund alike."""
+    import polars as pl
+
+    from payments.sample.writer import SampleSpec, write_sample
+    from tests.conftest import MAY_2020
+
+    spec = SampleSpec(households=2_000, seed=5, window=MAY_2020, funds=("13",))
+    write_sample(spec, tmp_path, contract=load_contract("1.0"))
+    write_sample(SampleSpec(households=2_000, seed=6, window=MAY_2020, funds=("75",)), tmp_path)
+    result = run_batch(tmp_path, load_scheme("aes-2020-05"), secret=b"s" * 32, funds=["13", "75"])
+    assert [r.status for r in result.validation.funds] == ["received", "received"]
+    old = pl.read_parquet(result.out_dir / "validation" / "13" / "accepted.parquet")
+    new = pl.read_parquet(result.out_dir / "validation" / "75" / "accepted.parquet")
+    assert old.schema == new.schema and old.height > 0
+    assert old.get_column("payee_name").null_count() == old.height
+    assert new.get_column("payee_name").null_count() < new.height  # the sample has some
+    assert result.compute is not None
+    assert set(result.compute.preview["by_fund"]) == {"13", "75"}

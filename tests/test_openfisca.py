@@ -43,6 +43,7 @@ BY_DESIGN: dict[tuple[str, str], str] = {
     ("aes-2020-05", "child-20-on-the-age-date"): _AGE + " (child 19 on 1 May, 20 on 15 May)",
     ("aes-2020-05", "child-20-the-day-before"): _AGE + " (child 19 on 1 May, 20 on 15 May)",
     ("aes-2020-11", "salaried-student"): _STUDENT,
+    ("aes-2020-11", "partner-under-25-salaried-student"): _STUDENT,
     ("aes-2020-11", "25th-birthday-on-the-age-date"): _AGE + " (24 on 1 October, 25 on 27 Nov.)",
     ("aes-2020-11", "25-the-day-before"): _AGE + " (24 on 1 October, 25 on 27 November)",
     ("aes-2020-11", "child-20-on-the-age-date"): _AGE + " (child 19 on 1 Oct., 20 on 27 Nov.)",
@@ -79,7 +80,12 @@ def _household(scheme_id: str, case: Case) -> dict[str, Any]:
             "birth": first["claimant_birth_date"].isoformat(),
             "student": first["claimant_student_status"] in ("student", "salaried_student"),
         },
-        "spouse": {"birth": spouse.isoformat(), "student": False} if spouse else None,
+        "spouse": {
+            "birth": spouse.isoformat(),
+            "student": first["spouse_student_status"] in ("student", "salaried_student"),
+        }
+        if spouse
+        else None,
         "children": [d.isoformat() for d in first["children_birth_dates"] or []],
         "months": months,
     }

@@ -40,7 +40,12 @@ GOOD = {
     "bic": "BNPAFRPPXXX",
     "account_holder": "M OU MME N DIAYE",
     "bank_details_changed_on": "2017-09-01",
+    "spouse_student_status": "none",
+    "payee_kind": "",
+    "payee_name": "",
 }
+#: Rules about a row as a whole: reported on "(row)", not a column.
+ROW_RULES = ("spouse_nir_same", "payee_incomplete")
 OTHER = {**GOOD, "household_id": "7654321", "claimant_nir": "164029710503365", "spouse_nir": ""}
 
 CASES: list[tuple[str, dict[str, str]]] = [
@@ -59,6 +64,10 @@ CASES: list[tuple[str, dict[str, str]]] = [
     ("date_implausible", {"claimant_birth_date": "1885-07-14"}),
     ("date_implausible", {"bank_details_changed_on": "2020-06-01"}),
     ("enum_value", {"claimant_student_status": "yes"}),
+    ("enum_value", {"spouse_student_status": "sometimes"}),
+    ("enum_value", {"payee_kind": "tutor", "payee_name": "UDAF 13"}),
+    ("payee_incomplete", {"payee_kind": "tutelle"}),
+    ("payee_incomplete", {"payee_name": "UDAF 13"}),
     ("amount_format", {"rsa_cents": "432.10"}),
     ("amount_negative", {"ass_cents": "-100"}),
     ("children_format", {"children_birth_dates": "2012-03-04,2016-11-30"}),
@@ -116,7 +125,7 @@ def test_each_rule_quarantines_the_bad_row_only(
     assert len(q) == 1 and q[0]["line"] == 3
     assert q[0]["error_codes"] == [code]
     column = next(iter(change))
-    assert q[0]["error_messages"][0].startswith(column) or code == "spouse_nir_same"
+    assert q[0]["error_messages"][0].startswith(column) or code in ROW_RULES
     assert RULES[code].sentence in q[0]["error_messages"][0]
     # the quarantined row keeps exactly what was sent
     sent = {**GOOD, **change}

@@ -194,6 +194,14 @@ def compute(
     eligible = decided[decided["rule"] != ""].copy()
     per_iban = eligible["iban"].map(eligible["iban"].value_counts())
 
+    def _holder_related(row: pd.Series, holder: str) -> bool:
+        payee = row.get("payee_name")
+        if isinstance(payee, str) and payee:  # a representative holds the account
+            return _name(payee) in holder
+        return _name(row["claimant_last_name"]) in holder or (
+            _name(row["claimant_first_name"]) in holder
+        )
+
     def held(row: pd.Series) -> bool:
         country = row["iban"][:2]
         changed = _date(row["bank_details_changed_on"])
@@ -202,11 +210,7 @@ def compute(
             per_iban[row.name] > policy.max_households_per_iban
             or (changed is not None and (run_date - changed).days < policy.recent_bank_change_days)
             or country not in policy.home_countries
-            or (
-                policy.check_holder_name
-                and _name(row["claimant_last_name"]) not in holder
-                and _name(row["claimant_first_name"]) not in holder
-            )
+            or (policy.check_holder_name and not _holder_related(row, holder))
         )
 
     eligible["held"] = eligible.apply(held, axis=1)

@@ -42,6 +42,8 @@ FACTS: dict[str, pa.DataType] = {
     "couple": pa.bool_(),
     "overseas": pa.bool_(),
     "claimant_student_status": pa.string(),
+    # contract 1.1; unknown (a 1.0 file, or no partner) reads as 'none': nothing excludes them
+    "spouse_student_status": pa.string(),
     "fund_code": pa.string(),  # the fund paying (Mayotte: '976')
     # derived from the facts above when rules are evaluated (not stored)
     "adults": pa.int64(),  # 1, or 2 with a spouse or partner
@@ -190,9 +192,14 @@ def compile_amount(text: str) -> pc.Expression:
 
 
 def with_derived_facts(facts: pa.Table) -> pa.Table:
-    """``facts`` with the derived facts (``DERIVED``) added from ``couple`` and ``children``."""
+    """``facts`` with the derived facts (``DERIVED``) added from ``couple`` and ``children``,
+    and an unknown ``spouse_student_status`` read as ``'none'``."""
     adults = pc.if_else(pc.fill_null(facts.column("couple"), False), 2, 1).cast(pa.int64())
     persons = pc.add_checked(adults, pc.fill_null(facts.column("children"), 0))
+    if "spouse_student_status" in facts.column_names:
+        i = facts.column_names.index("spouse_student_status")
+        known = pc.fill_null(facts.column(i), "none")
+        facts = facts.set_column(i, "spouse_student_status", known)
     return facts.append_column("adults", adults).append_column("persons", persons)
 
 

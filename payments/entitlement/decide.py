@@ -277,23 +277,38 @@ def _apply_holds(
     # Only the columns the rules read: filtering every column of millions of rows
     # copied them all for nothing.
     payable = df.select(
-        "status", "iban", "account_holder", "claimant_last_name", "claimant_first_name", "_row"
+        "status",
+        "iban",
+        "account_holder",
+        "payee_name",
+        "claimant_last_name",
+        "claimant_first_name",
+        "_row",
     ).filter(pl.col("status") == "payable")
     crowded = _crowded(payable.get_column("iban"), policy.max_households_per_iban)
     mismatched = pl.Series("_row", [], pl.Int64)
     if policy.check_holder_name:
         # Cheap test first (the holder literally carries the name), then the
         # accent- and punctuation-blind comparison only for the rest.
+        # A declared representative (contract 1.1) holds the account: the holder is
+        # compared with the representative's name, not the beneficiary's.
+        represented = pl.col("payee_name").is_not_null()
         holder_upper = pl.col("account_holder").str.to_uppercase()
         unsure = payable.filter(
-            ~holder_upper.str.contains(
+            represented
+            | ~holder_upper.str.contains(
                 pl.col("claimant_last_name").str.to_uppercase(), literal=True
             )
         )
         holder = _normalise_name(pl.col("account_holder"))
-        related = holder.str.contains(
-            _normalise_name(pl.col("claimant_last_name")), literal=True
-        ) | holder.str.contains(_normalise_name(pl.col("claimant_first_name")), literal=True)
+        related = (
+            pl.when(represented)
+            .then(holder.str.contains(_normalise_name(pl.col("payee_name")), literal=True))
+            .otherwise(
+                holder.str.contains(_normalise_name(pl.col("claimant_last_name")), literal=True)
+                | holder.str.contains(_normalise_name(pl.col("claimant_first_name")), literal=True)
+            )
+        )
         mismatched = unsure.filter(~related).get_column("_row")
     _, unwritable = creditor_names(payable)
     unwritable_rows = payable.get_column("_row").gather(unwritable)

@@ -305,6 +305,39 @@ def generate_households(
         rng.random(n) < 0.8, len(window.months) - 1, rng.integers(0, len(window.months), n)
     )
     null = pa.scalar(None, pa.string())
+    # Contract 1.1, drawn last so the 1.0 columns stay what they were for a seed: the
+    # partner's studies (as the claimant's, by age), and a representative payee for
+    # protected adults (about 1 %), who then holds the account.
+    spouse_young = spouse_age_days // 365 < 25
+    spouse_status = pick(
+        contract.column("claimant_student_status").values,
+        np.where(
+            spouse_young,
+            rng.choice(4, size=n, p=[0.60, 0.30, 0.06, 0.04]),
+            np.where(rng.random(n) < 0.02, 1, 0),
+        ),
+    )
+    represented = (rng.random(n) < 0.01) & (age_years >= 18)
+    payee_kinds = [
+        "tutelle",
+        "curatelle",
+        "habilitation_familiale",
+        "mesure_accompagnement_judiciaire",
+    ]
+    payee_kind = pick(payee_kinds, rng.choice(4, size=n, p=[0.45, 0.40, 0.10, 0.05]))
+    payee_name = pc.if_else(
+        pa.array(rng.random(n) < 0.7),
+        concat("UDAF ", pc.utf8_upper(pick(LAST_NAMES, rng.integers(0, len(LAST_NAMES), n)))),
+        pc.utf8_upper(
+            concat(
+                pick(MALE_FIRST_NAMES, rng.integers(0, len(MALE_FIRST_NAMES), n)),
+                " ",
+                pick(LAST_NAMES, rng.integers(0, len(LAST_NAMES), n)),
+            )
+        ),
+    )
+    holder = pc.if_else(pa.array(represented), payee_name, holder)
+    has_payee = pa.array(represented)
     columns = {
         "fund_code": pa.array([fund.code] * n, pa.string()) if n else pa.array([], pa.string()),
         "household_id": zpad(household, 7),
@@ -329,7 +362,14 @@ def generate_households(
         "bic": bic,
         "account_holder": holder,
         "bank_details_changed_on": date_text(changed),
+        "spouse_student_status": pc.if_else(pa.array(couple), spouse_status, null),
+        "payee_kind": pc.if_else(has_payee, payee_kind, null),
+        "payee_name": pc.if_else(has_payee, payee_name, null),
     }
+    # A contract before 1.1 has no such columns: the generator writes what it asks.
+    for later in ("spouse_student_status", "payee_kind", "payee_name"):
+        if later not in contract.names:
+            del columns[later]
     missing = set(contract.names) ^ columns.keys()
     if missing:
         raise RuntimeError(f"generator and contract {contract.version} disagree on {missing}")

@@ -27,11 +27,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from payments.contract import Contract, load_contract
+from payments.contract import Contract, conform, load_contract
 from payments.intake import Receipt, receive_fund, reject_duplicate_contents
 from payments.registry import Fund, Registry, load_registry
 from payments.spreadsheet import write_csv
-from payments.validation.rows import RowValidation, validate_rows
+from payments.validation.rows import RowValidation, quarantine_schema, validate_rows
 from payments.validation.schema import Window
 
 log = logging.getLogger(__name__)
@@ -175,12 +175,16 @@ def validate_one_timed(
         result = validate_rows(
             rows.table,
             rows.lines,
-            contract=contract,
+            contract=rows.contract or contract,
             fund_code=fund.code,
             window=window,
             as_of=_as_of(receipt, window.reference_date),
             invalid_rows=rows.invalid,
         )
+        if rows.contract is not None and rows.contract.version != contract.version:
+            # an older contract's rows, with the columns it lacks left empty
+            result.accepted = conform(result.accepted, contract.accepted_schema())
+            result.quarantine = conform(result.quarantine, quarantine_schema(contract))
         report.rows_read = result.rows_read
         report.accepted = result.accepted_rows
         report.quarantined = result.quarantined_rows

@@ -43,6 +43,7 @@ RULES: dict[str, Rule] = {
         Rule(
             "duplicate_household", "household sent more than once for the month with different data"
         ),
+        Rule("payee_incomplete", "payee_kind and payee_name go together: both given, or neither"),
     )
 }
 

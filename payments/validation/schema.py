@@ -227,19 +227,21 @@ def row_rules(contract: Contract, *, fund_code: str, window: Window, as_of: date
     row, once = pl.col(ROW_HASH), pl.col(KEY_GROUP).is_null()
     columns[ROW_HASH] = pa.Column(pl.Int64, nullable=False)
     columns[KEY_GROUP] = pa.Column(pl.Int64, nullable=True)
-    return RowRules(
-        columns,
-        [
-            # An exact copy of an earlier row: keep the first, quarantine the copies.
-            _frame_check("duplicate_row", once | row.is_first_distinct()),
-            # Same household and month with different data: nobody can tell which is right.
-            _frame_check("duplicate_household", once | (row.n_unique().over(KEY_GROUP) == 1)),
-            _frame_check(
-                "spouse_nir_same",
-                pl.col("spouse_nir").is_null() | (pl.col("spouse_nir") != pl.col("claimant_nir")),
-            ),
-        ],
-    )
+    checks = [
+        # An exact copy of an earlier row: keep the first, quarantine the copies.
+        _frame_check("duplicate_row", once | row.is_first_distinct()),
+        # Same household and month with different data: nobody can tell which is right.
+        _frame_check("duplicate_household", once | (row.n_unique().over(KEY_GROUP) == 1)),
+        _frame_check(
+            "spouse_nir_same",
+            pl.col("spouse_nir").is_null() | (pl.col("spouse_nir") != pl.col("claimant_nir")),
+        ),
+    ]
+    if "payee_kind" in columns:  # contract 1.1 on
+        # A measure without the representative's name (or the reverse) cannot be paid right.
+        kind, name = pl.col("payee_kind").is_null(), pl.col("payee_name").is_null()
+        checks.append(_frame_check("payee_incomplete", kind == name))
+    return RowRules(columns, checks)
 
 
 def row_schema(
