@@ -848,6 +848,7 @@ def holds_list(scheme: Scheme = "aes-2020-05", data_dir: DataDir = None) -> None
                 Payment.fund_code,
                 Payment.household_id,
                 Payment.amount_cents,
+                Payment.rule_id,
                 Hold.reasons,
                 Hold.released_by,
             )
@@ -855,11 +856,13 @@ def holds_list(scheme: Scheme = "aes-2020-05", data_dir: DataDir = None) -> None
             .where(Payment.scheme_id == scheme)
             .order_by(Payment.fund_code, Payment.household_id)
         ).all()
+    articles = load_scheme(scheme).articles()
     table = Table(title=f"Held payments, {scheme}")
-    for heading in ("fund", "household", "amount", "reasons", "released by"):
+    for heading in ("fund", "household", "amount", "rule (article)", "reasons", "released by"):
         table.add_column(heading)
-    for fund, household, cents, reasons, released in rows:
-        table.add_row(fund, household, euros(cents), reasons, released or "")
+    for fund, household, cents, rule, reasons, released in rows:
+        why = f"{rule} ({articles.get(rule, '?')})"
+        table.add_row(fund, household, euros(cents), why, reasons, released or "")
     stdout.print(table)
 
 

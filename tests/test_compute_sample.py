@@ -86,6 +86,14 @@ def test_no_account_pays_more_households_than_allowed(
     assert held.height > 0 and set(held.get_column("iban").to_list()) <= shared
     review = pq.read_table(result.out_dir / "review.parquet")
     assert review.num_rows == decisions.filter(pl.col("status") == "held").height
+    # each held household says why it is entitled: its rule, the article, the facts read
+    why = pl.from_arrow(review.select(["rule_id", "article", "months", "claimant_age"]))
+    articles = load_scheme("aes-2020-05").articles()
+    assert isinstance(why, pl.DataFrame)
+    assert why.get_column("article").to_list() == [
+        articles[r] for r in why.get_column("rule_id").to_list()
+    ]
+    assert why.get_column("months").min() >= 1  # type: ignore[operator]
 
 
 def test_facts_built_ahead_give_the_same_files(

@@ -221,8 +221,11 @@ def test_released_hold_is_paid_by_the_complementary_run(
     assert held is not None, "the sample should hold someone (recent bank change)"
     fund, household, e2e = held
     runner = CliRunner()
-    listed = runner.invoke(app, ["holds", "list"], env={"PAYMENTS_LEDGER_URL": url})
+    listed = runner.invoke(
+        app, ["holds", "list"], env={"PAYMENTS_LEDGER_URL": url, "COLUMNS": "250"}
+    )
     assert household in listed.output
+    assert "art. 2, I" in listed.output or "art. 2, II" in listed.output  # why it is owed
     released = runner.invoke(
         app,
         [

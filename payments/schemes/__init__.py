@@ -145,6 +145,10 @@ class Scheme:
     def id(self) -> str:
         return self.spec.id
 
+    def articles(self) -> dict[str, str]:
+        """Each rule's article, by rule id: why a household was paid what it was."""
+        return {r.id: r.article for r in self.spec.rules}
+
 
 def _where(loc: tuple[int | str, ...]) -> str:
     out = ""
