@@ -261,26 +261,10 @@ def apply_report(
     """
     digest = hashlib.sha256(data).hexdigest()
     result = Applied(lines=len(lines))
-    staged = (
-        (
-            n,
-            ln.msg_id,
-            ln.end_to_end_id,
-            ln.status,
-            ln.reason,
-            ln.amount_cents,
-            ln.currency,
-            ln.code,
-        )
-        for n, ln in enumerate(lines)
-        if ln.end_to_end_id is not None and _in_block(ln)
-    )
+    named = [(n, ln) for n, ln in enumerate(lines) if ln.end_to_end_id is not None]
+    staged = (_staged(n, ln) for n, ln in named if _in_block(ln))
     with staged_rows(
-        session,
-        _COLUMNS,
-        ((*row, None) for row in staged),
-        integer=["line_no", "amount"],
-        key=["end_to_end_id"],
+        session, _COLUMNS, staged, integer=["line_no", "amount"], key=["end_to_end_id"]
     ) as stage:
         for n, line in enumerate(lines):
             result.flagged += _level(session, stage, n, line, source, result)
@@ -290,40 +274,10 @@ def apply_report(
             select(func.count()).where(stage.c.verdict.not_in([_UNKNOWN, _OTHER_FILE]))
         ).scalar_one()
         ok = (stage.c.verdict == _OK) & stage.c.status.in_(list(TARGETS))
-        session.execute(
-            insert(BankEvent).from_select(
-                [
-                    "source_file",
-                    "source_sha256",
-                    "msg_id",
-                    "end_to_end_id",
-                    "status",
-                    "reason_code",
-                    "received_at",
-                ],
-                select(
-                    literal(source),
-                    literal(digest),
-                    func.nullif(stage.c.msg_id, ""),
-                    stage.c.end_to_end_id,
-                    stage.c.status,
-                    stage.c.reason,
-                    literal(at, DateTime),
-                )
-                .where(ok)
-                .order_by(stage.c.line_no, stage.c.end_to_end_id),
-            )
-        )
+        _record_events(session, stage, ok, source=source, digest=digest, at=at)
         for status, target in TARGETS.items():
-            moved = move(
-                session,
-                Payment.end_to_end_id.in_(
-                    select(stage.c.end_to_end_id).where(ok, stage.c.status == status)
-                ),
-                target,
-                at=at,
-                actor="bank",
-            )
+            applied = select(stage.c.end_to_end_id).where(ok, stage.c.status == status)
+            moved = move(session, Payment.end_to_end_id.in_(applied), target, at=at, actor="bank")
             setattr(result, status, moved)
     events.append(
         session,
@@ -352,6 +306,45 @@ _COLUMNS = (
     "code",
     "verdict",
 )
+
+
+def _staged(line_no: int, line: StatusLine) -> tuple[Any, ...]:
+    """A line as a row of the staging table (``_COLUMNS``; no verdict yet)."""
+    return (
+        line_no,
+        line.msg_id,
+        line.end_to_end_id,
+        line.status,
+        line.reason,
+        line.amount_cents,
+        line.currency,
+        line.code,
+        None,
+    )
+
+
+def _record_events(
+    session: Session, stage: Table, ok: Any, *, source: str, digest: str, at: datetime
+) -> None:
+    """One bank event per line applied, in the report's order."""
+    columns = ["source_file", "source_sha256", "msg_id", "end_to_end_id", "status"]
+    columns += ["reason_code", "received_at"]
+    session.execute(
+        insert(BankEvent).from_select(
+            columns,
+            select(
+                literal(source),
+                literal(digest),
+                func.nullif(stage.c.msg_id, ""),
+                stage.c.end_to_end_id,
+                stage.c.status,
+                stage.c.reason,
+                literal(at, DateTime),
+            )
+            .where(ok)
+            .order_by(stage.c.line_no, stage.c.end_to_end_id),
+        )
+    )
 
 
 def _in_block(line: StatusLine) -> bool:
