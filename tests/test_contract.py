@@ -68,3 +68,10 @@ def test_companion_round_trip_and_rejects_incomplete() -> None:
 def test_unknown_contract_version_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"unknown input contract version '9\.9'"):
         load_contract("9.9")
+
+
+def test_the_facts_keep_the_contract_s_student_statuses(contract: Contract) -> None:
+    from payments.entitlement.facts import STUDENT_STATUS
+
+    for column in ("claimant_student_status", "spouse_student_status"):
+        assert STUDENT_STATUS.categories.to_list() == list(contract.column(column).values)

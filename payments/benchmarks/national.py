@@ -212,7 +212,8 @@ def _files(root: Path, pattern: str) -> list[Path]:
 def sample(
     households: int, *, funds: tuple[str, ...] = (), log: Callable[[str], None] = print
 ) -> Path:
-    """The sample of ``households`` under the bench folder, generated once and reused."""
+    """The sample of ``households`` under the bench folder, generated once and reused
+    (again when the input contract changed: the bench measures what funds send today)."""
     root = bench_dir() / f"sample-{households}{'-' + '-'.join(funds) if funds else ''}"
     spec = SampleSpec(
         households,
@@ -221,7 +222,15 @@ def sample(
         funds=funds,
     )
     marker = root / "bench-sample.json"
-    wanted = json.dumps({"households": households, "seed": SEED, "scheme": SCHEME, "funds": funds})
+    wanted = json.dumps(
+        {
+            "households": households,
+            "seed": SEED,
+            "scheme": SCHEME,
+            "funds": funds,
+            "contract": load_contract().version,
+        }
+    )
     if marker.exists() and marker.read_text() == wanted:
         return root
     log(f"generating the sample: {households:,} households under {root}")

@@ -246,7 +246,6 @@ def compute_folder(
         *BENEFITS,
         "iban",
         "account_holder",
-        "payee_kind",
         "bank_details_changed_on",
     )
     pq.write_table(review.to_arrow(), out_dir / "review.parquet")
