@@ -220,8 +220,8 @@ def household_facts_frame(
         {name: dtype for name, dtype in _POLARS_FACTS.items() if name in before_rules}
     )
     conditions = facts.select([c for c in FACTS if c in facts.columns]).to_arrow()
-    # Kept as an enum (4 bytes a row, not a 16-byte string view): nationally the
-    # partner's status cost ~65 MB of the compute stage's peak as text.
+    # Kept as an enum (4 bytes a row, not a 16-byte string view): four values do not
+    # deserve a text column in the national frame.
     facts = facts.with_columns(pl.col("spouse_student_status").cast(STUDENT_STATUS))
     outcome = pl.from_arrow(evaluate_rules(conditions, scheme).select(list(COLUMNS[-5:])))
     assert isinstance(outcome, pl.DataFrame)

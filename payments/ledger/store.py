@@ -659,8 +659,8 @@ def insert_pending(
     # key: their end-to-end ids, whose unique key is the costliest to build
     # (all start with the scheme's code, so PostgreSQL cannot sort them on
     # abbreviated keys), then come nearly sorted, while random beneficiary keys
-    # sort well on abbreviated keys. 2.4 → 1.2 s for one, 1.8 → 2.1 s for the
-    # other nationally, and no client-side sort of every column (~2.5 s of CPU).
+    # sort well on abbreviated keys; and the client sorts no column (the figures
+    # are in docs/history/2026-11-optimisation-rounds.md).
     session.flush()
     before = session.execute(select(func.coalesce(func.max(Payment.id), 0))).scalar_one()
     new = (Payment.run_id == run_id) & (Payment.id > before)
