@@ -25,6 +25,7 @@ from payments.entitlement.decide import PRIOR_SCHEMA
 from payments.entitlement.keys import KEY_VERSION
 from payments.errors import PaymentsError, Refused
 from payments.four_eyes import check_decider
+from payments.identifiers.end_to_end import end_to_end_ids
 from payments.ledger import events, states
 from payments.ledger.models import (
     Base,
@@ -176,32 +177,6 @@ def record_input_files(session: Session, run_id: str, reports: Iterable[Any], at
             run_id=run_id,
         )
     session.flush()
-
-
-def bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
-    """Insert many rows fast: PostgreSQL COPY, else a Core executemany in chunks.
-
-    Runs in the session's transaction, so a constraint violation (a second claim)
-    still rolls everything back (under COPY it surfaces as the driver's
-    ``UniqueViolation``, not SQLAlchemy's ``IntegrityError``).
-    """
-    if not rows:
-        return
-    session.flush()
-    table = cast(Table, model.__table__)
-    columns = list(rows[0])
-    if session.get_bind().dialect.name == "postgresql":
-        raw: Any = session.connection().connection.driver_connection  # psycopg.Connection
-        names = ", ".join(columns)
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
-        return
-    for i in range(0, len(rows), CHUNK):
-        session.execute(insert(table), rows[i : i + CHUNK])
 
 
 #: From this many rows, a PostgreSQL load rebuilds the key constraints instead of
@@ -514,8 +489,6 @@ def prepare_decisions(
     Released holds this run finds payable are adopted (moved into this run)
     here. Nothing is inserted until :func:`insert_pending`.
     """
-    from payments.sepa.batch import end_to_end_ids
-
     wanted = list(RECORDED_COLUMNS)
     # Only the columns recorded are converted from Arrow (the decisions carry forty).
     frame = (

@@ -24,6 +24,7 @@ import polars as pl
 import pyarrow as pa
 from cryptography.hazmat.primitives import hashes
 
+from payments.identifiers.end_to_end import end_to_end_ids, scheme_code
 from payments.registry import Fund, Registry, load_registry
 from payments.schemes import Scheme
 from payments.sepa.charset import NAME_MAX, creditor_names, transliterate_expr
@@ -63,28 +64,6 @@ class BatchResult:
     excluded: list[dict[str, str]] = field(default_factory=list)
     #: What ``transactions.parquet`` holds: end_to_end_id, amount_cents, msg_id.
     transactions: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False, compare=False)
-
-
-def scheme_code(scheme_id: str) -> str:
-    return "".join(c for c in scheme_id.upper() if c.isalnum())[:15]
-
-
-def end_to_end_ids(
-    scheme_id: str, fund: pl.Expr, household: pl.Expr, attempt: pl.Expr | None = None
-) -> pl.Expr:
-    """Deterministic EndToEndId the bank returns in its reports: SCHEME-FUND-HOUSEHOLD.
-
-    A re-issued payment (attempt 2, 3…, after a rejection or a return) ends in
-    ``-R<attempt>``, so the bank's reports tell the attempts apart.
-    """
-    base = pl.concat_str(pl.lit(scheme_code(scheme_id)), fund, household, separator="-")
-    if attempt is None:
-        return base
-    return (
-        pl.when(attempt.fill_null(1) > 1)
-        .then(pl.concat_str(base, pl.lit("-R"), attempt.cast(pl.String)))
-        .otherwise(base)
-    )
 
 
 def transactions(df: pl.DataFrame, scheme_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
