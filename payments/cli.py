@@ -263,6 +263,7 @@ def validate(
             scheme,
             window,
             funds=_codes(funds),
+            workers=workers,
             on_fund=lambda _f, _r: bar.advance(bar.task_ids[0]),
         )
     if as_json:

@@ -90,3 +90,33 @@ def test_run_for_a_bank_profile_writes_files_verify_and_the_official_xsd_accept(
     assert json.loads((batch / "manifest.json").read_text())["format"] == f"pain.001.001.{version}"
     unknown = runner.invoke(app, ["run", "--bank-profile", "nope", *data])
     assert unknown.exit_code == 2 and "no bank profile 'nope'" in unknown.output
+
+
+def test_validate_uses_the_worker_processes_it_is_given(tmp_path: Path) -> None:
+    """`payments validate --workers N` was accepted and ignored (one process)."""
+    data = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(app, ["sample", "-n", "600", "--funds", "13,75,59", *data]).exit_code == 0
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "payments",
+            "--verbose",
+            "validate",
+            "--input",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "validated"),
+            "--funds",
+            "13,75,59",
+            "--workers",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "validating 3 fund files in 2 worker processes" in out.stderr
+    assert json.loads(out.stdout)["totals"]["funds"]["received"] == 3

@@ -283,7 +283,9 @@ def validate_folder(
     selected = registry.select(funds)
     args = [(root, out_dir, f, scheme_id, window, contract.version) for f in selected]
     done: list[tuple[FundReport, Receipt]] = []
-    if workers > 1 and len(selected) > 1:
+    processes = workers if workers > 1 and len(selected) > 1 else 1
+    log.info("validating %s fund files in %s worker processes", len(selected), processes)
+    if processes > 1:
         ctx = multiprocessing.get_context("spawn")
         order = largest_first(root, selected, scheme_id, contract)
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_start)
