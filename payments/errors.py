@@ -15,3 +15,11 @@ class PaymentsError(Exception):
 
 class Refused(PaymentsError, PermissionError):
     """A request the rules forbid: nothing was changed."""
+
+
+class TieOutError(PaymentsError, RuntimeError):
+    """Rows, households or cents were lost or counted twice: a bug, never a data problem.
+
+    Raised where a stage checks that what came in equals what went out (rows read =
+    accepted + quarantined; households = the sum of the decisions' statuses).
+    """

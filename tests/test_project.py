@@ -184,3 +184,13 @@ def test_compose_gives_each_service_only_the_secrets_it_uses() -> None:
     assert "GRANT SELECT ON TABLES TO ledger_reader" in init_db
     init = services["airflow-init"]
     assert not set(init["environment"]) & {"PAYMENTS_KEY_SECRET", "PAYMENTS_SIGNING_KEY"}
+
+
+def test_one_tie_out_error_for_every_stage_under_the_project_s_base() -> None:
+    """Validation and compute each had a TieOutError of their own, unrelated."""
+    from payments.entitlement import decide
+    from payments.errors import PaymentsError, TieOutError
+    from payments.validation import rows
+
+    assert rows.TieOutError is decide.TieOutError is TieOutError
+    assert issubclass(TieOutError, PaymentsError)

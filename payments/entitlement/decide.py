@@ -34,6 +34,7 @@ from payments.entitlement.holds import (
     SHARED_IBAN,
     HoldPolicy,
 )
+from payments.errors import TieOutError
 from payments.schemes import Scheme
 from payments.sepa.charset import creditor_names, transliterate_expr
 
@@ -43,10 +44,6 @@ STATUSES = ("payable", "held", "not_eligible", "paid_by_other_fund", "already_pa
 PRIOR_SCHEMA = pa.schema(
     [("beneficiary_key", pa.string()), ("scheme_id", pa.string()), ("base_cents", pa.int64())]
 )
-
-
-class TieOutError(RuntimeError):
-    """Households or cents were lost or counted twice: a bug, never a data problem."""
 
 
 def _hashes_seen_more_than(hashed: pl.Series, times: int) -> pl.Series:

@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from payments.contract import Contract
+from payments.errors import TieOutError
 from payments.intake import InvalidRow
 from payments.validation.fused import fused_failures
 from payments.validation.rules import RULES, sentence
@@ -25,10 +26,6 @@ from payments.validation.schema import DATE, KEY_GROUP, ROW_HASH, Window, row_ru
 
 #: Pandera's own check names, mapped to our rule codes.
 PANDERA_CODES = {"not_nullable": "required"}
-
-
-class TieOutError(RuntimeError):
-    """Rows were lost or counted twice: a bug, never a data problem."""
 
 
 @dataclass
