@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import dag, task
 
 from payments.orchestration.assets import BANK_REPORTS
+from payments.orchestration.defaults import OWNER, SFTP_POOL, WATCH_RETRIES
 
 
 @dag(
@@ -19,12 +20,12 @@ from payments.orchestration.assets import BANK_REPORTS
     start_date=datetime(2020, 5, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "payments", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={"owner": OWNER, **WATCH_RETRIES},
     tags=["payments", "solidarity", "finance"],
     doc_md=__doc__,
 )
 def solidarity_bank_inbox() -> None:
-    @task.short_circuit(pool="payments_sftp", outlets=[BANK_REPORTS])
+    @task.short_circuit(pool=SFTP_POOL, outlets=[BANK_REPORTS])
     def new_reports_waiting() -> bool:
         from payments.orchestration.reconcile import pending_reports
 

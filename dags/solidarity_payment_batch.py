@@ -25,10 +25,8 @@ from airflow.sdk import AsyncCallback, DeadlineAlert, dag, get_current_context, 
 from payments.orchestration.approval import FinanceApprovalOperator
 from payments.orchestration.assets import AT_THE_BANK, PAYMENT_BATCH, RUN_SUMMARY
 from payments.orchestration.deadline import SchemeCutoff, batch_late
+from payments.orchestration.defaults import OWNER, RETRIES, SFTP_POOL
 from payments.orchestration.form import batch_params
-
-SFTP_POOL = "payments_sftp"
-RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True}
 
 
 @dag(
@@ -40,7 +38,7 @@ RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20), "retry_exponentia
     # Money leaves first: every task of a batch outranks the reconciliation runs its
     # deliveries trigger (weights 1-3), which otherwise took a slot from
     # delivery time and again (10 runs during a national delivery).
-    default_args={"owner": "payments", "priority_weight": 10, "weight_rule": "absolute", **RETRIES},
+    default_args={"owner": OWNER, "priority_weight": 10, "weight_rule": "absolute", **RETRIES},
     deadline=DeadlineAlert(
         reference=SchemeCutoff(),
         interval=timedelta(0),

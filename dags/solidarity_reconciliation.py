@@ -9,14 +9,12 @@ flagged, never ignored), `reconcile` writes the finance table.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
 
 from payments.orchestration.assets import AT_THE_BANK, BANK_REPORTS, RECONCILIATION
-
-RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True}
+from payments.orchestration.defaults import OWNER, RETRIES, SFTP_POOL
 
 
 @dag(
@@ -24,12 +22,12 @@ RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponentia
     schedule=(AT_THE_BANK | BANK_REPORTS),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "payments", **RETRIES},
+    default_args={"owner": OWNER, **RETRIES},
     tags=["payments", "solidarity", "finance"],
     doc_md=__doc__,
 )
 def solidarity_reconciliation() -> None:
-    @task(pool="payments_sftp")
+    @task(pool=SFTP_POOL)
     def fetch() -> list[str]:
         from payments.orchestration import reconcile as stage
 

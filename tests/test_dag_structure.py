@@ -198,3 +198,14 @@ def test_the_per_fund_tasks_import_only_what_they_need() -> None:
         )
         == []
     )
+
+
+def test_every_dag_takes_its_owner_pool_and_retries_from_one_module() -> None:
+    """The three DAG files each spelled their own retries and pool name."""
+    from payments.orchestration import defaults
+
+    for path in sorted((Path(__file__).parents[1] / "dags").glob("*.py")):
+        text = path.read_text()
+        assert "payments.orchestration.defaults" in text, path.name
+        assert '"payments_sftp"' not in text and '"retries"' not in text, path.name
+    assert defaults.SFTP_POOL == "payments_sftp"

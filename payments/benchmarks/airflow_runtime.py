@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 import psutil
 
+from payments.orchestration.defaults import SFTP_POOL
+
 #: The checkout whose dags/ and plugins/ Airflow loads.
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -131,7 +133,7 @@ def running_airflow(home: Path, data_dir: Path, extra: dict[str, str]) -> Iterat
     port = free_port()
     env = airflow_env(home, data_dir, port, extra)
     _cli(env, "db", "migrate")
-    _cli(env, "pools", "set", "payments_sftp", "4", "SFTP sessions to funds and bank")
+    _cli(env, "pools", "set", SFTP_POOL, "4", "SFTP sessions to funds and bank")
     airflow = Airflow(url=f"http://127.0.0.1:{port}", home=home, env=env)
     try:
         for name in COMPONENTS:
