@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +21,7 @@ from rich.table import Table
 
 from payments import __version__
 from payments.benchmarks import targets as bench_targets
+from payments.clock import utc_now
 from payments.config import PRIVATE_UMASK, load_settings
 from payments.console import progress, stderr, stdout
 from payments.contract import load_contract
@@ -754,7 +755,7 @@ def approve(
 
     settings = load_settings(data_dir)
     engine = engine_for(settings.ledger_url)
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now()
     try:
         if refuse:
             if reject(engine, run_id, by=by, at=now, approvers=settings.finance_approvers):
@@ -802,7 +803,7 @@ def send(
             run_id,
             LocalTransport(settings.data_dir),
             trusted=trusted,
-            at=datetime.now(UTC).replace(tzinfo=None),
+            at=utc_now(),
             takeover=retry,
         )
     except PermissionError as exc:
@@ -902,7 +903,7 @@ def holds_release(
                 payment_id,
                 by=by,
                 note=note,
-                at=datetime.now(UTC).replace(tzinfo=None),
+                at=utc_now(),
                 approvers=settings.finance_approvers,
             )
         except PermissionError as exc:
@@ -931,7 +932,7 @@ def ingest(
     done = ingest_reports(
         engine_for(settings.ledger_url),
         ((path.name, path.read_bytes()) for path in reports),
-        at=datetime.now(UTC).replace(tzinfo=None),
+        at=utc_now(),
     )
     stdout.print(
         f"{done.applied:,} reports applied ({done.already_seen:,} seen before): accepted "

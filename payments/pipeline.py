@@ -14,7 +14,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from payments import __version__
 from payments.archive import write_run_record
+from payments.clock import utc_now
 from payments.entitlement.folder import ComputeResult, FactsAhead, compute_folder
 from payments.entitlement.keys import fingerprint
 from payments.intake import Receipt
@@ -122,7 +123,7 @@ def run_batch(
     ``bank_profile`` writes every fund's files for that bank profile instead
     of each fund's own (the registry's).
     """
-    window = window or Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
+    window = window or Window.of(scheme)
     # The run id depends on every fund's hash: work in a staging folder, then
     # rename it to the id.
     staging = root / "runs" / f".staging-{scheme.id}"
@@ -258,7 +259,7 @@ def conclude_run(
                 scheme,
                 validation,
                 decisions,
-                at=started_at or datetime.now(UTC).replace(tzinfo=None),
+                at=started_at or utc_now(),
                 triggered_by=triggered_by,
                 parameters=parameters,
                 write=write,

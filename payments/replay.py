@@ -101,7 +101,7 @@ def replay_run(
         scratch,
         staging / "validation",
         scheme.id,
-        Window(tuple(scheme.spec.reference_months), scheme.spec.age_date),
+        Window.of(scheme),
         funds=params["funds"],
     )
     result = conclude_run(

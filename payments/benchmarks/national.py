@@ -292,7 +292,7 @@ def run_pipeline(
     out = root / "bench-run"
     shutil.rmtree(out, ignore_errors=True)
     run = PipelineRun(households)
-    window = Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
+    window = Window.of(scheme)
     registry = load_registry()
     inputs = _files(root / "funds", "*.csv")
     spent = {"read": 0.0, "validate": 0.0}

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from payments.clock import utc_now
 from payments.config import Settings
 from payments.credentials import payment_signer
 from payments.ledger.finance import AT_BANK
@@ -59,7 +59,7 @@ def deliver(summary: Mapping[str, Any], fund_code: str, *, owner: str) -> dict[s
             summary["run_id"],
             transport,
             trusted=trusted,
-            at=datetime.now(UTC).replace(tzinfo=None),
+            at=utc_now(),
             owner=owner,
             fund=fund_code,
         )

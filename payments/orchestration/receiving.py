@@ -120,7 +120,7 @@ def receive(planned: Mapping[str, Any], fund_code: str) -> dict[str, Any]:
         with fund_source(fund) as transport:
             log.info("fund %s: from %s", fund.code, describe(fund))
             _fetch(transport, fund, scheme.id, received)
-        window = Window(tuple(scheme.spec.reference_months), scheme.spec.age_date)
+        window = Window.of(scheme)
         report = validate_fund(received, staging / "validation", fund, scheme.id, window)
     outcome = {
         "fund": fund.code,

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from payments.bank.inbox import ReportsQuarantined, digest, ingest_reports, seen
+from payments.clock import utc_now
 from payments.config import load_settings
 from payments.credentials import payment_signer
 from payments.ledger.finance import finance_by_fund, reissue_list, tie_out
@@ -102,7 +102,7 @@ def ingest(paths: list[str]) -> dict[str, Any]:
     done = ingest_reports(
         engine_for(settings.ledger_url),
         ((_bank_name(rel), storage.read_bytes(rel)) for rel in paths),
-        at=datetime.now(UTC).replace(tzinfo=None),
+        at=utc_now(),
     )
     log.info(
         "bank reports: %s applied, %s seen before; accepted %s, rejected %s, returned %s",

@@ -20,6 +20,7 @@ import pandera.polars as pa
 import polars as pl
 
 from payments.contract import Column, Contract
+from payments.schemes import Scheme
 from payments.validation.kernels import (
     BIC_FORMAT,
     IBAN_FORMAT,
@@ -51,6 +52,11 @@ class Window:
 
     months: tuple[str, ...]  # reference months accepted, YYYY-MM
     reference_date: date  # children born after it are errors (the scheme's age date)
+
+    @classmethod
+    def of(cls, scheme: Scheme) -> Window:
+        """The window a scheme's run validates in: its reference months and age date."""
+        return cls(tuple(scheme.spec.reference_months), scheme.spec.age_date)
 
 
 def _check(code: str, rule: Callable[[pl.Expr], pl.Expr]) -> pa.Check:
