@@ -32,36 +32,40 @@ def iban(n: int) -> str:
     return french_iban("30004", "00003", f"{n:011d}")
 
 
+#: The household every test builds on: on nothing, born 1985, no spouse, no child
+#: (identifiers apart: ``household`` numbers them).
+DEFAULTS: dict[str, Any] = {
+    "fund_code": "13",
+    "reference_month": "2020-05",
+    "claimant_last_name": "Martin",
+    "claimant_first_name": "Léa",
+    "claimant_birth_date": date(1985, 7, 14),
+    "claimant_student_status": "none",
+    "spouse_nir": None,
+    "spouse_birth_date": None,
+    "rsa_cents": 0,
+    "rso_cents": 0,
+    "ass_cents": 0,
+    "aer_cents": 0,
+    "prime_forfaitaire_cents": 0,
+    "apl_cents": 0,
+    "alf_cents": 0,
+    "als_cents": 0,
+    "children_birth_dates": None,
+    "bic": None,
+    "account_holder": "LEA MARTIN",
+    "bank_details_changed_on": date(2015, 1, 1),
+    "spouse_student_status": None,
+    "payee_kind": None,
+    "payee_name": None,
+}
+
+
 def household(**overrides: Any) -> dict[str, Any]:
     """A household on nothing, born 1985, no spouse, no child; override what matters."""
     n = next(_serial)
-    row: dict[str, Any] = {
-        "fund_code": "13",
-        "household_id": f"{1000000 + n}",
-        "reference_month": "2020-05",
-        "claimant_nir": nir(serial=n),
-        "claimant_last_name": "Martin",
-        "claimant_first_name": "Léa",
-        "claimant_birth_date": date(1985, 7, 14),
-        "claimant_student_status": "none",
-        "spouse_nir": None,
-        "spouse_birth_date": None,
-        "rsa_cents": 0,
-        "rso_cents": 0,
-        "ass_cents": 0,
-        "aer_cents": 0,
-        "prime_forfaitaire_cents": 0,
-        "apl_cents": 0,
-        "alf_cents": 0,
-        "als_cents": 0,
-        "children_birth_dates": None,
-        "iban": iban(n),
-        "bic": None,
-        "account_holder": "LEA MARTIN",
-        "bank_details_changed_on": date(2015, 1, 1),
-    }
-    row.update(overrides)
-    return row
+    ids = {"household_id": f"{1000000 + n}", "claimant_nir": nir(serial=n), "iban": iban(n)}
+    return {**DEFAULTS, **ids, **overrides}
 
 
 def table(rows: list[dict[str, Any]]) -> pa.Table:

@@ -29,37 +29,10 @@ from payments.entitlement.keys import beneficiary_keys
 from payments.schemes import Scheme, load_scheme
 from payments.validation.folder import validate_folder
 from payments.validation.schema import Window
-from tests.households import SECRET, iban, nir
+from tests.households import DEFAULTS, SECRET, iban, nir
 
-DEFAULT_ROW: dict[str, Any] = {
-    "fund_code": "13",
-    "claimant_last_name": "Martin",
-    "claimant_first_name": "Léa",
-    "claimant_birth_date": date(1985, 7, 14),
-    "claimant_student_status": "none",
-    "spouse_nir": None,
-    "spouse_birth_date": None,
-    **{
-        b: 0
-        for b in (
-            "rsa_cents",
-            "rso_cents",
-            "ass_cents",
-            "aer_cents",
-            "prime_forfaitaire_cents",
-            "apl_cents",
-            "alf_cents",
-            "als_cents",
-        )
-    },
-    "children_birth_dates": None,
-    "bic": None,
-    "account_holder": "LEA MARTIN",
-    "bank_details_changed_on": date(2015, 1, 1),
-    "spouse_student_status": None,
-    "payee_kind": None,
-    "payee_name": None,
-}
+#: What a case's row does not say: the tests' default household.
+DEFAULT_ROW = DEFAULTS
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ def status_lines(body: etree._Element) -> list[StatusLine]:
                 StatusLine(
                     msg_id,
                     e2e,
-                    _line_status(status),
+                    _line_status(status.effect),
                     _reason(_child(tx, "StsRsnInf"))
                     if status.effect == statuses.REJECTED
                     else None,
@@ -163,10 +163,11 @@ def status_lines(body: etree._Element) -> list[StatusLine]:
     return lines
 
 
-def _line_status(status: statuses.Status) -> str:
-    if status.effect in statuses.MOVES:
-        return status.effect
-    return FLAG if status.effect in (statuses.FLAG, statuses.PARTIAL) else STAY
+def _line_status(effect: str) -> str:
+    """A line's status for an effect: the move, a flag, or stay (PART on a line is a flag)."""
+    if effect in statuses.MOVES:
+        return effect
+    return FLAG if effect in (statuses.FLAG, statuses.PARTIAL) else STAY
 
 
 def _level_line(
@@ -175,9 +176,8 @@ def _level_line(
     """What a group or block status says of the payments no line names."""
     status = _status(code, msg_id)
     effect = statuses.ACCEPTED if status.effect == statuses.PARTIAL else status.effect
-    moved = effect if effect in statuses.MOVES else (FLAG if effect == FLAG else STAY)
     reason = _reason(reasons) if effect == statuses.REJECTED else None
-    return StatusLine(msg_id, None, moved, reason, block=block, code=code)
+    return StatusLine(msg_id, None, _line_status(effect), reason, block=block, code=code)
 
 
 def return_lines(body: etree._Element) -> list[StatusLine]:

@@ -43,8 +43,8 @@ from payments.registry import load_registry
 from payments.sample.households import Window as SampleWindow
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import Scheme, load_scheme
-from payments.sepa.batch import write_batch
-from payments.sepa.profiles import load_profile
+from payments.sepa.batch import BatchResult, write_batch
+from payments.sepa.profiles import BankProfile, load_profile
 from payments.sepa.signing import Signer, generate_demo_pair, load_signer
 from payments.validation.folder import (
     FolderValidation,
@@ -391,18 +391,8 @@ def run_pipeline(
             sys_s=round(m.sys + facts_sys, 3),
         )
     )
-    timed = _TimedSigner(signer.key, signer.certificate)
     decisions = computed.frame if computed.frame is not None else pq.read_table(decisions_path)
-    with measure() as m:
-        batch = write_batch(
-            decisions,
-            scheme,
-            run_id=f"{SCHEME}-bench",
-            created_at=datetime(2020, 5, 14, 8, 0),
-            signer=timed,
-            out_dir=out / "payments",
-            threads=WRITER_THREADS,
-        )
+    batch, m, timed = _timed_write(decisions, scheme, signer, out / "payments")
     totals = batch.manifest["totals"]
     run.payable, run.payable_cents = int(totals["nb_of_txs"]), int(totals["ctrl_sum_cents"])
     xml = _files(out / "payments", "*.xml")
@@ -433,12 +423,15 @@ def run_pipeline(
     return run
 
 
-def _write_other_version(
-    decisions: Any, scheme: Scheme, signer: Signer, out: Path, decisions_path: Path
-) -> Stage:
-    """The same write in pain.001.001.03 (sepa-2009), signing included, then deleted."""
+def _timed_write(
+    decisions: Any,
+    scheme: Scheme,
+    signer: Signer,
+    folder: Path,
+    profile: BankProfile | None = None,
+) -> tuple[BatchResult, Measured, _TimedSigner]:
+    """The run's payment files written under ``folder``, measured, RSA time apart."""
     timed = _TimedSigner(signer.key, signer.certificate)
-    folder = out / "payments-sepa-2009"
     with measure() as m:
         batch = write_batch(
             decisions,
@@ -448,8 +441,17 @@ def _write_other_version(
             signer=timed,
             out_dir=folder,
             threads=WRITER_THREADS,
-            profile=load_profile("sepa-2009"),
+            profile=profile,
         )
+    return batch, m, timed
+
+
+def _write_other_version(
+    decisions: Any, scheme: Scheme, signer: Signer, out: Path, decisions_path: Path
+) -> Stage:
+    """The same write in pain.001.001.03 (sepa-2009), signing included, then deleted."""
+    folder = out / "payments-sepa-2009"
+    batch, m, timed = _timed_write(decisions, scheme, signer, folder, load_profile("sepa-2009"))
     stage = Stage(
         "write pain.001.001.03 (sepa-2009, beside the run)",
         int(batch.manifest["totals"]["nb_of_txs"]),

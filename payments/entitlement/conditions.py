@@ -180,15 +180,20 @@ def _truth(expr: pc.Expression) -> pc.Expression:
     return pc.coalesce(expr, pc.scalar(False))
 
 
-def compile_amount(text: str) -> pc.Expression:
-    """Compile a rule's amount (integer cents); raises ``ConditionError`` with a reason."""
+def _compiled(text: str, kind: str, what: str) -> pc.Expression:
+    """``text`` compiled, refused unless it is of ``kind`` (a condition, an amount)."""
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ConditionError(f"{text!r}: not a valid amount ({exc.msg})") from None
-    expr, kind = _compile(tree.body, text)
-    _need(kind, "number", tree.body, text)
+        raise ConditionError(f"{text!r}: not a valid {what} ({exc.msg})") from None
+    expr, got = _compile(tree.body, text)
+    _need(got, kind, tree.body, text)
     return expr
+
+
+def compile_amount(text: str) -> pc.Expression:
+    """Compile a rule's amount (integer cents); raises ``ConditionError`` with a reason."""
+    return _compiled(text, "number", "amount")
 
 
 def with_derived_facts(facts: pa.Table) -> pa.Table:
@@ -205,10 +210,4 @@ def with_derived_facts(facts: pa.Table) -> pa.Table:
 
 def compile_condition(text: str) -> pc.Expression:
     """Compile a rule condition; raises ``ConditionError`` with a readable reason."""
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as exc:
-        raise ConditionError(f"{text!r}: not a valid condition ({exc.msg})") from None
-    expr, kind = _compile(tree.body, text)
-    _need(kind, "yes/no", tree.body, text)
-    return _truth(expr)
+    return _truth(_compiled(text, "yes/no", "condition"))
