@@ -17,6 +17,17 @@ class Refused(PaymentsError, PermissionError):
     """A request the rules forbid: nothing was changed."""
 
 
+class FourEyesError(Refused):
+    """A decision refused because of who asks: no user, not an approver, or the run's triggerer."""
+
+
+class UnknownRun(PaymentsError, KeyError):
+    """A run id the ledger does not hold."""
+
+    def __str__(self) -> str:  # KeyError would quote the sentence
+        return str(self.args[0]) if self.args else ""
+
+
 class TieOutError(PaymentsError, RuntimeError):
     """Rows, households or cents were lost or counted twice: a bug, never a data problem.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Collection
 
-from payments.errors import Refused
+from payments.errors import FourEyesError
 
 
 def user_id(name: str | None) -> str:
@@ -27,13 +27,13 @@ def check_decider(by: str, *, triggered_by: str | None, approvers: Collection[st
     """
     who = user_id(by)
     if not who:
-        raise Refused("the decision names no user: refused")
+        raise FourEyesError("the decision names no user: refused")
     allowed = {user_id(a) for a in approvers} - {""}
     if who not in allowed:
-        raise Refused(
+        raise FourEyesError(
             f"{by.strip()!r} is not a finance approver "
             f"(PAYMENTS_FINANCE_APPROVERS: {', '.join(sorted(allowed)) or 'none'})"
         )
     if user_id(triggered_by) == who:
-        raise Refused("the user who triggered a run cannot decide on it (four eyes)")
+        raise FourEyesError("the user who triggered a run cannot decide on it (four eyes)")
     return who

@@ -16,7 +16,7 @@ import polars as pl
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from payments.errors import Refused
+from payments.errors import Refused, UnknownRun
 from payments.four_eyes import check_decider
 from payments.ledger import events, states
 from payments.ledger.models import Payment, PaymentFileRow, Run
@@ -110,7 +110,7 @@ def reject(
 def _run(session: Session, run_id: str) -> Run:
     run = session.get(Run, run_id)
     if run is None:
-        raise KeyError(f"run {run_id} is not in the ledger")
+        raise UnknownRun(f"run {run_id} is not in the ledger")
     return run
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from payments.errors import FourEyesError
 from payments.orchestration.deadline import bank_cutoff, cutoff_for_conf
 from payments.orchestration.decision import Answer, check_respondent
 from payments.orchestration.receiving import workspace_for
@@ -57,11 +58,11 @@ def test_four_eyes_on_our_side() -> None:
         return Answer(user, user, "Approve", datetime(2020, 5, 14, 9))
 
     check_respondent(said("finance"), "operator", ("finance",))
-    with pytest.raises(PermissionError, match="four eyes"):
+    with pytest.raises(FourEyesError, match="four eyes"):
         check_respondent(said("finance"), "finance", ("finance",))
-    with pytest.raises(PermissionError, match="not a finance approver"):
+    with pytest.raises(FourEyesError, match="not a finance approver"):
         check_respondent(said("operator"), "admin", ("finance",))
-    with pytest.raises(PermissionError, match="names no user"):
+    with pytest.raises(FourEyesError, match="names no user"):
         check_respondent(said(""), "admin", ("finance",))
 
 
@@ -69,7 +70,7 @@ def test_respondents_exclude_the_trigger_user_and_are_never_empty() -> None:
     from payments.orchestration.approval import respondents
 
     assert respondents(("finance", "cfo"), "cfo") == [{"id": "finance", "name": "finance"}]
-    with pytest.raises(PermissionError, match="cannot be approved by the user who triggered"):
+    with pytest.raises(FourEyesError, match="cannot be approved by the user who triggered"):
         respondents(("finance",), "finance")
 
 

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from payments.errors import FourEyesError
 from payments.ledger import store
 from payments.pipeline import run_batch
 from payments.release import approve, reject
@@ -76,7 +77,7 @@ def test_approved_run_reaches_the_bank_once(
     ) as bank:
         with pytest.raises(PermissionError, match="not approved"):
             send(ledger, result.out_dir, result.run_id, bank, trusted=signer.certificate, at=_now())
-        with pytest.raises(PermissionError, match="four eyes"):
+        with pytest.raises(FourEyesError, match="four eyes"):
             approve(
                 ledger, result.out_dir, result.run_id, by="operator", at=_now(), approvers=APPROVERS
             )

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from payments.entitlement.decide import PRIOR_SCHEMA
 from payments.entitlement.keys import KEY_VERSION
-from payments.errors import PaymentsError, Refused
+from payments.errors import PaymentsError, Refused, UnknownRun
 from payments.four_eyes import check_decider
 from payments.identifiers.end_to_end import end_to_end_ids
 from payments.ledger import events, states
@@ -876,7 +876,7 @@ def approve_run(
     """
     run = session.get(Run, run_id)
     if run is None:
-        raise KeyError(run_id)
+        raise UnknownRun(f"run {run_id} is not in the ledger")
     if run.decision is not None:
         raise Refused(f"run {run_id} was already {run.decision}: a decision is final")
     where = (

@@ -25,6 +25,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
 
 from payments.config import DEMO_APPROVER, load_settings
+from payments.errors import FourEyesError
 from payments.four_eyes import user_id
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def respondents(approvers: tuple[str, ...], triggered_by: str | None) -> list[di
     """
     users = [{"id": a, "name": a} for a in approvers if user_id(a) != user_id(triggered_by)]
     if not users:
-        raise PermissionError(
+        raise FourEyesError(
             f"no finance approver other than {triggered_by!r} (PAYMENTS_FINANCE_APPROVERS): "
             "the run cannot be approved by the user who triggered it"
         )

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from payments.errors import Refused
+from payments.errors import FourEyesError, Refused
 from payments.four_eyes import check_decider, user_id
 from payments.ledger.migrate import engine_for
 from payments.ledger.models import Run
@@ -71,7 +71,7 @@ def check_respondent(answer: Answer, triggered_by: str | None, approvers: tuple[
     """
     trigger = user_id(triggered_by)
     if trigger and trigger in (user_id(answer.user_name), user_id(answer.user_id)):
-        raise Refused("the user who triggered the run cannot decide on it (four eyes)")
+        raise FourEyesError("the user who triggered the run cannot decide on it (four eyes)")
     return check_decider(answer.user_id, triggered_by=triggered_by, approvers=approvers)
 
 
