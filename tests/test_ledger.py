@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from payments.entitlement.decide import decide
 from payments.entitlement.facts import household_facts
 from payments.entitlement.holds import load_hold_policy
-from payments.ledger import events, moves, states, store
+from payments.ledger import events, holds, moves, states, store
 from payments.ledger.ddl import ddl_text
 from payments.ledger.migrate import upgrade
 from payments.ledger.models import BeneficiaryClaim, Event, Payment
@@ -146,12 +146,12 @@ def test_holds_and_release(ledger: Engine) -> None:
         rec = _run(s, "run-1", [household(rsa_cents=1, iban="DE89370400440532013000")])
         assert rec.held == 1
         (pid,) = s.execute(select(Payment.id)).scalars().all()
-        store.release_hold(
+        holds.release_hold(
             s, pid, by="finance", note="checked with the fund", at=AT, approvers=APPROVERS
         )
         assert s.get(Payment, pid).state == states.COMPUTED  # type: ignore[union-attr]
         with pytest.raises(states.IllegalTransition):
-            store.release_hold(s, pid, by="finance", note="again", at=AT, approvers=APPROVERS)
+            holds.release_hold(s, pid, by="finance", note="again", at=AT, approvers=APPROVERS)
 
 
 def test_finance_views(ledger: Engine) -> None:

@@ -34,7 +34,9 @@ from cryptography import x509
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from payments.archive import sha256_bytes
 from payments.ledger import states
+from payments.ledger.events import verify_chain
 from payments.ledger.models import Event, Payment, PaymentFileRow, Run
 from payments.sepa.layout import MANIFEST
 from payments.sepa.signing import SIGNATURE_SUFFIX, SignatureError, Signer, verify_detached
@@ -238,3 +240,27 @@ def verify_ledger(session: Session, root: Path, trusted: x509.Certificate | None
     if session.execute(select(PaymentFileRow.id).limit(1)).first() is not None:
         problems.append("no signing certificate: the signed manifests and chain heads go unchecked")
     return problems
+
+
+def stored_files(session: Session, root: Path) -> tuple[list[str], int]:
+    """Each payment file the ledger records, on disk with its recorded SHA-256.
+
+    Returns (problems, files checked).
+    """
+    problems: list[str] = []
+    rows = list(session.execute(select(PaymentFileRow)).scalars())
+    for row in rows:
+        path = root / "runs" / row.run_id / "payments" / row.path
+        if not path.exists():
+            problems.append(f"{path}: payment file missing (the ledger has {row.msg_id})")
+        elif sha256_bytes(path.read_bytes()) != row.sha256:
+            problems.append(f"{path}: SHA-256 differs from the ledger's (file altered)")
+    return problems, len(rows)
+
+
+def audit(session: Session, root: Path, trusted: x509.Certificate | None) -> tuple[list[str], int]:
+    """What ``payments audit verify`` reports: the event chain, the ledger against it and
+    the signed files, and every payment file's bytes. Returns (problems, files checked)."""
+    problems = [*verify_chain(session), *verify_ledger(session, root, trusted)]
+    on_disk, count = stored_files(session, root)
+    return [*problems, *on_disk], count

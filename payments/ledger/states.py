@@ -9,6 +9,8 @@ cannot be sent before it is in a file, nor be "accepted" twice.
 
 from __future__ import annotations
 
+from payments.errors import PaymentsError
+
 COMPUTED = "computed"
 HELD = "held"
 APPROVED = "approved"
@@ -36,7 +38,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(PaymentsError, ValueError):
     """A state change the payment state machine does not allow."""
 
 

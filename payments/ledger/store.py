@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from payments.entitlement.decide import PRIOR_SCHEMA
 from payments.entitlement.keys import KEY_VERSION
 from payments.errors import PaymentsError, Refused, UnknownRun
-from payments.four_eyes import check_decider
 from payments.identifiers.end_to_end import end_to_end_ids
 from payments.ledger import events, states
 from payments.ledger.models import (
@@ -36,7 +35,7 @@ from payments.ledger.models import (
     PaymentFileRow,
     Run,
 )
-from payments.ledger.moves import move, transition
+from payments.ledger.moves import move
 from payments.ledger.staging import staged_rows
 from payments.schemes import Scheme
 
@@ -894,31 +893,6 @@ def approve_run(
     return move(
         session, where, states.IN_FILE, at=at, actor=by, run_id=run_id, via=[states.APPROVED]
     )
-
-
-def release_hold(
-    session: Session,
-    payment_id: int,
-    *,
-    by: str,
-    note: str,
-    at: datetime,
-    approvers: Collection[str],
-) -> None:
-    """Finance lifts a hold after review: four eyes, like an approval (not the run's triggerer)."""
-    hold = session.execute(select(Hold).where(Hold.payment_id == payment_id)).scalar_one()
-    triggered_by = session.execute(
-        select(Run.triggered_by)
-        .join(Payment, Payment.run_id == Run.run_id)
-        .where(Payment.id == payment_id)
-    ).scalar_one()
-    who = check_decider(by, triggered_by=triggered_by, approvers=approvers)
-    if hold.released_at is not None:
-        raise states.IllegalTransition("hold already released")
-    run_id = session.execute(select(Payment.run_id).where(Payment.id == payment_id)).scalar_one()
-    transition(session, [payment_id], states.COMPUTED, at=at, actor=who, run_id=run_id)
-    hold.released_by, hold.released_at, hold.release_note = who, at, note
-    events.append(session, "hold_released", {"payment": payment_id, "by": who, "note": note}, at=at)
 
 
 def record_payment_files(

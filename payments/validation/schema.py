@@ -9,9 +9,9 @@ back to codes and sentences.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,22 @@ class Window:
     def of(cls, scheme: Scheme) -> Window:
         """The window a scheme's run validates in: its reference months and age date."""
         return cls(tuple(scheme.spec.reference_months), scheme.spec.age_date)
+
+    @classmethod
+    def chosen(
+        cls, scheme: Scheme, months: Sequence[str] | None, reference_date: date | None
+    ) -> Window:
+        """The scheme's window, with the months or reference date an operator gave instead.
+
+        Months given without a date: the date is the last day of the latest month
+        (a child born after the months is an error, as under the decrees).
+        """
+        if not months:
+            return cls(tuple(scheme.spec.reference_months), reference_date or scheme.spec.age_date)
+        if reference_date is None:
+            year, month = (int(x) for x in max(months).split("-"))
+            reference_date = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+        return cls(tuple(months), reference_date)
 
 
 def _check(code: str, rule: Callable[[pl.Expr], pl.Expr]) -> pa.Check:

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from payments.errors import Refused
+from payments.ledger.holds import release_hold
 from payments.ledger.models import Payment
-from payments.ledger.store import release_hold
 from payments.release import approve, reject
 from payments.sepa.signing import Signer
 from tests.faults.runs import AT, reseal, run, sample, send_local, states

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from payments.ledger.store import release_hold
+from payments.ledger.holds import release_hold
 from payments.release import approve
 from payments.sepa.signing import Signer
 from tests.faults.runs import AT, edit_fund_file, run, sample
