@@ -65,7 +65,7 @@ airflow: $(STAMP)
 	umask 077; PATH=$(CURDIR)/$(BIN):$$PATH $(AIRFLOW_ENV) $(BIN)/airflow standalone
 
 lint: $(STAMP)
-	$(BIN)/ruff check payments tests dags plugins
+	$(BIN)/ruff check payments bench tests dags plugins
 	$(BIN)/mypy
 
 test: lint $(OPENFISCA_STAMP)
@@ -92,11 +92,11 @@ constraints-openfisca:
 	rm -rf .venv-openfisca-constraints
 
 bench: $(STAMP)
-	$(BIN)/payments bench
+	$(BIN)/python -m bench
 
 # The national run through the DAG under the real scheduler (PostgreSQL ledger).
 bench-dag: $(STAMP)
-	$(BIN)/payments bench --dag
+	$(BIN)/python -m bench --dag
 
 # Reliability: the sender SIGKILLed at each step, then carried on (tests/faults).
 faults: $(STAMP)

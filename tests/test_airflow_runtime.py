@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from payments.benchmarks.airflow_runtime import Airflow, running_airflow, wait_for
+from bench.airflow_runtime import Airflow, running_airflow, wait_for
 from payments.sample.writer import SampleSpec, write_sample
 from payments.sepa.signing import load_certificate, signer_paths
 from payments.sepa.verify import verify_batch

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from payments.benchmarks.machine import describe, reference_ms
-from payments.benchmarks.national import side_by_side
-from payments.benchmarks.targets import against_targets
-from payments.benchmarks.targets import describe as describe_targets
+from bench.machine import describe, reference_ms
+from bench.national import side_by_side
+from bench.targets import against_targets
+from bench.targets import describe as describe_targets
 from payments.schemes import load_scheme
 from payments.sepa.signing import Signer
 
@@ -101,7 +101,7 @@ def test_targets_baseline_with_different_totals_is_not_met() -> None:
 
 def test_dag_bench_reads_its_figures_against_the_targets() -> None:
     """bench --dag: the parse time is measured on the real dags/, the verdicts say met or not."""
-    from payments.benchmarks.dag_runtime import parse_time, verdicts
+    from bench.dag_runtime import parse_time, verdicts
 
     parse = parse_time()
     assert parse["seconds"] > 0 and not parse["polars"] and not parse["pyarrow"]

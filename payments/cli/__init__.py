@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from payments import __version__
-from payments.cli import admin, audit, bank, batch, bench, holds, reference, release
+from payments.cli import admin, audit, bank, batch, holds, reference, release
 from payments.config import PRIVATE_UMASK
 from payments.logs import setup_logging
 
@@ -70,7 +70,6 @@ app.command()(audit.replay)
 app.command("schemes")(reference.list_schemes)
 app.command("funds")(reference.list_funds)
 app.command()(reference.contract)
-app.command("bench")(bench.bench)
 
 storage = _group("storage", "The storage root tasks exchange data through.")
 storage.command("check")(admin.storage_check)

@@ -63,6 +63,10 @@ class FolderValidation:
     out_dir: Path
     funds: list[FundReport]
     receipts: list[Receipt]
+    #: CPU seconds of each phase over the funds (``read``: hash, file checks, CSV
+    #: parse; ``validate``: rules, quarantine, Parquet), measured where each fund
+    #: ran. Not an output: ``make bench`` reports the phases apart with it.
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def totals(self) -> dict[str, Any]:
         rules: Counter[str] = Counter()
@@ -144,19 +148,20 @@ def _write_fund(out: Path, result: RowValidation, report: FundReport) -> None:
     )
 
 
-def validate_one_timed(
+#: One fund's outcome: its report, its receipt, and the CPU seconds of each phase.
+Validated = tuple[FundReport, Receipt, dict[str, float]]
+
+
+def _validate_one(
     root: Path,
     out_dir: Path,
     fund: Fund,
     scheme_id: str,
     window: Window,
     contract_version: str,
-) -> tuple[FundReport, Receipt, dict[str, float]]:
-    """Receive, validate and write one fund; also the CPU seconds of each phase.
-
-    The phases (``read``: hash, file checks, CSV parse; ``validate``: rules,
-    quarantine, Parquet) are what ``make bench`` reports apart.
-    """
+) -> Validated:
+    """Receive, validate and write one fund (in a worker process when asked); also the
+    CPU seconds of each phase (:attr:`FolderValidation.cpu_seconds`)."""
     contract = load_contract(contract_version)
     spent: dict[str, float] = {}
     t = time.process_time()
@@ -207,25 +212,10 @@ def worker_start() -> None:
     gc.freeze()
 
 
-def _validate_one(
-    root: Path,
-    out_dir: Path,
-    fund: Fund,
-    scheme_id: str,
-    window: Window,
-    contract_version: str,
-) -> tuple[FundReport, Receipt]:
-    """Receive, validate and write one fund (runs in a worker process when asked)."""
-    report, receipt, _ = validate_one_timed(
-        root, out_dir, fund, scheme_id, window, contract_version
-    )
-    return report, receipt
-
-
 def _tell(
     on_done: Callable[[Fund, FundReport], None],
     fund: Fund,
-    future: Future[tuple[FundReport, Receipt]],
+    future: Future[Validated],
 ) -> None:
     """A finished fund's report to ``on_done`` (a fund that failed is raised by the caller)."""
     if not future.cancelled() and future.exception() is None:
@@ -282,7 +272,7 @@ def validate_folder(
     contract = contract or load_contract()
     selected = registry.select(funds)
     args = [(root, out_dir, f, scheme_id, window, contract.version) for f in selected]
-    done: list[tuple[FundReport, Receipt]] = []
+    done: list[Validated] = []
     processes = workers if workers > 1 and len(selected) > 1 else 1
     log.info("validating %s fund files in %s worker processes", len(selected), processes)
     if processes > 1:
@@ -310,7 +300,11 @@ def validate_folder(
             _log_and_notify(fund, done[-1][0], on_fund)
     reports = [d[0] for d in done]
     receipts = [d[1] for d in done]
-    return _conclude(out_dir, scheme_id, reports, receipts)
+    result = _conclude(out_dir, scheme_id, reports, receipts)
+    for _, _, spent in done:
+        for phase, seconds in spent.items():
+            result.cpu_seconds[phase] = result.cpu_seconds.get(phase, 0.0) + seconds
+    return result
 
 
 def _conclude(
@@ -359,7 +353,7 @@ def validate_fund(
     (``gather_validation``), possibly on another worker, sees every fund's fate
     without relying on task return values.
     """
-    report, receipt = _validate_one(
+    report, receipt, _ = _validate_one(
         root, out_dir, fund, scheme_id, window, contract_version or load_contract().version
     )
     _log_and_notify(fund, report, None)

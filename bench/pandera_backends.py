@@ -1,6 +1,6 @@
 """Pandera on pandas (Arrow dtypes) versus Pandera on polars, 1 M fund rows.
 
-Run: ``python -m payments.benchmarks.pandera_backends [ROWS]``. Generates a
+Run: ``python -m bench.pandera_backends [ROWS]``. Generates a
 sample in a temporary folder, reads it into Arrow, injects ~1 % of failures and
 validates the same rules with both backends, lazily (every failure collected).
 It prints wall time per backend and whether each failure case carries the row

@@ -1,7 +1,7 @@
 """``payments bench --dag``: the national batch through the Airflow runtime operators use.
 
 The scheduler (LocalExecutor, parallelism 2), API server, DAG processor and
-triggerer run as separate processes (:mod:`payments.benchmarks.airflow_runtime`),
+triggerer run as separate processes (:mod:`bench.airflow_runtime`),
 the ledger is PostgreSQL, ``operator`` triggers through the REST API and
 ``finance`` approves through the human-in-the-loop API, as in production.
 Figures, read against the issue's targets, never asserted:
@@ -29,7 +29,7 @@ from typing import Any
 
 import psutil
 
-from payments.benchmarks.airflow_runtime import ROOT, Airflow, running_airflow, wait_for
+from bench.airflow_runtime import ROOT, Airflow, running_airflow, wait_for
 
 DAG = "solidarity_payment_batch"
 #: Seconds between the approval pausing and finance answering (see where it is used).
@@ -160,7 +160,7 @@ def run_dag(
     households: int, postgres_url: str, *, parallelism: int = 2, timeout: float = 3600
 ) -> dict[str, Any]:
     """One national run through the runtime; returns the figures."""
-    from payments.benchmarks.national import _fresh_postgres, bench_dir, sample
+    from bench.national import _fresh_postgres, bench_dir, sample
 
     root = sample(households)
     ledger = _fresh_postgres(postgres_url)
@@ -307,7 +307,7 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
 
 def main(households: int, postgres_url: str, json_path: Path | None) -> dict[str, Any]:
     """Run, print the per-task table and the verdicts, keep everything in ``bench.json``."""
-    from payments.benchmarks.national import bench_dir
+    from bench.national import bench_dir
 
     parse = parse_time()
     figures = run_dag(households, postgres_url)

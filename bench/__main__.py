@@ -1,4 +1,8 @@
-"""``payments bench``: national-scale figures (``make bench``)."""
+"""``python -m bench`` (``make bench``, ``make bench-dag``): national-scale figures.
+
+Outside the product package, as the benchmarks of pandera (``asv_bench/``):
+it calls the pipeline's own functions and is never installed.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ from typing import Annotated
 
 import typer
 
-from payments.benchmarks import targets as bench_targets
+from bench import targets as bench_targets
+
+app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
 
+@app.command()
 def bench(
     households: Annotated[
         int, typer.Option(help="Households in the national run (101 fund files).")
@@ -43,11 +50,11 @@ def bench(
     ($PAYMENTS_BENCH_DIR, default ~/.cache/solidarity-payments/bench).
     """
     if dag:
-        from payments.benchmarks import dag_runtime
+        from bench import dag_runtime
 
         dag_runtime.main(households, postgres.rsplit("/", 1)[0] + "/payments_bench_dag", json_out)
         return
-    from payments.benchmarks.national import SCALING, main
+    from bench.national import SCALING, main
 
     main(
         households,
@@ -57,3 +64,7 @@ def bench(
         postgres_url=postgres,
         json_path=json_out,
     )
+
+
+if __name__ == "__main__":
+    app()

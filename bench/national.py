@@ -1,11 +1,11 @@
-"""``make bench`` / ``payments bench``: the national batch, stage by stage, beside the baseline.
+"""``make bench``: the national batch, stage by stage, beside the baseline.
 
 Runs the pipeline's own stage functions without Airflow on a national sample
 (cached outside the repository, ``$PAYMENTS_BENCH_DIR``, default
 ``~/.cache/solidarity-payments/bench``): read, validate, compute + deduplicate,
 write pain.001, sign + manifest, then the ledger load (PostgreSQL and
 SQLite) as its own rows. Then the same pipeline and the default approach
-(:mod:`payments.benchmarks.baseline`) on the same subset, with the ratio per
+(:mod:`bench.baseline`) on the same subset, with the ratio per
 stage and the payable totals compared; then a scaling run. Prints tables and
 writes everything as JSON. Figures only: nothing here asserts a time.
 
@@ -17,16 +17,13 @@ workers' time, measured inside the workers.
 
 from __future__ import annotations
 
-import functools
 import json
-import multiprocessing
 import os
 import platform
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -36,7 +33,7 @@ from typing import Any
 import psutil
 import pyarrow.parquet as pq
 
-from payments.benchmarks import machine, targets
+from bench import machine, targets
 from payments.contract import load_contract
 from payments.entitlement.folder import FactsAhead, compute_folder
 from payments.registry import load_registry
@@ -46,14 +43,7 @@ from payments.schemes import Scheme, load_scheme
 from payments.sepa.batch import BatchResult, write_batch
 from payments.sepa.profiles import BankProfile, load_profile
 from payments.sepa.signing import Signer, generate_demo_pair, load_signer
-from payments.validation.folder import (
-    FolderValidation,
-    _conclude,
-    _tell,
-    largest_first,
-    validate_one_timed,
-    worker_start,
-)
+from payments.validation.folder import FolderValidation, validate_folder
 from payments.validation.schema import Window
 
 SCHEME = "aes-2020-05"
@@ -76,12 +66,14 @@ def bench_dir() -> Path:
 
 # --- measuring ---------------------------------------------------------------
 class _RssSampler:
-    """Peak resident memory of this process and its children, sampled in a thread.
+    """Peak resident memory of this process and its children, sampled in a thread;
+    also the children's CPU seconds (total, kernel), as last seen.
 
     The children are listed every ``refresh`` samples only: listing them scans
     every process of the machine, and doing that every 20 ms took a core's
     tenth from the stages being measured. Worker processes live for a whole
-    stage, so none is missed.
+    stage, so none is missed; the CPU a worker spends after its last sample
+    (at most ``every`` seconds of it) is not counted.
     """
 
     def __init__(self, every: float = 0.02, refresh: int = 25) -> None:
@@ -91,6 +83,7 @@ class _RssSampler:
         self._stop = threading.Event()
         self._me = psutil.Process()
         self._procs: list[psutil.Process] = [self._me]
+        self._child_cpu: dict[int, tuple[float, float]] = {}
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _list(self) -> None:
@@ -101,9 +94,18 @@ class _RssSampler:
         for proc in self._procs:
             try:
                 total += proc.memory_info().rss
+                if proc is not self._me:
+                    cpu = proc.cpu_times()
+                    self._child_cpu[proc.pid] = (cpu.user + cpu.system, cpu.system)
             except psutil.Error:
                 continue
         return total
+
+    @property
+    def children_cpu(self) -> tuple[float, float]:
+        """CPU seconds of the children seen while sampling: (total, in the kernel)."""
+        seen = self._child_cpu.values()
+        return sum(t for t, _ in seen), sum(k for _, k in seen)
 
     def _run(self) -> None:
         samples = 0
@@ -128,8 +130,8 @@ class _RssSampler:
 
 
 def _cpu() -> tuple[float, float]:
-    """CPU seconds of this process, and those in the kernel (the workers report theirs:
-    ``_validate_timed``).
+    """CPU seconds of this process, and those in the kernel (the workers' are sampled:
+    :attr:`Measured.children`).
 
     The kernel's share is mostly memory handed to the process for the first
     time: on a virtual machine whose host takes back the memory the guest
@@ -137,19 +139,6 @@ def _cpu() -> tuple[float, float]:
     """
     me = os.times()
     return me.user + me.system, me.system
-
-
-def _validate_timed(
-    *args: Any,
-) -> tuple[Any, Any, dict[str, float], int, tuple[float, float]]:
-    """``validate_one_timed`` in a worker, with the worker's pid and CPU seconds so far.
-
-    The pool's workers exit while the next stage runs (as in ``validate_folder``),
-    so the operating system's count of waited-for children would credit their
-    CPU to that stage; the workers' own totals (start-up included) go to validation.
-    """
-    report, receipt, spent = validate_one_timed(*args)
-    return report, receipt, spent, os.getpid(), _cpu()
 
 
 @dataclass
@@ -183,6 +172,8 @@ class Measured:
     cpu: float = 0.0
     sys: float = 0.0
     peak: int = 0
+    #: CPU seconds of the worker processes seen during the stage: (total, kernel).
+    children: tuple[float, float] = (0.0, 0.0)
 
 
 @contextmanager
@@ -198,6 +189,7 @@ def measure() -> Iterator[Measured]:
         sys1 - sys0,
         rss.peak,
     )
+    out.children = rss.children_cpu
 
 
 def _mb(paths: list[Path]) -> float:
@@ -288,83 +280,83 @@ class PipelineRun:
 def run_pipeline(
     root: Path, households: int, signer: Signer, *, workers: int, scheme: Scheme
 ) -> PipelineRun:
-    """read → validate → compute → write → sign, as the pipeline runs them."""
+    """read → validate → compute → write → sign, with the pipeline's own functions."""
     out = root / "bench-run"
     shutil.rmtree(out, ignore_errors=True)
     run = PipelineRun(households)
-    window = Window.of(scheme)
-    registry = load_registry()
-    inputs = _files(root / "funds", "*.csv")
-    spent = {"read": 0.0, "validate": 0.0}
     # As run_batch does: each fund's facts are built here as soon as the fund is
     # validated, while the workers validate the others.
     ahead = FactsAhead(out / "validation", scheme, BENCH_SECRET, threads=workers)
-    with measure() as m:
-        done = []
-        ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_start)
-        try:
-            contract = load_contract()
-            funds = registry.funds
-            submitted = {
-                i: pool.submit(
-                    _validate_timed,
-                    root,
-                    out / "validation",
-                    funds[i],
-                    SCHEME,
-                    window,
-                    contract.version,
-                )
-                for i in largest_first(root, funds, SCHEME, contract)
-            }
-            for i, future in submitted.items():
-                future.add_done_callback(functools.partial(_tell, ahead.validated, funds[i]))
-            done = [submitted[i].result() for i in range(len(funds))]
-        except BaseException:
-            ahead.close()  # on success, ``take`` below waits for the facts, then stops
-            raise
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)  # as validate_folder does
-        worker_cpu: dict[int, tuple[float, float]] = {}
-        for _, _, s, pid, clock in done:
-            for k in spent:
-                spent[k] += s.get(k, 0.0)
-            worker_cpu[pid] = max(worker_cpu.get(pid, (0.0, 0.0)), clock)
-        validation: FolderValidation = _conclude(
-            out / "validation", SCHEME, [d[0] for d in done], [d[1] for d in done]
-        )
-    # This process's CPU meanwhile is the facts being built: counted with compute.
-    facts_cpu, facts_sys = m.cpu, m.sys
-    m.cpu = sum(total for total, _ in worker_cpu.values())
-    m.sys = sum(kernel for _, kernel in worker_cpu.values())
-    share = spent["read"] / max(spent["read"] + spent["validate"], 1e-9)
+    validation, facts_cpu = _validate_stage(run, root, out, ahead, workers=workers, scheme=scheme)
+    decisions = _compute_stage(run, out, ahead, facts_cpu, validation, workers, scheme)
+    batch, m, timed = _timed_write(decisions, scheme, signer, out / "payments")
+    _write_stages(run, batch, m, timed, out)
+    run.beside.append(_write_other_version(decisions, scheme, signer, out, run.decisions))
+    return run
+
+
+def _validate_stage(
+    run: PipelineRun, root: Path, out: Path, ahead: FactsAhead, *, workers: int, scheme: Scheme
+) -> tuple[FolderValidation, tuple[float, float]]:
+    """Read and validate, fused in the worker processes; the wall time split between the
+    two by their share of the workers' CPU. Returns the validation and this process's
+    CPU meanwhile (the facts being built, counted with compute)."""
+    try:
+        with measure() as m:
+            validation = validate_folder(
+                root,
+                out / "validation",
+                SCHEME,
+                Window.of(scheme),
+                workers=workers,
+                on_done=ahead.validated,
+            )
+    except BaseException:
+        ahead.close()  # on success, ``take`` waits for the facts, then stops
+        raise
+    spent = validation.cpu_seconds
+    share = spent.get("read", 0.0) / max(sum(spent.values()), 1e-9)
     rows = int(validation.totals()["rows_read"])
-    in_mb = _mb(inputs)
-    run.stages.append(
-        Stage(
-            "read (SHA-256, file checks, CSV parse)",
-            rows,
-            round(m.wall * share, 3),
-            round(m.cpu * share, 3),
-            m.peak // 2**20,
-            in_mb=in_mb,
-            note="wall split from the fused read+validate pass by worker time",
-            sys_s=round(m.sys * share, 3),
-        )
-    )
-    run.stages.append(
-        Stage(
+    in_mb = _mb(_files(root / "funds", "*.csv"))
+    # One worker validates in this process: its CPU then includes the facts built
+    # meanwhile, which go to compute when the workers are other processes.
+    in_process = not m.children[0]
+    cpu, kernel = (m.cpu, m.sys) if in_process else m.children
+    for name, part, out_mb, note in (
+        ("read (SHA-256, file checks, CSV parse)", share, 0.0, "wall split by worker CPU"),
+        (
             "validate (Pandera rules, quarantine, Parquet)",
-            rows,
-            round(m.wall * (1 - share), 3),
-            round(m.cpu * (1 - share), 3),
-            m.peak // 2**20,
-            in_mb=in_mb,
-            out_mb=_mb(_files(out / "validation", "*.parquet")),
-            sys_s=round(m.sys * (1 - share), 3),
+            1 - share,
+            _mb(_files(out / "validation", "*.parquet")),
+            "",
+        ),
+    ):
+        run.stages.append(
+            Stage(
+                name,
+                rows,
+                round(m.wall * part, 3),
+                round(cpu * part, 3),
+                m.peak // 2**20,
+                in_mb=in_mb,
+                out_mb=out_mb,
+                note=note,
+                sys_s=round(kernel * part, 3),
+            )
         )
-    )
+    return validation, (0.0, 0.0) if in_process else (m.cpu, m.sys)
+
+
+def _compute_stage(
+    run: PipelineRun,
+    out: Path,
+    ahead: FactsAhead,
+    facts_cpu: tuple[float, float],
+    validation: FolderValidation,
+    workers: int,
+    scheme: Scheme,
+) -> Any:
+    """Compute and deduplicate nationally (most facts were built during validation)."""
     with measure() as m:
         computed = compute_folder(
             out / "validation",
@@ -375,27 +367,32 @@ def run_pipeline(
             workers=workers,
             facts=ahead.take(),
         )
-    accepted = int(validation.totals()["accepted"])
     decisions_path = out / "compute" / "decisions.parquet"
     run.decisions = decisions_path
     run.stages.append(
         Stage(
             "compute + deduplicate (keys, facts, rules, holds)",
-            accepted,
+            int(validation.totals()["accepted"]),
             round(m.wall, 3),
-            round(m.cpu + facts_cpu, 3),
+            round(m.cpu + facts_cpu[0], 3),
             m.peak // 2**20,
             in_mb=_mb(_files(out / "validation", "accepted.parquet")),
             out_mb=_mb([decisions_path]),
             note="most funds' facts are built during validation (their CPU is counted here)",
-            sys_s=round(m.sys + facts_sys, 3),
+            sys_s=round(m.sys + facts_cpu[1], 3),
         )
     )
-    decisions = computed.frame if computed.frame is not None else pq.read_table(decisions_path)
-    batch, m, timed = _timed_write(decisions, scheme, signer, out / "payments")
+    return computed.frame if computed.frame is not None else pq.read_table(decisions_path)
+
+
+def _write_stages(
+    run: PipelineRun, batch: BatchResult, m: Measured, timed: _TimedSigner, out: Path
+) -> None:
+    """The write and the signing, apart: the signer's clock says how long RSA took."""
     totals = batch.manifest["totals"]
     run.payable, run.payable_cents = int(totals["nb_of_txs"]), int(totals["ctrl_sum_cents"])
     xml = _files(out / "payments", "*.xml")
+    decisions_mb = _mb([run.decisions]) if run.decisions else 0.0
     run.stages.append(
         Stage(
             "write pain.001.001.09 (epc-2019; per fund, split)",
@@ -403,7 +400,7 @@ def run_pipeline(
             round(m.wall - timed.spent / WRITER_THREADS, 3),
             round(m.cpu - timed.spent, 3),
             m.peak // 2**20,
-            in_mb=_mb([decisions_path]),
+            in_mb=decisions_mb,
             out_mb=_mb(xml),
             sys_s=round(m.sys, 3),
         )
@@ -419,8 +416,6 @@ def run_pipeline(
             out_mb=_mb(_files(out / "payments", "*.p7s")),
         )
     )
-    run.beside.append(_write_other_version(decisions, scheme, signer, out, decisions_path))
-    return run
 
 
 def _timed_write(
@@ -447,7 +442,7 @@ def _timed_write(
 
 
 def _write_other_version(
-    decisions: Any, scheme: Scheme, signer: Signer, out: Path, decisions_path: Path
+    decisions: Any, scheme: Scheme, signer: Signer, out: Path, decisions_path: Path | None
 ) -> Stage:
     """The same write in pain.001.001.03 (sepa-2009), signing included, then deleted."""
     folder = out / "payments-sepa-2009"
@@ -458,7 +453,7 @@ def _write_other_version(
         round(m.wall - timed.spent / WRITER_THREADS, 3),
         round(m.cpu - timed.spent, 3),
         m.peak // 2**20,
-        in_mb=_mb([decisions_path]),
+        in_mb=_mb([decisions_path]) if decisions_path else 0.0,
         out_mb=_mb(_files(folder, "*.xml")),
         sys_s=round(m.sys, 3),
     )
@@ -656,7 +651,7 @@ def side_by_side(
     households: int, signer: Signer, workers: int, scheme: Scheme, funds: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Ours and the baseline on the same sample; ratios per stage; totals compared."""
-    from payments.benchmarks import baseline
+    from bench import baseline
     from payments.entitlement.holds import load_hold_policy
 
     root = sample(households, funds=funds)
