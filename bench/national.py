@@ -466,8 +466,9 @@ def ledger_load(decisions: Path, url: str, label: str, scheme: Scheme) -> Stage:
     """Record every decision of the run in a fresh ledger, as ``payments run`` does."""
     from sqlalchemy.orm import Session
 
+    from payments.ledger.decisions import record_decisions
     from payments.ledger.migrate import engine_for, upgrade
-    from payments.ledger.store import record_decisions, record_run
+    from payments.ledger.runs import record_run
 
     upgrade(url)
     engine = engine_for(url)

@@ -30,19 +30,11 @@ from payments.clock import utc_now
 from payments.entitlement.folder import ComputeResult, FactsAhead, compute_folder
 from payments.entitlement.keys import fingerprint
 from payments.intake import Receipt
+from payments.ledger.claims import prior_payments, released_keys
+from payments.ledger.decisions import RECORDED_COLUMNS, insert_pending, prepare_decisions
+from payments.ledger.files import placement, record_payment_files
 from payments.ledger.migrate import engine_for, upgrade
-from payments.ledger.store import (
-    RECORDED_COLUMNS,
-    check_key_fingerprint,
-    insert_pending,
-    placement,
-    prepare_decisions,
-    prior_payments,
-    record_input_files,
-    record_payment_files,
-    record_run,
-    released_keys,
-)
+from payments.ledger.runs import check_key_fingerprint, record_input_files, record_run
 from payments.registry import Fund
 from payments.schemes import Scheme
 from payments.sepa.batch import (
@@ -361,7 +353,7 @@ def _record(
     batch ``write`` made. The files are written inside the transaction, after
     the ledger decided who this run pays and before the payments are
     inserted, so that each payment goes in already placed in its file (see
-    :class:`payments.ledger.store.Pending`).
+    :class:`payments.ledger.decisions.Pending`).
     """
     with Session(engine) as session, session.begin():
         record_run(

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from payments.errors import Refused, UnknownRun
 from payments.four_eyes import check_decider
 from payments.ledger import events, states
+from payments.ledger.files import file_payments, placement, record_payment_files
 from payments.ledger.models import Payment, PaymentFileRow, Run
 from payments.ledger.moves import move
-from payments.ledger.store import approve_run, file_payments, placement, record_payment_files
+from payments.ledger.runs import approve_run
 from payments.sepa.layout import MANIFEST, TRANSACTIONS
 
 

@@ -191,7 +191,8 @@ def test_the_per_fund_tasks_import_only_what_they_need() -> None:
     assert (
         loaded(
             "payments.orchestration.receiving",
-            "payments.ledger.store",
+            "payments.ledger.decisions",
+            "payments.ledger.bulk",
             "payments.sepa.batch",
             "payments.entitlement.decide",
             "payments.pipeline",

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from payments.entitlement.decide import decide
 from payments.entitlement.facts import household_facts
 from payments.entitlement.holds import load_hold_policy
-from payments.ledger import events, holds, moves, states, store
+from payments.ledger import bulk, claims, decisions, events, files, holds, moves, runs, states
 from payments.ledger.ddl import ddl_text
 from payments.ledger.migrate import upgrade
 from payments.ledger.models import BeneficiaryClaim, Event, Payment
@@ -43,8 +43,8 @@ def _decisions(rows: list[dict], prior: pa.Table | None = None) -> pa.Table:
     )
 
 
-def _run(session: Session, run_id: str, rows: list[dict]) -> store.Recorded:
-    store.record_run(
+def _run(session: Session, run_id: str, rows: list[dict]) -> decisions.Recorded:
+    runs.record_run(
         session,
         run_id=run_id,
         scheme=MAY,
@@ -53,8 +53,8 @@ def _run(session: Session, run_id: str, rows: list[dict]) -> store.Recorded:
         at=AT,
         triggered_by="alice",
     )
-    prior = store.prior_payments(session, [MAY.id])
-    return store.record_decisions(
+    prior = claims.prior_payments(session, [MAY.id])
+    return decisions.record_decisions(
         session, run_id=run_id, scheme=MAY, decisions=_decisions(rows, prior), at=AT
     )
 
@@ -68,7 +68,7 @@ def test_a_second_run_pays_only_households_not_already_paid(ledger: Engine) -> N
         again = _run(s, "run-2", [*first, late])
         assert again.inserted == 1  # only the late one
     with Session(ledger) as s:
-        assert store.count_by_state(s, MAY.id) == {"computed": 4}
+        assert runs.count_by_state(s, MAY.id) == {"computed": 4}
         assert s.execute(
             select(Payment.household_id).where(Payment.run_id == "run-2")
         ).scalars().all() == [late["household_id"]]
@@ -116,8 +116,8 @@ def _in_a_file(s: Session, run_id: str) -> None:
             }
         ],
     }
-    ids = store.record_payment_files(s, run_id, manifest, AT)
-    store.file_payments(
+    ids = files.record_payment_files(s, run_id, manifest, AT)
+    files.file_payments(
         s,
         run_id,
         pl.DataFrame({"end_to_end_id": e2e, "payment_file_id": [ids[f"MSG-{run_id}"]] * len(e2e)}),
@@ -131,9 +131,9 @@ def test_state_machine(ledger: Engine) -> None:
         with pytest.raises(states.IllegalTransition, match="from 'computed' to 'sent'"):
             moves.transition(s, [pid], states.SENT, at=AT, actor="x")
         _in_a_file(s, "run-1")
-        assert store.approve_run(s, "run-1", by="bob", at=AT) == 1
+        assert runs.approve_run(s, "run-1", by="bob", at=AT) == 1
         with pytest.raises(PermissionError, match="final"):
-            store.approve_run(s, "run-1", by="bob", at=AT)
+            runs.approve_run(s, "run-1", by="bob", at=AT)
         assert s.get(Payment, pid).state == states.IN_FILE  # type: ignore[union-attr]
         for new in (states.SENT, states.ACCEPTED, states.RETURNED):
             moves.transition(s, [pid], new, at=AT, actor="bank")
@@ -259,7 +259,7 @@ def _constraints(engine: Engine) -> set[tuple[str, str, str]]:
 
 def test_a_bulk_load_keeps_every_guarantee(ledger: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Large loads rebuild the key constraints (PostgreSQL): same answers, same constraints."""
-    monkeypatch.setattr(store, "BULK_ROWS", 1)
+    monkeypatch.setattr(bulk, "BULK_ROWS", 1)
     postgres = ledger.dialect.name == "postgresql"
     before = _constraints(ledger) if postgres else set()
     first = [household(rsa_cents=1) for _ in range(5)]
@@ -270,27 +270,27 @@ def test_a_bulk_load_keeps_every_guarantee(ledger: Engine, monkeypatch: pytest.M
     if postgres:
         assert _constraints(ledger) == before
     with Session(ledger) as s:
-        claims = s.execute(select(BeneficiaryClaim.payment_id)).scalars().all()
-        assert len(claims) == len(set(claims)) == 6
+        claim_ids = s.execute(select(BeneficiaryClaim.payment_id)).scalars().all()
+        assert len(claim_ids) == len(set(claim_ids)) == 6
 
     # Another writer claimed a key after we looked: the rebuilt primary key refuses
     # the load, and nothing of the run remains.
     late = household(rsa_cents=1)
     with Session(ledger) as s:
-        decisions = _decisions([late], store.prior_payments(s, [MAY.id]))  # what we looked at
-    key = decisions.column("claimant_key")[0].as_py()
+        looked = _decisions([late], claims.prior_payments(s, [MAY.id]))  # what we looked at
+    key = looked.column("claimant_key")[0].as_py()
     with Session(ledger) as s, s.begin():
         s.execute(
             insert(BeneficiaryClaim).values(
-                scheme_id=MAY.id, beneficiary_key=key, payment_id=claims[0]
+                scheme_id=MAY.id, beneficiary_key=key, payment_id=claim_ids[0]
             )
         )
-    monkeypatch.setattr(store, "_claimed", lambda *args: set())
+    monkeypatch.setattr(decisions, "claimed", lambda *args: set())
     with pytest.raises(IntegrityError), Session(ledger) as s, s.begin():
-        store.record_run(
+        runs.record_run(
             s, run_id="run-3", scheme=MAY, parameters={}, code_version="t", at=AT, triggered_by="b"
         )
-        store.record_decisions(s, run_id="run-3", scheme=MAY, decisions=decisions, at=AT)
+        decisions.record_decisions(s, run_id="run-3", scheme=MAY, decisions=looked, at=AT)
     with Session(ledger) as s:
         assert s.execute(select(Payment).where(Payment.run_id == "run-3")).first() is None
     if postgres:
@@ -338,16 +338,16 @@ def _ledger_contents(session: Session) -> tuple[list[tuple], list[tuple], list[t
             )
         ).all()
     )
-    claims = sorted(
+    claimed = sorted(
         (k, e2e[p])
         for k, p in session.execute(
             text("SELECT beneficiary_key, payment_id FROM beneficiary_claims")
         )
     )
-    holds = sorted(
+    held = sorted(
         (e2e[p], r) for p, r in session.execute(text("SELECT payment_id, reasons FROM holds"))
     )
-    return payments, claims, holds
+    return payments, claimed, held
 
 
 def test_bulk_and_row_by_row_loads_record_the_same_ledger(
@@ -363,7 +363,7 @@ def test_bulk_and_row_by_row_loads_record_the_same_ledger(
     newcomer = household(rsa_cents=1)
     contents = []
     for bulk_rows, scheme_run in ((10**9, "row"), (1, "bulk")):
-        monkeypatch.setattr(store, "BULK_ROWS", bulk_rows)
+        monkeypatch.setattr(bulk, "BULK_ROWS", bulk_rows)
         with Session(ledger) as s, s.begin():
             s.execute(text("DELETE FROM holds"))
             s.execute(text("DELETE FROM beneficiary_claims"))
@@ -378,13 +378,13 @@ def test_bulk_and_row_by_row_loads_record_the_same_ledger(
             rec = _run(s, f"{scheme_run}-2", [*rows, newcomer])
             assert rec.inserted == 2  # the re-issue and the newcomer
             contents.append(_ledger_contents(s))
-    row_by_row, bulk = contents
+    row_by_row, loaded = contents
     strip = lambda payments: [p[:4] + p[5:] for p in payments]  # noqa: E731  run ids differ
-    assert strip(bulk[0]) == strip(row_by_row[0])
-    assert bulk[1:] == row_by_row[1:]
-    assert [p[13] for p in bulk[0]].count(2) == 1  # one re-issue, as attempt 2
-    assert len(bulk[1]) == 8  # 7 households, one with a spouse; the re-issue took over its claim
-    assert [e for e, _ in bulk[2]] == [p[0] for p in bulk[0] if p[11] == states.HELD]
+    assert strip(loaded[0]) == strip(row_by_row[0])
+    assert loaded[1:] == row_by_row[1:]
+    assert [p[13] for p in loaded[0]].count(2) == 1  # one re-issue, as attempt 2
+    assert len(loaded[1]) == 8  # 7 households, one with a spouse; the re-issue took over its claim
+    assert [e for e, _ in loaded[2]] == [p[0] for p in loaded[0] if p[11] == states.HELD]
 
 
 def test_runs_keyed_with_another_construction_are_never_mixed(ledger: Engine) -> None:
@@ -397,7 +397,7 @@ def test_runs_keyed_with_another_construction_are_never_mixed(ledger: Engine) ->
         run = s.get(Run, "run-1")
         assert run is not None and '"key_version"' in run.parameters
         run.parameters = '{"x":1}'  # as recorded before key versions were (version 1)
-    with pytest.raises(store.KeyVersionError, match="version 1"), Session(ledger) as s:
+    with pytest.raises(runs.KeyVersionError, match="version 1"), Session(ledger) as s:
         _run(s, "run-2", [household(rsa_cents=1)])
 
 
@@ -429,7 +429,7 @@ def test_a_row_the_server_refuses_fails_the_whole_copy(ledger: Engine) -> None:
     rows[-1]["amount_cents"] = 1  # the check (amount = base + child) refuses the very last row
     frame = pl.DataFrame(rows)
     with pytest.raises(Exception, match="amount_parts"), Session(ledger) as s, s.begin():
-        store.insert_frame(s, Payment, frame)
+        bulk.insert_frame(s, Payment, frame)
     with Session(ledger) as s:
         assert (
             s.execute(select(Payment).where(Payment.household_id == "0000000000")).first() is None
@@ -473,7 +473,7 @@ def test_the_keys_first_migration_goes_down_and_up(ledger: Engine) -> None:
     upgrade(url)
     with Session(ledger) as s:
         assert len(s.execute(select(BeneficiaryClaim)).all()) == 2
-        assert store.count_by_state(s, MAY.id) == {"computed": 2}
+        assert runs.count_by_state(s, MAY.id) == {"computed": 2}
 
 
 AWKWARD = ["", None, "a,b", 'say "hi"', "\\.", "two\nlines", " padded ", "Lœuillet", "\\N", "NULL"]
@@ -495,7 +495,7 @@ def test_copy_csv_writes_what_arrows_csv_writer_writes() -> None:
     )
     sink = io.BytesIO()
     pacsv.write_csv(frame.to_arrow(), sink, pacsv.WriteOptions(include_header=False))
-    assert store.copy_csv(frame) == sink.getvalue()
+    assert bulk.copy_csv(frame) == sink.getvalue()
 
 
 def test_copy_keeps_empty_text_apart_from_null(ledger: Engine) -> None:
@@ -522,7 +522,7 @@ def test_copy_keeps_empty_text_apart_from_null(ledger: Engine) -> None:
         }
     )
     with Session(ledger) as s, s.begin():
-        store.insert_frame(s, Payment, frame)
+        bulk.insert_frame(s, Payment, frame)
     with Session(ledger) as s:
         got = dict(
             s.execute(

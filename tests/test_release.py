@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from payments.errors import FourEyesError
-from payments.ledger import store
+from payments.ledger import runs
 from payments.pipeline import run_batch
 from payments.release import approve, reject
 from payments.sample.writer import SampleSpec, write_sample
@@ -298,7 +298,7 @@ def test_payments_are_placed_in_their_file_when_recorded(
     assert _states(ledger).get("held", 0) > 0, "held payments are in no file"
 
     with Session(ledger) as session, session.begin():
-        filed = store.approve_run(session, result.run_id, by="finance", at=AT)
+        filed = runs.approve_run(session, result.run_id, by="finance", at=AT)
         assert filed == placed[0]
         if ledger.dialect.name == "postgresql":
             updated, in_place = session.execute(

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from payments.cli import app
-from payments.ledger.store import KeyVersionError
+from payments.ledger.runs import KeyVersionError
 from payments.pipeline import run_batch
 from payments.schemes import load_scheme
 from payments.sepa.signing import Signer
