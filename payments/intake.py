@@ -104,7 +104,7 @@ def check_file(
     """All file-level checks on the bytes received; raises ``RejectedFile``.
 
     ``sha256``: the hex digest of ``data`` when the caller already has it
-    (hashing 700 MB twice cost a second nationally).
+    (a fund file is hashed once).
     """
     try:
         companion = Companion.from_json(companion_bytes)

@@ -392,7 +392,7 @@ def with_attempts(decisions: pl.DataFrame, attempts: dict[str, int]) -> pl.DataF
 #: The decisions' columns the national step uses once amounts are decided:
 #: recording them and writing the payment files (demotions and re-issues
 #: read the status and the claimant key). The rest (each household's facts,
-#: ~0.75 GB nationally) stays in ``decisions.parquet`` and is let go before
+#: most of the table) stays in ``decisions.parquet`` and is let go before
 #: the ledger and the files.
 FORWARD = tuple(dict.fromkeys((*RECORDED_COLUMNS, *PAYMENT_COLUMNS)))
 

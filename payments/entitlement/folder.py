@@ -69,9 +69,8 @@ class FactsAhead:
     Facts are a pure function of one fund's accepted rows (with the scheme and
     the key secret), so they need not wait for the national step. Validation
     runs in worker processes and leaves this process idle; building the facts
-    here meanwhile (``threads`` at a time) took the compute stage from ~6.5 s
-    to ~3.7 s nationally, and the run ~0.9 s shorter on average. The key secret stays in
-    this process, as before. ``landed`` may be called from any thread;
+    here meanwhile (``threads`` at a time) takes most of that work off the
+    national step. The key secret stays in this process. ``landed`` may be called from any thread;
     ``take`` waits for them all and hands them to ``compute_folder``.
     """
 
@@ -200,7 +199,7 @@ def compute_folder(
         # release the GIL, and the facts tables stay in this process instead of
         # being pickled back from workers (that copy cost more than it saved).
         # Registry order, not largest first: that balanced the threads no better
-        # here and raised the peak by 0.9 GB (more large funds' facts in flight).
+        # here and raised the peak memory (more large funds' facts in flight).
         with ThreadPoolExecutor(max_workers=workers) as pool:
             tables = list(pool.map(fund_facts, *zip(*args, strict=True)))
     else:
@@ -222,10 +221,9 @@ def compute_folder(
     )
     del joined  # the decisions carry what is needed: free the facts before writing
     out_dir.mkdir(parents=True, exist_ok=True)
-    # polars' writer (multithreaded, no statistics): 1.5 s nationally where
-    # pyarrow's defaults took 5; pyarrow reads it back to the same table. Not
-    # compressed: LZ4 took a quarter of the write (0.9 s of CPU) to shrink it by
-    # a fifth, as most of the bytes are keys and IBANs, which do not compress.
+    # polars' writer (multithreaded, no statistics), faster than pyarrow's
+    # defaults; pyarrow reads it back to the same table. Not compressed: most
+    # of the bytes are keys and IBANs, which do not compress.
     df.write_parquet(out_dir / "decisions.parquet", compression="uncompressed", statistics=False)
     # The review list says why each held household is entitled: the rule, its article,
     # and the facts the rule read (months, ages, children, benefits).

@@ -10,8 +10,8 @@ zeros), encrypted with AES-256 under a subkey derived from the secret
 (HKDF-SHA-256, ``info`` names the version), and XORed with its own block
 (Matyas–Meyer–Oseas): a pseudo-random function of the NIR that even the key
 holder cannot run backwards. Encrypting all blocks is one AES-ECB call over a
-contiguous buffer (AES-NI, ~1 GB/s): 5.45 M NIRs take ~0.2 s, where one
-HMAC-SHA-256 call per value took ~9 s of CPU (see docs/decisions.md). Values
+contiguous buffer (AES-NI), where one HMAC-SHA-256 call per value costs
+a Python call per NIR (docs/decisions.md has the figures). Values
 longer than 15 bytes (never a valid NIR) take HMAC-SHA-256 of the same subkey,
 so a value's key depends on the value only, never on the batch it came in.
 

@@ -59,38 +59,8 @@ def bulk_load(session: Session, rows: int, models: list[type[Base]]) -> Iterator
         yield False
         return
     session.flush()
-    saved: list[tuple[str, str, str, str]] = []
-    for model in models:
-        table = cast(Table, model.__table__).name
-        for owner, name, kind, definition in session.execute(
-            text(
-                "SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid) "
-                "FROM pg_constraint WHERE (conrelid = CAST(:t AS regclass) "
-                "AND contype IN ('p', 'u', 'f')) OR (confrelid = CAST(:t AS regclass) "
-                "AND contype = 'f') ORDER BY conrelid::regclass::text, conname"
-            ),
-            {"t": table},
-        ):
-            constraint = (str(owner), str(name), str(kind), str(definition))
-            if constraint not in saved:
-                saved.append(constraint)
-    # Plain indexes too (the payments by file: every payment is filed as it is
-    # loaded): maintained row by row they cost a national load ~9 s, built after ~1 s.
-    indexes: list[tuple[str, str]] = []
-    for model in models:
-        table = cast(Table, model.__table__).name
-        indexes += [
-            (str(name), str(definition))
-            for name, definition in session.execute(
-                text(
-                    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = "
-                    "current_schema() AND tablename = :t AND indexname NOT IN "
-                    "(SELECT conname FROM pg_constraint WHERE conrelid = CAST(:t AS regclass)) "
-                    "ORDER BY indexname"
-                ),
-                {"t": table},
-            )
-        ]
+    saved = _constraints(session, models)
+    indexes = _plain_indexes(session, models)
     for name, _ in indexes:
         session.execute(text(f'DROP INDEX "{name}"'))
     for table, name, _, _ in sorted(saved, key=lambda c: -_REBUILD_ORDER[c[2]]):
@@ -106,15 +76,56 @@ def bulk_load(session: Session, rows: int, models: list[type[Base]]) -> Iterator
         session.execute(text(definition))
 
 
+def _constraints(session: Session, models: list[type[Base]]) -> list[tuple[str, str, str, str]]:
+    """Keys of the models' tables, and foreign keys that reference them: (table, name,
+    kind, definition), as PostgreSQL reads them back (``pg_get_constraintdef``)."""
+    saved: list[tuple[str, str, str, str]] = []
+    for model in models:
+        table = cast(Table, model.__table__).name
+        for owner, name, kind, definition in session.execute(
+            text(
+                "SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid) "
+                "FROM pg_constraint WHERE (conrelid = CAST(:t AS regclass) "
+                "AND contype IN ('p', 'u', 'f')) OR (confrelid = CAST(:t AS regclass) "
+                "AND contype = 'f') ORDER BY conrelid::regclass::text, conname"
+            ),
+            {"t": table},
+        ):
+            constraint = (str(owner), str(name), str(kind), str(definition))
+            if constraint not in saved:
+                saved.append(constraint)
+    return saved
+
+
+def _plain_indexes(session: Session, models: list[type[Base]]) -> list[tuple[str, str]]:
+    """Indexes of the models' tables that no constraint owns (payments by file: every
+    payment is filed as it is loaded): (name, definition)."""
+    indexes: list[tuple[str, str]] = []
+    for model in models:
+        table = cast(Table, model.__table__).name
+        indexes += [
+            (str(name), str(definition))
+            for name, definition in session.execute(
+                text(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = "
+                    "current_schema() AND tablename = :t AND indexname NOT IN "
+                    "(SELECT conname FROM pg_constraint WHERE conrelid = CAST(:t AS regclass)) "
+                    "ORDER BY indexname"
+                ),
+                {"t": table},
+            )
+        ]
+    return indexes
+
+
 def copy_csv(frame: pl.DataFrame) -> bytes:
     """``frame`` as the CSV that PostgreSQL's ``COPY … (FORMAT csv)`` reads back exactly.
 
     Every text value is quoted (so an empty string stays an empty string and
     cannot be read as NULL, and no value can pass for the end-of-data marker);
     a null is an empty, unquoted field. polars' writer gives the same bytes as
-    Arrow's CSV writer for these tables, three to five times faster (0.6 s
-    instead of 2–3 s for the 2.8 million national payments, time the client
-    took from the server on two cores).
+    Arrow's CSV writer for these tables, faster: the client's time is time the
+    server waits.
     """
     sink = io.BytesIO()
     frame.write_csv(sink, include_header=False, quote_style="non_numeric")
@@ -137,8 +148,7 @@ def insert_frame(session: Session, model: type[Base], frame: pl.DataFrame) -> No
     raw: Any = session.connection().connection.driver_connection
     if session.get_bind().dialect.name == "postgresql":
         # Queued: a thread of psycopg's sends while polars writes the next slice,
-        # so the server parses one slice as the client makes the next (they
-        # took turns: ~1 s of the national payments' COPY).
+        # so the server parses one slice as the client makes the next.
         from psycopg.copy import QueuedLibpqWriter
 
         with (
@@ -165,7 +175,7 @@ def insert_frame(session: Session, model: type[Base], frame: pl.DataFrame) -> No
 def key_order(column: str) -> pl.Expr:
     """A sort key that puts beneficiary keys (hex) in key order, nearly always.
 
-    The first 15 hex digits as an integer: sorting 64-bit integers is ten times
+    The first 15 hex digits as an integer: sorting 64-bit integers is much
     faster than sorting millions of 32-character strings. Keys sharing those
     60 bits (hardly ever) keep their incoming order (a stable sort, so the ids
     stay deterministic); the order is only a hint to the index builds, never
@@ -230,13 +240,12 @@ def load_with_ids(
     Knowing the ids, the claims and holds come from the frame in hand rather
     than from queries over millions of just-written payments, and the claims
     arrive in key order (both columns' keys merged), so rebuilding their
-    primary key reads an already sorted table: about half the time of an
-    unsorted one nationally.
+    primary key reads an already sorted table.
     """
     first = _reserve_ids(session, rows.height)
     rows = rows.with_columns(pl.int_range(first, first + rows.height, dtype=pl.Int64).alias("id"))
-    # The claims are made here while the server takes the payments' COPY
-    # (a second of polars work that left the server idle).
+    # The claims are made here while the server takes the payments' COPY,
+    # so that the server is not left idle meanwhile.
     with ThreadPoolExecutor(max_workers=1) as pool:
         claims = pool.submit(_claims_in_key_order, rows, scheme_id, moving)
         insert_frame(session, Payment, rows.select("id", *rows.columns[:-1]))

@@ -15,6 +15,7 @@ import polars as pl
 import pyarrow as pa
 from sqlalchemy import Table, func, insert, select, true, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from payments.identifiers.end_to_end import end_to_end_ids
 from payments.ledger import events, states
@@ -65,9 +66,9 @@ class Pending:
     The run's payment files are written between the two halves of recording
     (:func:`prepare_decisions`, :func:`insert_pending`): the files need each
     payment's attempt, which the ledger decides, and the payments go into the
-    ledger already placed in their file. Placing them afterwards rewrote every
-    row of the national run (a non-HOT update of 2.8 M rows, two minutes on
-    PostgreSQL); placed at insert, finance's approval only flips their state.
+    ledger already placed in their file. Placing them afterwards would rewrite
+    every row of the run (an update that touches every index); placed at
+    insert, finance's approval only flips their state.
     """
 
     run_id: str
@@ -106,23 +107,59 @@ def prepare_decisions(
     )
     df = frame.filter(pl.col("status").is_in(["payable", "held"]))
     adopt_released(session, run_id, scheme.id, df, at)
-    reissue: dict[str, tuple[int, int]] = {}
-    taken: set[str] = set()
+    reissue, taken = _looked_up(session, scheme.id, df)
+    rows = _payment_rows(_with_attempts(df, scheme.id, reissue), taken, scheme.id, run_id)
+    result = Recorded(
+        inserted=rows.height,
+        already_claimed=df.height - rows.height,
+        held=rows.filter(pl.col("state") == states.HELD).height,
+        cents=int(rows.get_column("amount_cents").sum()),
+    )
+    live = rows.filter(pl.col("state") != states.HELD)
+    attempts = {
+        str(k): int(a)
+        for k, a in live.filter(pl.col("attempt") > 1)
+        .select("beneficiary_key", "attempt")
+        .iter_rows()
+    }
+    live_keys = [live.get_column("beneficiary_key")]
+    unfiled = _already_recorded(session, run_id, live_keys, attempts)
+    recorded = pl.concat(live_keys).implode()
+    elsewhere = (
+        frame.filter((pl.col("status") == "payable") & ~pl.col("claimant_key").is_in(recorded))
+        .get_column("claimant_key")
+        .unique()
+        .sort()
+        .to_list()
+    )
+    return Pending(run_id, scheme.id, rows, reissue, result, elsewhere, attempts, unfiled)
+
+
+def _looked_up(
+    session: Session, scheme_id: str, df: pl.DataFrame
+) -> tuple[dict[str, tuple[int, int]], set[str]]:
+    """The keys of ``df`` a re-issue may pay again, and those another payment holds."""
     first_claims = (
         session.execute(
             select(BeneficiaryClaim.beneficiary_key)
-            .where(BeneficiaryClaim.scheme_id == scheme.id)
+            .where(BeneficiaryClaim.scheme_id == scheme_id)
             .limit(1)
         ).first()
         is None
     )
-    if not first_claims:  # the scheme's first run has nobody to look up
-        keys = (
-            df.get_column("claimant_key").to_list()
-            + df.get_column("spouse_key").drop_nulls().to_list()
-        )
-        reissue = reissuable(session, scheme.id, keys)
-        taken = claimed(session, scheme.id, keys) - reissue.keys()
+    if first_claims:  # the scheme's first run has nobody to look up
+        return {}, set()
+    keys = (
+        df.get_column("claimant_key").to_list() + df.get_column("spouse_key").drop_nulls().to_list()
+    )
+    reissue = reissuable(session, scheme_id, keys)
+    return reissue, claimed(session, scheme_id, keys) - reissue.keys()
+
+
+def _with_attempts(
+    df: pl.DataFrame, scheme_id: str, reissue: dict[str, tuple[int, int]]
+) -> pl.DataFrame:
+    """Each decision's attempt (a re-issue is the next one) and its end-to-end id."""
     df = df.with_columns(
         pl.col("claimant_key")
         .replace_strict(
@@ -130,17 +167,21 @@ def prepare_decisions(
         )
         .alias("attempt")
     )
-    df = df.with_columns(
+    return df.with_columns(
         end_to_end_ids(
-            scheme.id, pl.col("fund_code"), pl.col("household_id"), pl.col("attempt")
+            scheme_id, pl.col("fund_code"), pl.col("household_id"), pl.col("attempt")
         ).alias("e2e")
     )
+
+
+def _payment_rows(df: pl.DataFrame, taken: set[str], scheme_id: str, run_id: str) -> pl.DataFrame:
+    """The payments to insert: decisions none of whose keys another payment holds."""
+    others = pl.Series(sorted(taken), dtype=pl.String).implode()
     fresh = df.filter(
-        ~pl.col("claimant_key").is_in(pl.Series(sorted(taken)).implode())
-        & ~pl.col("spouse_key").is_in(pl.Series(sorted(taken)).implode()).fill_null(False)
+        ~pl.col("claimant_key").is_in(others) & ~pl.col("spouse_key").is_in(others).fill_null(False)
     )
-    rows = fresh.select(
-        pl.lit(scheme.id).alias("scheme_id"),
+    return fresh.select(
+        pl.lit(scheme_id).alias("scheme_id"),
         pl.col("claimant_key").alias("beneficiary_key"),
         "spouse_key",
         pl.lit(run_id).alias("run_id"),
@@ -158,22 +199,16 @@ def prepare_decisions(
         "reason",
         "attempt",
     )
-    held = rows.filter(pl.col("state") == states.HELD).height
-    cents = int(rows.get_column("amount_cents").sum())
-    result = Recorded(
-        inserted=rows.height, already_claimed=df.height - rows.height, held=held, cents=cents
-    )
-    # This run's live payments once the rows are in: those the ledger already
-    # holds for it (a rerun, adopted holds) and the new ones not held.
-    live_keys: list[pl.Series] = [
-        rows.filter(pl.col("state") != states.HELD).get_column("beneficiary_key")
-    ]
-    attempts = {
-        str(k): int(a)
-        for k, a in rows.filter((pl.col("state") != states.HELD) & (pl.col("attempt") > 1))
-        .select("beneficiary_key", "attempt")
-        .iter_rows()
-    }
+
+
+def _already_recorded(
+    session: Session, run_id: str, live_keys: list[pl.Series], attempts: dict[str, int]
+) -> list[str]:
+    """This run's live payments the ledger already holds (a rerun, adopted holds).
+
+    Their keys go to ``live_keys`` and their re-issue attempts to ``attempts``;
+    returns the end-to-end ids of those in no file yet.
+    """
     unfiled: list[str] = []
     existing = session.execute(
         select(
@@ -192,24 +227,7 @@ def prepare_decisions(
                 attempts[str(key)] = int(attempt)
             if file_id is None:
                 unfiled.append(str(e2e))
-    recorded = pl.concat(live_keys).implode()
-    elsewhere = (
-        frame.filter((pl.col("status") == "payable") & ~pl.col("claimant_key").is_in(recorded))
-        .get_column("claimant_key")
-        .unique()
-        .sort()
-        .to_list()
-    )
-    return Pending(
-        run_id=run_id,
-        scheme_id=scheme.id,
-        rows=rows,
-        reissue=reissue,
-        result=result,
-        elsewhere=elsewhere,
-        attempts=attempts,
-        unfiled=unfiled,
-    )
+    return unfiled
 
 
 def insert_pending(
@@ -223,12 +241,7 @@ def insert_pending(
     another writer claimed a key since the lookup, the insert fails and the
     transaction rolls back whole.
     """
-    run_id, scheme_id, rows, reissue = (
-        pending.run_id,
-        pending.scheme_id,
-        pending.rows,
-        pending.reissue,
-    )
+    rows = pending.rows
     if placement is not None:
         rows = rows.join(
             placement.select("end_to_end_id", "payment_file_id"),
@@ -240,82 +253,95 @@ def insert_pending(
     # key: their end-to-end ids, whose unique key is the costliest to build
     # (all start with the scheme's code, so PostgreSQL cannot sort them on
     # abbreviated keys), then come nearly sorted, while random beneficiary keys
-    # sort well on abbreviated keys; and the client sorts no column (the figures
-    # are in docs/history/2026-11-optimisation-rounds.md).
+    # sort well on abbreviated keys; and the client sorts no column
+    # (docs/decisions.md, "Ledger load").
     session.flush()
     before = session.execute(select(func.coalesce(func.max(Payment.id), 0))).scalar_one()
-    new = (Payment.run_id == run_id) & (Payment.id > before)
-    moving = sorted(reissue)
+    new = (Payment.run_id == pending.run_id) & (Payment.id > before)
+    moving = sorted(pending.reissue)
     with (
         staged_rows(
             session,
             ["beneficiary_key", "payment_id"],
-            ((k, reissue[k][0]) for k in moving),
+            ((k, pending.reissue[k][0]) for k in moving),
             integer=["payment_id"],
             key=["beneficiary_key"],
         ) as moved,
         bulk_load(session, rows.height, [Payment, BeneficiaryClaim]) as bulk,
     ):
         if bulk:
-            load_with_ids(session, scheme_id, rows, moving)
+            load_with_ids(session, pending.scheme_id, rows, moving)
         else:
-            insert_frame(session, Payment, rows)
-            # Claims are derived in the database from the rows just inserted (no
-            # round trip of ids). The claims' primary key is still the guarantee:
-            # a key claimed since we looked fails the whole transaction.
-            for column in (Payment.beneficiary_key, Payment.spouse_key):
-                source = (
-                    select(Payment.scheme_id, column, Payment.id)
-                    .where(
-                        new,
-                        column.is_not(None),
-                        column.not_in(select(moved.c.beneficiary_key)) if moving else true(),
-                    )
-                    .order_by(column)  # a maintained index fills page after page in key order
-                )
-                session.execute(
-                    insert(BeneficiaryClaim).from_select(
-                        ["scheme_id", "beneficiary_key", "payment_id"], source
-                    )
-                )
-            session.execute(
-                insert(Hold).from_select(
-                    ["payment_id", "reasons"],
-                    select(Payment.id, func.coalesce(Payment.reason, "")).where(
-                        new, Payment.state == states.HELD
-                    ),
-                )
-            )
-        # A re-issue moves the household's claims to the new payment: one live
-        # claim per (scheme, key) still, so nobody is paid twice.
+            _insert_rows(session, rows, new, moved if moving else None)
         if moving:
-            claim = cast(Table, BeneficiaryClaim.__table__)
-            for key_column in (Payment.beneficiary_key, Payment.spouse_key):
-                new_payment = select(Payment.id).where(new, key_column == claim.c.beneficiary_key)
-                session.execute(
-                    update(claim)
-                    .where(
-                        claim.c.scheme_id == scheme_id,
-                        select(moved.c.beneficiary_key)
-                        .where(
-                            moved.c.beneficiary_key == claim.c.beneficiary_key,
-                            moved.c.payment_id == claim.c.payment_id,
-                        )
-                        .exists(),
-                        new_payment.exists(),
-                    )
-                    .values(payment_id=new_payment.scalar_subquery())
-                )
+            _move_claims(session, pending.scheme_id, new, moved)
     if placement is not None and pending.unfiled:
         wanted = pl.Series(pending.unfiled, dtype=pl.String).implode()
         file_payments(
-            session,
-            run_id,
-            placement.filter(pl.col("end_to_end_id").is_in(wanted)),
+            session, pending.run_id, placement.filter(pl.col("end_to_end_id").is_in(wanted))
         )
-    events.append(session, "decisions_recorded", pending.result.__dict__, at=at, run_id=run_id)
+    events.append(
+        session, "decisions_recorded", pending.result.__dict__, at=at, run_id=pending.run_id
+    )
     session.flush()
     return pending.result
+
+
+def _insert_rows(
+    session: Session, rows: pl.DataFrame, new: ColumnElement[bool], moved: Table | None
+) -> None:
+    """Payments inserted, then their claims and holds derived in the database from them.
+
+    No round trip of ids. The claims' primary key is still the guarantee: a
+    key claimed since we looked fails the whole transaction. Keys a re-issue
+    moves (``moved``) keep their claim, updated by :func:`_move_claims`.
+    """
+    insert_frame(session, Payment, rows)
+    for column in (Payment.beneficiary_key, Payment.spouse_key):
+        source = (
+            select(Payment.scheme_id, column, Payment.id)
+            .where(
+                new,
+                column.is_not(None),
+                column.not_in(select(moved.c.beneficiary_key)) if moved is not None else true(),
+            )
+            .order_by(column)  # a maintained index fills page after page in key order
+        )
+        session.execute(
+            insert(BeneficiaryClaim).from_select(
+                ["scheme_id", "beneficiary_key", "payment_id"], source
+            )
+        )
+    session.execute(
+        insert(Hold).from_select(
+            ["payment_id", "reasons"],
+            select(Payment.id, func.coalesce(Payment.reason, "")).where(
+                new, Payment.state == states.HELD
+            ),
+        )
+    )
+
+
+def _move_claims(session: Session, scheme_id: str, new: ColumnElement[bool], moved: Table) -> None:
+    """A re-issue moves the household's claims to the new payment: one live claim per
+    (scheme, key) still, so nobody is paid twice."""
+    claim = cast(Table, BeneficiaryClaim.__table__)
+    for key_column in (Payment.beneficiary_key, Payment.spouse_key):
+        new_payment = select(Payment.id).where(new, key_column == claim.c.beneficiary_key)
+        session.execute(
+            update(claim)
+            .where(
+                claim.c.scheme_id == scheme_id,
+                select(moved.c.beneficiary_key)
+                .where(
+                    moved.c.beneficiary_key == claim.c.beneficiary_key,
+                    moved.c.payment_id == claim.c.payment_id,
+                )
+                .exists(),
+                new_payment.exists(),
+            )
+            .values(payment_id=new_payment.scalar_subquery())
+        )
 
 
 def record_decisions(

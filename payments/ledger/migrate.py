@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 #: indexes is an ASCII identifier (keys, end-to-end ids, scheme ids): byte order
 #: is what their order means, is the same on every server whatever its locale,
 #: and lets PostgreSQL compare with memcmp and abbreviated keys, where a libc
-#: locale (even C.UTF-8) calls strcoll: the national load's index builds take
-#: about 2 s less. The ledger holds no names, so nothing depends on a
+#: locale (even C.UTF-8) calls strcoll for every comparison of the index
+#: builds. The ledger holds no names, so nothing depends on a
 #: language's collation.
 DATABASE_OPTIONS = "TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
 FAST_COLLATIONS = ("C", "POSIX")

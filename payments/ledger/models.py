@@ -10,7 +10,7 @@ Keys that hold a beneficiary key put it first: it is what sets rows apart (a
 ledger holds a handful of schemes, and millions of keys per scheme), so the
 national load builds these indexes on leading bytes that differ. With the
 scheme first, PostgreSQL's abbreviated keys saw one value and gave up: every
-comparison of the sort went to the full strings (~0.8 s more per index).
+comparison of the sort went to the full strings.
 """
 
 from __future__ import annotations
@@ -117,8 +117,7 @@ class Payment(Base):
         # by file: without it, each file scanned the run's millions of rows.
         # The state is in no index, so that a change of state rewrites a row in
         # its own page and touches no index (PostgreSQL's HOT updates, with
-        # the room the fill factor leaves): approving the national run's 2.8 M
-        # payments takes ~20 s instead of minutes (migration 0006).
+        # the room the fill factor leaves; migration 0006).
         Index(
             "ix_payments_filed",
             "payment_file_id",

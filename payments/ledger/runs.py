@@ -162,8 +162,8 @@ def approve_run(
     ledger refuses a run already decided. Recorded as two steps (approved,
     then in its file) in one update of a state only: on PostgreSQL that
     rewrites each row in its own page (a HOT update, no index touched; see
-    migration 0006), about 20 s for the national run's 2.8 M payments where
-    a second column changed cost minutes. A hold released after the files
+    migration 0006), where changing a second column would touch every index
+    (docs/decisions.md, "Ledger load"). A hold released after the files
     were written is in no file: it stays ``computed`` for the next run.
     Returns the payments filed.
     """

@@ -180,8 +180,8 @@ def file_parts(
     data buffer, no copy), closing tags.
 
     Written, hashed and signed from the same bytes in memory, never read back
-    from disk. Kept in pieces: joining them copied each file once more (1 GB
-    nationally, into fresh memory).
+    from disk. Kept in pieces: joining them would copy each file once more,
+    into fresh memory.
     """
     chunks = transactions.chunks if isinstance(transactions, pa.ChunkedArray) else [transactions]
     return [_head(header, fmt), *(_buffer_bytes(c) for c in chunks), _TAIL]

@@ -58,8 +58,8 @@ class Signer:
         """The detached CMS signature of the data whose SHA-256 is ``digest``.
 
         The payment files are hashed for the manifest anyway: hashing each one
-        a second time inside the CMS builder cost 0.7 s of CPU per national
-        gigabyte. Without signed attributes, the CMS structure holds nothing
+        a second time inside the CMS builder would double that work. Without
+        signed attributes, the CMS structure holds nothing
         that depends on the data but the RSA signature of its digest (PKCS#1
         v1.5, deterministic): ``cryptography`` builds the structure once (over
         empty data) and the signature of this digest takes its place. Tested
