@@ -12,8 +12,8 @@ import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import partial
 from pathlib import Path
@@ -81,45 +81,95 @@ def derive_run_id(scheme_id: str, receipts: list[Receipt], scheme_text: str = ""
     return f"{scheme_id}-{h.hexdigest()[:12]}"
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is made, beyond its inputs: recorded with it, replayed as they were.
+
+    ``run_date`` (for the recent-bank-change hold) defaults to the scheme's
+    payment date; ``created_at`` (the payment files' creation time) to 08:00 the
+    day before it. ``bank_profile`` writes every fund's files for that profile
+    instead of each fund's own. A ``dry_run`` records nothing and writes no
+    payment file. ``workers``: processes validating, threads building facts.
+    """
+
+    created_at: datetime | None = None
+    run_date: date | None = None
+    max_transactions: int = DEFAULT_MAX_TRANSACTIONS
+    bank_profile: BankProfile | None = None
+    dry_run: bool = False
+    workers: int = 1
+
+    def creation_time(self, scheme: Scheme) -> datetime:
+        return self.created_at or default_creation_time(scheme)
+
+    def payment_run_date(self, scheme: Scheme) -> date:
+        return self.run_date or scheme.spec.payment_date
+
+    def recorded(self, scheme: Scheme) -> dict[str, Any]:
+        """The options as the run record keeps them (for a replay)."""
+        return {
+            "created_at": self.creation_time(scheme).isoformat(),
+            "run_date": self.payment_run_date(scheme).isoformat(),
+            "max_transactions": self.max_transactions,
+            "bank_profile": self.bank_profile.name if self.bank_profile else None,
+        }
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Where a run is recorded (no ``ledger_url``: nowhere), by whom, when, and the
+    request's parameters (the DAG's form; the CLI records the funds)."""
+
+    ledger_url: str | None = None
+    triggered_by: str | None = None
+    started_at: datetime | None = None
+    parameters: Mapping[str, Any] | None = None
+    #: The beneficiary-key secret's fingerprint, recorded with the run
+    #: (:func:`payments.entitlement.keys.fingerprint`).
+    key_fingerprint: str | None = None
+
+
+@dataclass
+class Gathered:
+    """Every fund validated under ``staging/validation``, ready for the national step.
+
+    ``inputs_root``: where the validated files were read (the storage root for
+    the CLI, the run's ``received/`` copy for the DAG), archived with the run.
+    ``facts``: funds' facts built while validation ran (``FactsAhead``).
+    """
+
+    staging: Path
+    validation: FolderValidation
+    inputs_root: Path
+    facts: dict[str, pl.DataFrame] | None = None
+
+
 def run_batch(
     root: Path,
     scheme: Scheme,
     *,
     secret: bytes,
     signer: Signer | None = None,
-    created_at: datetime | None = None,
-    max_transactions: int = DEFAULT_MAX_TRANSACTIONS,
-    run_date: date | None = None,
     ledger_url: str | None = None,
-    started_at: datetime | None = None,
     triggered_by: str | None = None,
-    window: Window | None = None,
     funds: list[str] | None = None,
-    workers: int = 1,
+    options: RunOptions = RunOptions(),
     on_fund: Callable[[Fund, FundReport], None] | None = None,
-    bank_profile: BankProfile | None = None,
 ) -> RunResult:
     """Receive, validate and compute every selected fund's file under the storage root.
 
-    ``window`` defaults to the scheme's reference months and age date;
-    ``run_date`` (for the recent-bank-change hold) to the scheme's payment date;
-    ``created_at`` (the payment files' creation time) to 08:00 the day before the
-    payment date. With a ``signer``, signed payment files and their manifest are
-    written too (``payments/``); nothing is sent anywhere.
-
-    With a ``ledger_url``, households already claimed for this scheme (or a
-    scheme it is not cumulable with) are ``already_paid``/``not_cumulable``, and
-    the run, its input files and its decisions are recorded; payment files then
-    hold only the households the ledger accepted for this run.
-
-    ``bank_profile`` writes every fund's files for that bank profile instead
-    of each fund's own (the registry's).
+    With a ``signer``, signed payment files and their manifest are written too
+    (``payments/``); nothing is sent anywhere. With a ``ledger_url``, households
+    already claimed for this scheme (or a scheme it is not cumulable with) are
+    ``already_paid``/``not_cumulable``, and the run, its input files and its
+    decisions are recorded; payment files then hold only the households the
+    ledger accepted for this run.
     """
-    window = window or Window.of(scheme)
     # The run id depends on every fund's hash: work in a staging folder, then
     # rename it to the id.
     staging = root / "runs" / f".staging-{scheme.id}"
     shutil.rmtree(staging, ignore_errors=True)
+    workers = options.workers
     # With worker processes validating, this process is idle: it builds each
     # fund's facts as soon as the fund is validated (the same facts, sooner).
     with FactsAhead(staging / "validation", scheme, secret, threads=workers) as ahead:
@@ -127,165 +177,173 @@ def run_batch(
             root,
             staging / "validation",
             scheme.id,
-            window,
+            Window.of(scheme),
             funds=funds,
             workers=workers,
             on_fund=on_fund,
             on_done=ahead.validated if workers > 1 else None,
         )
-        facts = ahead.take()
+        gathered = Gathered(staging, validation, root, ahead.take())
+    recording = Recording(ledger_url, triggered_by)
     return conclude_run(
-        root,
-        staging,
-        scheme,
-        validation,
-        secret=secret,
-        signer=signer,
-        created_at=created_at,
-        max_transactions=max_transactions,
-        run_date=run_date,
-        ledger_url=ledger_url,
-        started_at=started_at,
-        triggered_by=triggered_by,
-        workers=workers,
-        facts=facts,
-        bank_profile=bank_profile,
+        root, scheme, gathered, secret=secret, signer=signer, recording=recording, options=options
     )
 
 
 def conclude_run(
     root: Path,
-    staging: Path,
     scheme: Scheme,
-    validation: FolderValidation,
+    gathered: Gathered,
     *,
     secret: bytes,
     signer: Signer | None = None,
-    created_at: datetime | None = None,
-    max_transactions: int = DEFAULT_MAX_TRANSACTIONS,
-    run_date: date | None = None,
-    ledger_url: str | None = None,
-    started_at: datetime | None = None,
-    triggered_by: str | None = None,
-    workers: int = 1,
-    parameters: dict[str, Any] | None = None,
-    dry_run: bool = False,
-    inputs_root: Path | None = None,
+    recording: Recording = Recording(),
+    options: RunOptions = RunOptions(),
     replay: LedgerRead | None = None,
-    facts: dict[str, pl.DataFrame] | None = None,
-    bank_profile: BankProfile | None = None,
 ) -> RunResult:
-    """The national part of a run, once every fund is validated under ``staging/validation``.
+    """The national part of a run, once every fund is validated.
 
     Derives the run id, reads the ledger (prior payments, released holds),
-    computes, records and writes the payment files, then renames ``staging`` to
-    ``runs/<run_id>`` (``runs/dry-<run_id>`` for a dry run, which records
-    nothing and writes no payment file). The CLI's ``run_batch`` and the DAG's
-    national task both end here, so they produce the same bytes.
-
-    ``inputs_root`` is where the validated files were read (the storage root
-    for the CLI, the run's ``received/`` copy for the DAG): they are archived
-    with the run record (``run.json``). ``replay`` gives the ledger state an
-    archived run read, instead of reading the ledger (``payments replay``).
-    ``facts``: funds' facts built while validation ran (``FactsAhead``).
+    computes, records and writes the payment files, then renames the staging
+    folder to ``runs/<run_id>`` (``runs/dry-<run_id>`` for a dry run). The
+    CLI's ``run_batch``, the DAG's ``conclude`` task and ``payments replay``
+    all end here, so they produce the same bytes. ``replay`` gives the ledger
+    state an archived run read, instead of reading the ledger.
     """
-    runs = root / "runs"
+    validation = gathered.validation
     run_id = derive_run_id(scheme.id, validation.receipts, scheme.text)
-    computed = batch = None
     engine = None
-    prior = None
-    released: list[str] = []
+    if replay is None and recording.ledger_url:
+        engine, read = _read_ledger(recording.ledger_url, scheme, run_id, secret)
+        recording = replace(recording, key_fingerprint=fingerprint(secret))
+    else:
+        read = replay or LedgerRead(None, [], [])
+    computed = batch = None
     claimed_elsewhere: list[str] = []
-    reissued: dict[str, int] = {}
-    if replay is not None:
-        prior, released = replay.prior, replay.released
-    elif ledger_url:
-        upgrade(ledger_url)
-        engine = engine_for(ledger_url)
-        with Session(engine) as session:
-            check_key_fingerprint(
-                session, [scheme.id, *scheme.spec.not_cumulable_with], fingerprint(secret)
-            )
-            prior = prior_payments(
-                session, [scheme.id, *scheme.spec.not_cumulable_with], exclude_run=run_id
-            )
-            released = released_keys(session, scheme.id)
+    attempts = dict(read.attempts)
     if any(f.accepted for f in validation.funds):
-        computed = compute_folder(
-            staging / "validation",
-            staging / "compute",
-            scheme,
-            secret=secret,
-            run_date=run_date or scheme.spec.payment_date,
-            workers=workers,
-            prior=prior,
-            released=released,
-            facts=facts,
-        )
-        decisions = (
-            computed.frame
-            if computed.frame is not None
-            else pl.read_parquet(staging / "compute" / "decisions.parquet")
-        ).select(FORWARD)
-        computed.release()  # the full decisions are in decisions.parquet
+        computed, decisions = _compute(gathered, scheme, secret, options, read)
         if replay is not None:
-            decisions = with_attempts(
-                _demote(decisions, set(replay.claimed_elsewhere)), dict(replay.attempts)
-            )
-        write: Callable[[pl.DataFrame], BatchResult] | None = None
-        if signer is not None and not dry_run:
-            write = partial(
-                write_batch,
-                scheme=scheme,
-                run_id=run_id,
-                created_at=created_at or default_creation_time(scheme),
-                signer=signer,
-                out_dir=staging / "payments",
-                max_transactions=max_transactions,
-                profile=bank_profile,
-            )
-        if replay is None and engine is not None and not dry_run:
-            decisions, claimed_elsewhere, reissued, batch = _record(
-                engine,
-                run_id,
-                scheme,
-                validation,
-                decisions,
-                at=started_at or utc_now(),
-                triggered_by=triggered_by,
-                parameters=parameters,
-                write=write,
-                key_fingerprint=fingerprint(secret),
-            )
+            decisions = with_attempts(_demote(decisions, set(replay.claimed_elsewhere)), attempts)
+        write = None
+        if signer is not None and not options.dry_run:
+            write = _writer(scheme, run_id, signer, gathered.staging / "payments", options)
+        if engine is not None and not options.dry_run:
+            recorded = _record(engine, run_id, scheme, validation, decisions, recording, write)
+            claimed_elsewhere, attempts, batch = recorded
         elif write is not None:
             batch = write(decisions)
-    if not dry_run:
-        write_run_record(
-            root,
-            staging,
-            run_id=run_id,
-            scheme_id=scheme.id,
-            scheme_text=scheme.text,
-            inputs_root=inputs_root or root,
-            receipts=validation.receipts,
-            parameters={
-                **(parameters or {}),
-                "funds": [f.fund_code for f in validation.funds],
-                "created_at": (created_at or default_creation_time(scheme)).isoformat(),
-                "run_date": (run_date or scheme.spec.payment_date).isoformat(),
-                "max_transactions": max_transactions,
-                "bank_profile": bank_profile.name if bank_profile else None,
-            },
-            prior=prior,
-            released=released,
-            claimed_elsewhere=claimed_elsewhere,
-            attempts=reissued if replay is None else dict(replay.attempts),
-        )
+    if not options.dry_run:
+        seen = LedgerRead(read.prior, read.released, claimed_elsewhere, attempts)
+        _archive(root, gathered, scheme, run_id, recording.parameters, options, seen)
+    return _publish(root, gathered, scheme, run_id, options.dry_run, computed, batch)
+
+
+def _read_ledger(
+    ledger_url: str, scheme: Scheme, run_id: str, secret: bytes
+) -> tuple[Engine, LedgerRead]:
+    """The ledger, at the current schema, and what this run reads of it: the keys
+    already paid (under this scheme or one not cumulable with it) and the released
+    holds. Refuses a secret other than the one the scheme's runs were keyed with."""
+    upgrade(ledger_url)
+    engine = engine_for(ledger_url)
+    schemes = [scheme.id, *scheme.spec.not_cumulable_with]
+    with Session(engine) as session:
+        check_key_fingerprint(session, schemes, fingerprint(secret))
+        prior = prior_payments(session, schemes, exclude_run=run_id)
+        released = released_keys(session, scheme.id)
+    return engine, LedgerRead(prior, released, [])
+
+
+def _compute(
+    gathered: Gathered, scheme: Scheme, secret: bytes, options: RunOptions, read: LedgerRead
+) -> tuple[ComputeResult, pl.DataFrame]:
+    """Decisions for every accepted household; returns them with only :data:`FORWARD`."""
+    staging = gathered.staging
+    computed = compute_folder(
+        staging / "validation",
+        staging / "compute",
+        scheme,
+        secret=secret,
+        run_date=options.payment_run_date(scheme),
+        workers=options.workers,
+        prior=read.prior,
+        released=read.released,
+        facts=gathered.facts,
+    )
+    decisions = (
+        computed.frame
+        if computed.frame is not None
+        else pl.read_parquet(staging / "compute" / "decisions.parquet")
+    ).select(FORWARD)
+    computed.release()  # the full decisions are in decisions.parquet
+    return computed, decisions
+
+
+def _writer(
+    scheme: Scheme, run_id: str, signer: Signer, out_dir: Path, options: RunOptions
+) -> Callable[[pl.DataFrame], BatchResult]:
+    """How this run's payment files are written, once the ledger says who is paid."""
+    return partial(
+        write_batch,
+        scheme=scheme,
+        run_id=run_id,
+        created_at=options.creation_time(scheme),
+        signer=signer,
+        out_dir=out_dir,
+        max_transactions=options.max_transactions,
+        profile=options.bank_profile,
+    )
+
+
+def _archive(
+    root: Path,
+    gathered: Gathered,
+    scheme: Scheme,
+    run_id: str,
+    parameters: Mapping[str, Any] | None,
+    options: RunOptions,
+    seen: LedgerRead,
+) -> None:
+    """The run record (``run.json``) and the archived inputs a replay starts from:
+    ``seen`` is what the run read of the ledger and what the ledger decided."""
+    write_run_record(
+        root,
+        gathered.staging,
+        run_id=run_id,
+        scheme_id=scheme.id,
+        scheme_text=scheme.text,
+        inputs_root=gathered.inputs_root,
+        receipts=gathered.validation.receipts,
+        parameters={
+            **(parameters or {}),
+            "funds": [f.fund_code for f in gathered.validation.funds],
+            **options.recorded(scheme),
+        },
+        prior=seen.prior,
+        released=seen.released,
+        claimed_elsewhere=seen.claimed_elsewhere,
+        attempts=seen.attempts,
+    )
+
+
+def _publish(
+    root: Path,
+    gathered: Gathered,
+    scheme: Scheme,
+    run_id: str,
+    dry_run: bool,
+    computed: ComputeResult | None,
+    batch: BatchResult | None,
+) -> RunResult:
+    """The staging folder renamed to the run's (same id: same inputs, same outputs)."""
+    runs = root / "runs"
     out_dir = runs / (f"dry-{run_id}" if dry_run else run_id)
-    shutil.rmtree(out_dir, ignore_errors=True)  # same id: same inputs, same outputs
-    os.replace(staging, out_dir)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(gathered.staging, out_dir)
     if not dry_run:
         (runs / LATEST).write_text(run_id + "\n")
+    validation = gathered.validation
     validation.out_dir = out_dir / "validation"
     if computed:
         computed.out_dir = out_dir / "compute"
@@ -299,14 +357,7 @@ def conclude_run(
         totals["accepted"],
         totals["quarantined"],
     )
-    return RunResult(
-        run_id=run_id,
-        scheme_id=scheme.id,
-        out_dir=out_dir,
-        validation=validation,
-        compute=computed,
-        payments=batch,
-    )
+    return RunResult(run_id, scheme.id, out_dir, validation, computed, batch)
 
 
 @dataclass(frozen=True)
@@ -337,34 +388,32 @@ def _record(
     scheme: Scheme,
     validation: FolderValidation,
     decisions: pl.DataFrame,
-    *,
-    at: datetime,
-    triggered_by: str | None = None,
-    parameters: dict[str, Any] | None = None,
-    write: Callable[[pl.DataFrame], BatchResult] | None = None,
-    key_fingerprint: str | None = None,
-) -> tuple[pa.Table, list[str], dict[str, int], BatchResult | None]:
-    """Record the run in the ledger; return the decisions with only this run's payments payable.
+    recording: Recording,
+    write: Callable[[pl.DataFrame], BatchResult] | None,
+) -> tuple[list[str], dict[str, int], BatchResult | None]:
+    """Record the run in the ledger, and write its files with only this run's payments payable.
 
     "This run's payments" whatever became of them since (approved, sent…): a
     rerun of a run reproduces its files, it does not find them already paid.
-    Also returns what the run record keeps for a replay (the payable keys
-    another run claimed first, the attempts of this run's re-issues) and the
-    batch ``write`` made. The files are written inside the transaction, after
-    the ledger decided who this run pays and before the payments are
-    inserted, so that each payment goes in already placed in its file (see
+    Returns what the run record keeps for a replay (the payable keys another
+    run claimed first, the attempts of this run's re-issues) and the batch
+    ``write`` made. The files are written inside the transaction, after the
+    ledger decided who this run pays and before the payments are inserted, so
+    that each payment goes in already placed in its file (see
     :class:`payments.ledger.decisions.Pending`).
     """
+    at = recording.started_at or utc_now()
+    parameters = recording.parameters or {"funds": [f.fund_code for f in validation.funds]}
     with Session(engine) as session, session.begin():
         record_run(
             session,
             run_id=run_id,
             scheme=scheme,
-            parameters=parameters or {"funds": [f.fund_code for f in validation.funds]},
+            parameters=dict(parameters),
             code_version=__version__,
             at=at,
-            triggered_by=triggered_by,
-            key_fingerprint=key_fingerprint,
+            triggered_by=recording.triggered_by,
+            key_fingerprint=recording.key_fingerprint,
         )
         record_input_files(session, run_id, validation.funds, at)
         pending = prepare_decisions(
@@ -377,7 +426,7 @@ def _record(
             ids = record_payment_files(session, run_id, batch.manifest, at)
             placed = placement(batch.transactions, ids)
         insert_pending(session, pending, placement=placed, at=at)
-    return final, pending.elsewhere, pending.attempts, batch
+    return pending.elsewhere, pending.attempts, batch
 
 
 def with_attempts(decisions: pl.DataFrame, attempts: dict[str, int]) -> pl.DataFrame:

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from payments.archive import RUN_RECORD, archive_path, get, output_hashes, sha256_bytes
-from payments.pipeline import LedgerRead, conclude_run
+from payments.pipeline import Gathered, LedgerRead, Recording, RunOptions, conclude_run
 from payments.schemes import parse_scheme
 from payments.sepa.profiles import load_profile
 from payments.sepa.signing import Signer
@@ -106,16 +106,19 @@ def replay_run(
     )
     result = conclude_run(
         scratch,
-        staging,
         scheme,
-        validation,
+        Gathered(staging, validation, inputs_root=scratch),
         secret=secret,
         signer=signer,
-        created_at=datetime.fromisoformat(params["created_at"]),
-        max_transactions=int(params["max_transactions"]),
-        bank_profile=load_profile(params["bank_profile"]) if params.get("bank_profile") else None,
-        run_date=date.fromisoformat(params["run_date"]),
-        parameters={k: v for k, v in params.items() if k not in _DERIVED},
+        recording=Recording(parameters={k: v for k, v in params.items() if k not in _DERIVED}),
+        options=RunOptions(
+            created_at=datetime.fromisoformat(params["created_at"]),
+            run_date=date.fromisoformat(params["run_date"]),
+            max_transactions=int(params["max_transactions"]),
+            bank_profile=load_profile(params["bank_profile"])
+            if params.get("bank_profile")
+            else None,
+        ),
         replay=LedgerRead(
             prior,
             list(read["released"]),

@@ -156,7 +156,7 @@ def test_a_run_with_worker_processes_gives_the_same_decisions(
     import shutil
 
     from payments import pipeline
-    from payments.pipeline import run_batch
+    from payments.pipeline import RunOptions, run_batch
 
     ahead: list[int] = []
 
@@ -171,8 +171,8 @@ def test_a_run_with_worker_processes_gives_the_same_decisions(
         SampleSpec(households=6_000, seed=11, window=MAY_2020, defect_rate=0.02), tmp_path / "a"
     )
     shutil.copytree(tmp_path / "a", tmp_path / "b")
-    one = run_batch(tmp_path / "a", scheme, secret=SECRET, workers=1)
-    two = run_batch(tmp_path / "b", scheme, secret=SECRET, workers=2)
+    one = run_batch(tmp_path / "a", scheme, secret=SECRET, options=RunOptions(workers=1))
+    two = run_batch(tmp_path / "b", scheme, secret=SECRET, options=RunOptions(workers=2))
     assert ahead[0] == 0 and ahead[1] > 50  # the second run's facts were built ahead
     assert one.run_id == two.run_id
     for name in ("decisions.parquet", "review.parquet", "preview.json"):

@@ -318,7 +318,7 @@ def run(
     <data-dir>/runs/<run-id>/ (validation/, compute/, payments/). Payment files are
     signed but not sent: sending comes after finance's approval.
     """
-    from payments.pipeline import run_batch
+    from payments.pipeline import RunOptions, run_batch
 
     settings = load_settings(data_dir)
     loaded = load_scheme(scheme)
@@ -331,14 +331,16 @@ def run(
             loaded,
             secret=secret,
             signer=signer,
-            max_transactions=max_transactions,
             ledger_url=None if no_ledger else settings.ledger_url,
             triggered_by=triggered_by,
-            run_date=date.fromisoformat(run_date) if run_date else None,
             funds=codes(funds),
-            workers=workers,
+            options=RunOptions(
+                run_date=date.fromisoformat(run_date) if run_date else None,
+                max_transactions=max_transactions,
+                bank_profile=profile(bank_profile),
+                workers=workers,
+            ),
             on_fund=lambda _f, _r: bar.advance(bar.task_ids[0]),
-            bank_profile=profile(bank_profile),
         )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))

@@ -19,7 +19,7 @@ from payments.money import euros
 from payments.orchestration.request import parse_request
 from payments.orchestration.settings import task_settings
 from payments.orchestration.summary import approval_text, run_summary
-from payments.pipeline import LATEST, conclude_run
+from payments.pipeline import LATEST, Gathered, Recording, RunOptions, conclude_run
 from payments.storage import staged
 from payments.validation.folder import gather_validation
 
@@ -60,17 +60,17 @@ def conclude(
         )
         result = conclude_run(
             root,
-            staging,
             scheme,
-            validation,
+            Gathered(staging, validation, inputs_root=staging / "received"),
             secret=beneficiary_secret(settings),
             signer=payment_signer(settings),
-            ledger_url=settings.ledger_url,
-            started_at=started_at,
-            triggered_by=triggered_by,
-            parameters={k: v for k, v in request.to_dict().items() if k != "dry_run"},
-            dry_run=request.dry_run,
-            inputs_root=staging / "received",
+            recording=Recording(
+                settings.ledger_url,
+                triggered_by,
+                started_at,
+                parameters={k: v for k, v in request.to_dict().items() if k != "dry_run"},
+            ),
+            options=RunOptions(dry_run=request.dry_run),
         )
         summary = run_summary(result, request.to_dict(), root, triggered_by)
         summary["approval_text"] = approval_text(summary)

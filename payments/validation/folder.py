@@ -300,14 +300,14 @@ def validate_folder(
             _log_and_notify(fund, done[-1][0], on_fund)
     reports = [d[0] for d in done]
     receipts = [d[1] for d in done]
-    result = _conclude(out_dir, scheme_id, reports, receipts)
+    result = _finish_folder(out_dir, scheme_id, reports, receipts)
     for _, _, spent in done:
         for phase, seconds in spent.items():
             result.cpu_seconds[phase] = result.cpu_seconds.get(phase, 0.0) + seconds
     return result
 
 
-def _conclude(
+def _finish_folder(
     out_dir: Path, scheme_id: str, reports: list[FundReport], receipts: list[Receipt]
 ) -> FolderValidation:
     """Cross-fund checks (the same bytes sent by two funds), then ``validation.json``."""
@@ -387,7 +387,7 @@ def gather_validation(
         message = f"{rel}: {why_absent}"
         reports.append(FundReport(fund.code, rel, "missing", "file_missing", message, None))
         receipts.append(Receipt(fund.code, rel, "missing", "file_missing", message))
-    return _conclude(out_dir, scheme_id, reports, receipts)
+    return _finish_folder(out_dir, scheme_id, reports, receipts)
 
 
 def _log_and_notify(
