@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from payments.identifiers.iban import french_iban
 from payments.identifiers.nir import nir_key
-from payments.sample.households import make_ibans
+from payments.sample.identities import make_ibans
 from payments.validation.kernels import (
     FRENCH_IBAN_FORMAT,
     IBAN_FORMAT,

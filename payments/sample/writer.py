@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,8 @@ from payments.sample.defects import (
     lines_with_non_ascii,
     reencode_lines_cp1252,
 )
-from payments.sample.households import NirAllocator, Window, generate_households, make_ibans
+from payments.sample.households import Window, generate_households
+from payments.sample.identities import NirAllocator, make_ibans
 
 SAMPLE_META_DIR = "_sample"
 
@@ -109,6 +110,24 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+@dataclass
+class _Writing:
+    """What every fund's file of one sample shares while the sample is written."""
+
+    spec: SampleSpec
+    root: Path
+    contract: Contract
+    index_of: dict[str, int]
+    #: IBANs several households share (an injected defect), drawn once nationally.
+    shared_pool: pa.Array
+    #: Fund code → file-level defect (``non_utf8``, ``truncated``).
+    file_defects: dict[str, str]
+    allocator: NirAllocator = field(default_factory=NirAllocator)
+    truths: list[pa.Table] = field(default_factory=list)
+    #: Households moving to the next fund's file (a household in two funds).
+    movers: pa.Table | None = None
+
+
 def write_sample(
     spec: SampleSpec,
     root: Path,
@@ -122,88 +141,116 @@ def write_sample(
     contract = contract or load_contract()
     funds = registry.select(list(spec.funds) or None)
     counts = allocate(spec.households, [f.population_k for f in funds])
-    index_of = {f.code: i for i, f in enumerate(registry.funds)}
-
     national = np.random.default_rng([spec.seed, 0xA11])
-    expected_shared = spec.households * spec.defect_rate / 6
-    pool_size = max(1, int(expected_shared // 6))
+    pool_size = max(1, int(spec.households * spec.defect_rate / 6 // 6))
     shared_pool, _ = make_ibans(national, pool_size)
+    writing = _Writing(
+        spec,
+        root,
+        contract,
+        {f.code: i for i, f in enumerate(registry.funds)},
+        shared_pool,
+        _file_defects(national, spec.defect_rate, funds, counts),
+    )
+    result = SampleResult(root=str(root), households=spec.households)
+    for pos, (fund, n) in enumerate(zip(funds, counts, strict=True)):
+        stat = _write_fund(writing, fund, n, last=pos + 1 == len(funds))
+        if stat is None:
+            continue
+        result.files.append(stat)
+        if on_fund:
+            on_fund(fund, n)
+    _write_truth(writing, result)
+    return result
+
+
+def _file_defects(
+    national: np.random.Generator, rate: float, funds: Sequence[Fund], counts: Sequence[int]
+) -> dict[str, str]:
+    """Which funds' files are sent broken (as a whole), about half the rate of them."""
     file_defects: dict[str, str] = {}
-    if spec.defect_rate > 0:
+    if rate > 0:
         candidates = [f.code for f, n in zip(funds, counts, strict=True) if n >= 20]
-        per_kind = max(1, round(spec.defect_rate * len(candidates) * 0.5))
+        per_kind = max(1, round(rate * len(candidates) * 0.5))
         chosen = national.permutation(len(candidates))
         for i, kind in enumerate(("non_utf8", "truncated")):
             for j in chosen[i * per_kind : (i + 1) * per_kind]:
                 file_defects[candidates[j]] = kind
+    return file_defects
 
-    result = SampleResult(root=str(root), households=spec.households)
-    allocator = NirAllocator()
-    truths: list[pa.Table] = []
-    movers: pa.Table | None = None
-    produced_at = f"{spec.window.as_of.isoformat()}T06:00:00+00:00"
-    for pos, (fund, n) in enumerate(zip(funds, counts, strict=True)):
-        name = contract.data_file_name(fund.code, spec.window.scheme_id)
-        data_path = root / fund.inbox / name
-        ctl_path = root / fund.inbox / contract.companion_name(name)
-        if n == 0:
-            for stale in (data_path, ctl_path):
-                stale.unlink(missing_ok=True)
-            continue
-        fund_rng = np.random.default_rng([spec.seed, index_of[fund.code]])
-        table = generate_households(fund_rng, fund, n, spec.window, contract, allocator)
-        defect_rng = np.random.default_rng([spec.seed, index_of[fund.code], 1])
-        injected = inject_row_defects(
-            defect_rng,
-            table,
-            fund_code=fund.code,
-            rate=spec.defect_rate,
-            shared_pool=shared_pool,
-            movers_in=movers,
-            can_move_out=pos + 1 < len(funds),
-        )
-        movers = injected.movers_out
-        truths.append(injected.truth)
-        data = _csv_bytes(injected.table, contract)
 
-        file_defect = file_defects.get(fund.code)
-        sent = data
-        if file_defect == "non_utf8":
-            lines = lines_with_non_ascii(data, limit=3)
-            data = sent = reencode_lines_cp1252(data, lines)
-            truths.append(_file_truth(fund.code, lines, file_defect, "line re-encoded as cp1252"))
-        companion = Companion(
-            contract_version=contract.version,
-            fund_code=fund.code,
-            scheme_id=spec.window.scheme_id,
-            file_name=name,
-            row_count=n,
-            byte_size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            produced_at=produced_at,
+def _write_fund(writing: _Writing, fund: Fund, n: int, *, last: bool) -> FileStat | None:
+    """One fund's file and its companion, with the sample's defects injected."""
+    spec, contract = writing.spec, writing.contract
+    name = contract.data_file_name(fund.code, spec.window.scheme_id)
+    data_path = writing.root / fund.inbox / name
+    ctl_path = writing.root / fund.inbox / contract.companion_name(name)
+    if n == 0:
+        for stale in (data_path, ctl_path):
+            stale.unlink(missing_ok=True)
+        return None
+    index = writing.index_of[fund.code]
+    table = generate_households(
+        np.random.default_rng([spec.seed, index]),
+        fund,
+        n,
+        spec.window,
+        contract,
+        writing.allocator,
+    )
+    defect_rng = np.random.default_rng([spec.seed, index, 1])
+    injected = inject_row_defects(
+        defect_rng,
+        table,
+        fund_code=fund.code,
+        rate=spec.defect_rate,
+        shared_pool=writing.shared_pool,
+        movers_in=writing.movers,
+        can_move_out=not last,
+    )
+    writing.movers = injected.movers_out
+    writing.truths.append(injected.truth)
+    data = _csv_bytes(injected.table, contract)
+    file_defect = writing.file_defects.get(fund.code)
+    if file_defect == "non_utf8":
+        lines = lines_with_non_ascii(data, limit=3)
+        data = reencode_lines_cp1252(data, lines)
+        writing.truths.append(
+            _file_truth(fund.code, lines, file_defect, "line re-encoded as cp1252")
         )
-        if file_defect == "truncated":
-            header_end = data.index(b"\n") + 1
-            cut = header_end + int(defect_rng.integers(1, max(2, len(data) - header_end)))
-            sent = data[:cut]
-            truths.append(
-                _file_truth(fund.code, [0], file_defect, f"cut at byte {cut} of {len(data)}")
-            )
-        _write_atomic(data_path, sent)
-        _write_atomic(ctl_path, companion.to_json())
-        result.files.append(
-            FileStat(
-                fund_code=fund.code,
-                path=str(data_path.relative_to(root)),
-                rows=n,
-                bytes=len(sent),
-                sha256=hashlib.sha256(sent).hexdigest(),
-            )
-        )
-        if on_fund:
-            on_fund(fund, n)
+    companion = Companion(
+        contract_version=contract.version,
+        fund_code=fund.code,
+        scheme_id=spec.window.scheme_id,
+        file_name=name,
+        row_count=n,
+        byte_size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        produced_at=f"{spec.window.as_of.isoformat()}T06:00:00+00:00",
+    )
+    sent = data
+    if file_defect == "truncated":
+        header_end = data.index(b"\n") + 1
+        cut = header_end + int(defect_rng.integers(1, max(2, len(data) - header_end)))
+        sent = data[:cut]
+        detail = f"cut at byte {cut} of {len(data)}"
+        writing.truths.append(_file_truth(fund.code, [0], file_defect, detail))
+    _write_atomic(data_path, sent)
+    _write_atomic(ctl_path, companion.to_json())
+    return FileStat(
+        fund_code=fund.code,
+        path=str(data_path.relative_to(writing.root)),
+        rows=n,
+        bytes=len(sent),
+        sha256=hashlib.sha256(sent).hexdigest(),
+    )
 
-    truth = pa.concat_tables(truths) if truths else TRUTH_SCHEMA.empty_table()
+
+def _write_truth(writing: _Writing, result: SampleResult) -> None:
+    """The ground truth of every defect injected, and the sample's summary, under
+    ``_sample/`` (what the tests check validation against)."""
+    spec, root = writing.spec, writing.root
+    truth = pa.concat_tables(writing.truths) if writing.truths else TRUTH_SCHEMA.empty_table()
     counts_by_kind = dict.fromkeys(DEFECT_KINDS, 0)
     if truth.num_rows:
         vc = truth.group_by("kind").aggregate([("line", "count")])
@@ -233,7 +280,6 @@ def write_sample(
         meta / f"sample_{spec.window.scheme_id}.json",
         (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
     )
-    return result
 
 
 def _file_truth(fund_code: str, lines: list[int], kind: str, detail: str) -> pa.Table:
