@@ -23,6 +23,7 @@ import pyarrow.csv as pacsv
 
 from payments.contract import SUPPORTED_VERSIONS, Companion, Contract, load_contract
 from payments.registry import Fund
+from payments.statuses import FundFile
 from payments.transport.base import TransportError
 from payments.transport.local import read_regular
 
@@ -54,7 +55,7 @@ class Receipt:
 
     fund_code: str
     file: str
-    status: str  # "received" | "missing" | "rejected"
+    status: str  # a FundFile
     error: str | None = None
     message: str | None = None
     rows: int = 0
@@ -64,7 +65,7 @@ class Receipt:
 
     @property
     def ok(self) -> bool:
-        return self.status == "received"
+        return self.status == FundFile.RECEIVED
 
 
 class RejectedFile(Exception):
@@ -301,22 +302,22 @@ def receive_fund(
     rel = f"{fund.inbox}/{name}"
     if not data_path.exists() and not data_path.is_symlink():
         return Receipt(
-            fund.code, rel, "missing", FileError.FILE_MISSING, f"{rel}: no file received"
+            fund.code, rel, FundFile.MISSING, FileError.FILE_MISSING, f"{rel}: no file received"
         ), None
     if not ctl_path.exists():
         return Receipt(
             fund.code,
             rel,
-            "rejected",
+            FundFile.REJECTED,
             FileError.COMPANION_MISSING,
             f"{rel}: companion {ctl_path.name} missing",
         ), None
     try:
         data, companion_bytes = read_regular(root, data_path), read_regular(root, ctl_path)
     except TransportError as exc:
-        return Receipt(fund.code, rel, "rejected", FileError.NOT_A_FILE, str(exc)), None
+        return Receipt(fund.code, rel, FundFile.REJECTED, FileError.NOT_A_FILE, str(exc)), None
     digest = hashlib.sha256(data).hexdigest()
-    receipt = Receipt(fund.code, rel, "received", bytes=len(data), sha256=digest)
+    receipt = Receipt(fund.code, rel, FundFile.RECEIVED, bytes=len(data), sha256=digest)
     contract = contract_of(companion_bytes, contract)
     try:
         companion = check_file(
@@ -331,10 +332,10 @@ def receive_fund(
         rows = read_rows(data, contract, utf8_checked=True)  # check_file checked it
         rows.contract = contract
     except RejectedFile as exc:
-        receipt.status, receipt.error, receipt.message = "rejected", exc.error, exc.message
+        receipt.status, receipt.error, receipt.message = FundFile.REJECTED, exc.error, exc.message
         return receipt, None
     except pa.ArrowInvalid as exc:
-        receipt.status, receipt.error = "rejected", FileError.UNREADABLE
+        receipt.status, receipt.error = FundFile.REJECTED, FileError.UNREADABLE
         receipt.message = f"{rel}: not a readable CSV: {exc}"
         return receipt, None
     receipt.rows = rows.table.num_rows + len(rows.invalid)
@@ -349,7 +350,7 @@ def reject_duplicate_contents(receipts: list[Receipt]) -> None:
         if not r.ok or r.sha256 is None:
             continue
         if r.sha256 in seen:
-            r.status, r.error = "rejected", FileError.DUPLICATE_CONTENT
+            r.status, r.error = FundFile.REJECTED, FileError.DUPLICATE_CONTENT
             r.message = f"{r.file}: same content as {seen[r.sha256]} (submitted twice)"
         else:
             seen[r.sha256] = r.file

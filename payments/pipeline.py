@@ -45,6 +45,7 @@ from payments.sepa.batch import (
 )
 from payments.sepa.profiles import BankProfile
 from payments.sepa.signing import Signer
+from payments.statuses import Decision
 from payments.validation.folder import FolderValidation, FundReport, validate_folder
 from payments.validation.schema import Window
 
@@ -374,11 +375,11 @@ def _demote(decisions: pl.DataFrame, keys: set[str]) -> pl.DataFrame:
     """Payable households whose key another run claimed first become ``already_paid``."""
     if not keys:
         return decisions
-    hit = (pl.col("status") == "payable") & pl.col("claimant_key").is_in(
+    hit = (pl.col("status") == Decision.PAYABLE) & pl.col("claimant_key").is_in(
         pl.Series(sorted(keys), dtype=pl.String).implode()
     )
     return decisions.with_columns(
-        pl.when(hit).then(pl.lit("already_paid")).otherwise(pl.col("status")).alias("status")
+        pl.when(hit).then(pl.lit(Decision.ALREADY_PAID)).otherwise(pl.col("status")).alias("status")
     )
 
 

@@ -24,6 +24,7 @@ from payments.ledger.models import Payment, PaymentFileRow, Run
 from payments.ledger.moves import move
 from payments.ledger.runs import approve_run
 from payments.sepa.layout import MANIFEST, TRANSACTIONS
+from payments.statuses import RunDecision
 
 
 def approve(
@@ -52,9 +53,9 @@ def approve(
     with Session(engine) as session, session.begin():
         run = _run(session, run_id)
         who = check_decider(by, triggered_by=run.triggered_by, approvers=approvers)
-        if run.decision == "rejected":
+        if run.decision == RunDecision.REJECTED:
             raise _final(run)
-        if run.decision == "approved":
+        if run.decision == RunDecision.APPROVED:
             return 0
         manifest_bytes = (batch / MANIFEST).read_bytes()
         manifest = json.loads(manifest_bytes)
@@ -90,11 +91,11 @@ def reject(
     with Session(engine) as session, session.begin():
         run = _run(session, run_id)
         who = check_decider(by, triggered_by=run.triggered_by, approvers=approvers)
-        if run.decision == "approved":
+        if run.decision == RunDecision.APPROVED:
             raise _final(run)
-        if run.decision == "rejected":
+        if run.decision == RunDecision.REJECTED:
             return False
-        run.decision, run.approved_by, run.approved_at = "rejected", who, at
+        run.decision, run.approved_by, run.approved_at = RunDecision.REJECTED, who, at
         events.append(session, "run_rejected", {"by": who}, at=at, run_id=run_id)
         session.flush()
         move(

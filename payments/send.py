@@ -26,6 +26,7 @@ from payments.ledger.models import Payment, PaymentFileRow, Run
 from payments.sepa.layout import MANIFEST
 from payments.sepa.signing import SIGNATURE_SUFFIX
 from payments.sepa.verify import verify_batch
+from payments.statuses import RunDecision
 from payments.transport.base import Transport, TransportError
 from payments.transport.deliver import AT_THE_BANK, Outgoing, deliver
 
@@ -80,7 +81,7 @@ def send(
         raise TransportError("batch does not verify, nothing sent: " + "; ".join(problems[:5]))
     with Session(engine) as session:
         run = session.get(Run, run_id)
-        if run is None or run.decision != "approved":
+        if run is None or run.decision != RunDecision.APPROVED:
             raise Refused(f"run {run_id} is not approved: nothing is sent")
         rows = list(
             session.execute(

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from payments.bank.reports import apply_report, read_report
 from payments.ledger.finance import finance_by_fund, reissue_list, tie_out
-from payments.pipeline import run_batch
+from payments.pipeline import RunOptions, run_batch
 from payments.release import approve, reject
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import load_scheme
@@ -93,7 +93,13 @@ def _states(ledger: Engine) -> dict[str, tuple[int, int]]:
 
 
 def _run(
-    ledger: Engine, root: Path, signer: Signer, *, seed: int, fund: str, **options: Any
+    ledger: Engine,
+    root: Path,
+    signer: Signer,
+    *,
+    seed: int,
+    fund: str,
+    options: RunOptions | None = None,
 ) -> Any:
     """A run of 150,000 households of one fund, triggered by "operator", with the ledger."""
     write_sample(SampleSpec(households=150_000, seed=seed, window=MAY_2020, funds=(fund,)), root)
@@ -105,7 +111,7 @@ def _run(
         ledger_url=ledger.url.render_as_string(hide_password=False),
         funds=[fund],
         triggered_by="operator",
-        **options,
+        options=options or RunOptions(),
     )
 
 
@@ -121,8 +127,7 @@ def test_a_run_above_the_bind_limits_goes_through_the_ledger(
         signer,
         seed=21,
         fund="59",
-        max_transactions=200_000,
-        bank_profile=unlimited,
+        options=RunOptions(max_transactions=200_000, bank_profile=unlimited),
     )
     assert result.payments is not None
     manifest = result.payments.manifest

@@ -12,6 +12,7 @@ from payments.cli.options import (
 from payments.console import stdout
 from payments.money import euros
 from payments.sepa.batch import BatchResult
+from payments.statuses import DECISIONS, FundFile
 from payments.validation.folder import FolderValidation
 
 
@@ -21,7 +22,7 @@ def validation_tables(result: FolderValidation) -> None:
     table.add_column("what")
     table.add_column("count", justify="right")
     funds = totals["funds"]
-    for status in ("received", "missing", "rejected"):
+    for status in FundFile:
         table.add_row(f"funds {status}", f"{funds[status]:,}")
     table.add_row("rows read", f"{totals['rows_read']:,}")
     table.add_row("  accepted", f"{totals['accepted']:,}")
@@ -36,7 +37,7 @@ def validation_tables(result: FolderValidation) -> None:
         for code, count in totals["rules"].items():
             rules.add_row(code, f"{count:,}")
         stdout.print(rules)
-    problems = [f for f in result.funds if f.status != "received"]
+    problems = [f for f in result.funds if f.status != FundFile.RECEIVED]
     if problems:
         issues = Table(title="Funds to follow up (complementary run)")
         issues.add_column("fund")
@@ -56,7 +57,7 @@ def preview_tables(preview: dict[str, Any]) -> None:
     table.add_column("count", justify="right")
     table.add_column("children", justify="right")
     table.add_column("amount", justify="right")
-    for status in ("payable", "held", "not_eligible", "paid_by_other_fund", "already_paid"):
+    for status in DECISIONS:
         part = national[status]
         table.add_row(
             status,

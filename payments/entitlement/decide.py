@@ -37,8 +37,9 @@ from payments.entitlement.holds import (
 from payments.errors import TieOutError
 from payments.schemes import Scheme
 from payments.sepa.charset import creditor_names, transliterate_expr
+from payments.statuses import DECISIONS, Decision
 
-STATUSES = ("payable", "held", "not_eligible", "paid_by_other_fund", "already_paid")
+STATUSES = DECISIONS
 
 #: Payments already made, as the ledger gives them: one row per key and scheme.
 PRIOR_SCHEMA = pa.schema(
@@ -215,17 +216,17 @@ def decide_frame(
 
     df = df.with_columns(
         pl.when(duplicate)
-        .then(pl.lit("paid_by_other_fund"))
+        .then(pl.lit(Decision.PAID_BY_OTHER_FUND))
         .when(already)
-        .then(pl.lit("already_paid"))
+        .then(pl.lit(Decision.ALREADY_PAID))
         .when(~eligible)
         .then(pl.lit("not_eligible"))
-        .otherwise(pl.lit("payable"))
+        .otherwise(pl.lit(Decision.PAYABLE))
         .alias("status"),
         pl.when(duplicate)
         .then(pl.concat_str(pl.lit("paid_by_other_fund:"), pl.col("_wf")))
         .when(already)
-        .then(pl.lit("already_paid"))
+        .then(pl.lit(Decision.ALREADY_PAID))
         .when(not_cumulable & pl.col("rule_id").is_not_null())
         .then(pl.lit("not_cumulable:" + ",".join(scheme.spec.not_cumulable_with)))
         .when(pl.col("rule_id").is_null())
@@ -237,7 +238,7 @@ def decide_frame(
     )
     df = _apply_holds(df, holds, run_date, released)
     df = df.with_columns(
-        pl.when(pl.col("status") == "payable")
+        pl.when(pl.col("status") == Decision.PAYABLE)
         .then(pl.col("entitled_cents"))
         .otherwise(0)
         .cast(pl.Int64)
@@ -281,7 +282,7 @@ def _apply_holds(
         "claimant_last_name",
         "claimant_first_name",
         "_row",
-    ).filter(pl.col("status") == "payable")
+    ).filter(pl.col("status") == Decision.PAYABLE)
     crowded = _crowded(payable.get_column("iban"), policy.max_households_per_iban)
     mismatched = pl.Series("_row", [], pl.Int64)
     if policy.check_holder_name:
@@ -319,7 +320,7 @@ def _apply_holds(
         HOLDER_MISMATCH: pl.col("_row").is_in(mismatched.implode()),
         NAME_UNWRITABLE: pl.col("_row").is_in(unwritable_rows.implode()),
     }
-    payable_now = pl.col("status") == "payable"
+    payable_now = pl.col("status") == Decision.PAYABLE
     # A release waives the risk holds finance reviewed, not a name no file can carry.
     is_payable = payable_now & ~pl.col("claimant_key").is_in(
         pl.Series(list(released), dtype=pl.String).implode()
@@ -355,7 +356,7 @@ def _apply_holds(
     )
     return df.with_columns(
         hold_reasons,
-        df.get_column("status").scatter(rows, "held"),
+        df.get_column("status").scatter(rows, Decision.HELD.value),
         df.get_column("reason").scatter(rows, reasons.list.join(",")),
     )
 
@@ -373,7 +374,7 @@ def check_tie_out(decisions: pa.Table | pl.DataFrame, *, expected_households: in
         pl.len().alias("households"),
         *[(pl.col("status") == s).sum().alias(s) for s in STATUSES],
         pl.col("payable_cents").sum().alias("_payable_cents"),
-        pl.when(pl.col("status") == "payable")
+        pl.when(pl.col("status") == Decision.PAYABLE)
         .then(pl.col("base_cents") + pl.col("child_cents"))
         .otherwise(0)
         .sum()
@@ -388,7 +389,7 @@ def check_tie_out(decisions: pa.Table | pl.DataFrame, *, expected_households: in
     if bad.height:
         raise TieOutError(f"tie-out fails for funds {bad.get_column('fund_code').to_list()}")
     paid_keys = df.select("status", "claimant_key", "spouse_key").filter(
-        pl.col("status") == "payable"
+        pl.col("status") == Decision.PAYABLE
     )
     keys = pl.concat(
         [paid_keys.get_column("claimant_key"), paid_keys.get_column("spouse_key").drop_nulls()]

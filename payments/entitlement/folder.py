@@ -30,6 +30,7 @@ from payments.entitlement.holds import HoldPolicy, load_hold_policy
 from payments.entitlement.preview import budget_preview, preview_rows
 from payments.registry import Fund, Registry, load_registry
 from payments.schemes import Scheme
+from payments.statuses import Decision
 
 if TYPE_CHECKING:
     from payments.validation.folder import FundReport
@@ -227,7 +228,7 @@ def compute_folder(
     df.write_parquet(out_dir / "decisions.parquet", compression="uncompressed", statistics=False)
     # The review list says why each held household is entitled: the rule, its article,
     # and the facts the rule read (months, ages, children, benefits).
-    review = df.filter(pl.col("status") == "held").select(
+    review = df.filter(pl.col("status") == Decision.HELD).select(
         "scheme_id",
         "fund_code",
         "household_id",

@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow as pa
 
 from payments.entitlement.decide import STATUSES
+from payments.statuses import Decision
 
 
 def budget_preview(decisions: pa.Table | pl.DataFrame) -> dict[str, Any]:
@@ -63,7 +64,7 @@ def budget_preview(decisions: pa.Table | pl.DataFrame) -> dict[str, Any]:
         return out
 
     by_fund = {code: totals([code]) for code in codes}
-    payable = df.filter(pl.col("status") == "payable")
+    payable = df.filter(pl.col("status") == Decision.PAYABLE)
     by_rule = {
         str(row["rule_id"]): {
             "households": row["households"],
@@ -83,7 +84,7 @@ def budget_preview(decisions: pa.Table | pl.DataFrame) -> dict[str, Any]:
         .sort("rule_id")
         .iter_rows(named=True)
     }
-    held = df.filter(pl.col("status") == "held").explode("hold_reasons")
+    held = df.filter(pl.col("status") == Decision.HELD).explode("hold_reasons")
     by_hold = {
         str(row["hold_reasons"]): {"households": row["households"], "cents": row["cents"]}
         for row in held.group_by("hold_reasons")

@@ -22,6 +22,7 @@ from payments.ledger.models import (
     Hold,
     Payment,
 )
+from payments.statuses import Decision
 
 CHUNK = 20_000
 
@@ -106,7 +107,7 @@ def adopt_released(
     now_payable = {
         r["claimant_key"]: r
         for r in payable.filter(
-            (pl.col("status") == "payable") & pl.col("claimant_key").is_in(keys)
+            (pl.col("status") == Decision.PAYABLE) & pl.col("claimant_key").is_in(keys)
         ).iter_rows(named=True)
     }
     moved: dict[str, int] = {}

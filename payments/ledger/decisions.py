@@ -34,6 +34,7 @@ from payments.ledger.models import (
 )
 from payments.ledger.staging import staged_rows
 from payments.schemes import Scheme
+from payments.statuses import Decision
 
 
 @dataclass
@@ -105,7 +106,7 @@ def prepare_decisions(
         if isinstance(decisions, pl.DataFrame)
         else pl.DataFrame(decisions.select(wanted))
     )
-    df = frame.filter(pl.col("status").is_in(["payable", "held"]))
+    df = frame.filter(pl.col("status").is_in([Decision.PAYABLE, Decision.HELD]))
     adopt_released(session, run_id, scheme.id, df, at)
     reissue, taken = _looked_up(session, scheme.id, df)
     rows = _payment_rows(_with_attempts(df, scheme.id, reissue), taken, scheme.id, run_id)
@@ -126,7 +127,9 @@ def prepare_decisions(
     unfiled = _already_recorded(session, run_id, live_keys, attempts)
     recorded = pl.concat(live_keys).implode()
     elsewhere = (
-        frame.filter((pl.col("status") == "payable") & ~pl.col("claimant_key").is_in(recorded))
+        frame.filter(
+            (pl.col("status") == Decision.PAYABLE) & ~pl.col("claimant_key").is_in(recorded)
+        )
         .get_column("claimant_key")
         .unique()
         .sort()
@@ -192,7 +195,7 @@ def _payment_rows(df: pl.DataFrame, taken: set[str], scheme_id: str, run_id: str
         "child_cents",
         pl.col("entitled_cents").alias("amount_cents"),
         pl.col("e2e").alias("end_to_end_id"),
-        pl.when(pl.col("status") == "held")
+        pl.when(pl.col("status") == Decision.HELD)
         .then(pl.lit(states.HELD))
         .otherwise(pl.lit(states.COMPUTED))
         .alias("state"),

@@ -40,6 +40,7 @@ from payments.ledger.events import verify_chain
 from payments.ledger.models import Event, Payment, PaymentFileRow, Run
 from payments.sepa.layout import MANIFEST
 from payments.sepa.signing import SIGNATURE_SUFFIX, SignatureError, Signer, verify_detached
+from payments.statuses import RunDecision, Upload
 
 CHAIN_HEAD = "chain-head.json"
 
@@ -118,7 +119,7 @@ def decisions(session: Session) -> list[str]:
         .where(Event.kind.in_(["run_approved", "run_rejected"]))
         .order_by(Event.seq)
     ):
-        decided = "approved" if kind == "run_approved" else "rejected"
+        decided = RunDecision.APPROVED if kind == "run_approved" else RunDecision.REJECTED
         last[str(run_id)] = (decided, str(json.loads(body)["by"]))
     problems = []
     for run in session.execute(select(Run)).scalars():
@@ -141,7 +142,7 @@ def uploads(session: Session) -> list[str]:
     return [
         f"{msg}: uploaded by the event log, {state!r} in the table (row edited)"
         for msg, state in rows
-        if msg in sent and state != "uploaded"
+        if msg in sent and state != Upload.UPLOADED
     ]
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from payments.ledger.states import STATES
+from payments.statuses import Upload
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -151,7 +152,7 @@ class PaymentFileRow(Base):
     ctrl_sum_cents: Mapped[int] = mapped_column(BigInteger)
     execution_date: Mapped[date] = mapped_column(Date)
     # written → uploading → committing → uploaded (payments.transport.deliver)
-    upload_state: Mapped[str] = mapped_column(String(16), default="written")
+    upload_state: Mapped[str] = mapped_column(String(16), default=Upload.WRITTEN.value)
     uploaded_at: Mapped[datetime | None] = mapped_column(DateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)

@@ -25,6 +25,7 @@ from payments.ledger.models import (
 )
 from payments.ledger.moves import move
 from payments.schemes import Scheme
+from payments.statuses import RunDecision
 
 
 class KeyVersionError(PaymentsError):
@@ -93,7 +94,7 @@ def record_run(
         check_key_fingerprint(session, schemes, key_fingerprint)
         parameters["key_fingerprint"] = key_fingerprint
     run = session.get(Run, run_id)
-    if run is not None and run.decision == "rejected":
+    if run is not None and run.decision == RunDecision.REJECTED:
         raise Refused(
             f"run {run_id} was rejected by {run.approved_by}: a decision is final; "
             "a new run needs new input files (or another scheme version)"
@@ -178,7 +179,7 @@ def approve_run(
         & Payment.payment_file_id.is_not(None)
     )
     count = session.execute(select(func.count()).select_from(Payment).where(where)).scalar_one()
-    run.approved_by, run.approved_at, run.decision = by, at, "approved"
+    run.approved_by, run.approved_at, run.decision = by, at, RunDecision.APPROVED
     payload: dict[str, Any] = {"by": by, "payments": count}
     if manifest_sha256:
         payload["manifest_sha256"] = manifest_sha256

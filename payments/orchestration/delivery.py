@@ -27,6 +27,7 @@ from payments.orchestration.endpoints import bank_target, describe
 from payments.orchestration.settings import task_settings
 from payments.send import send
 from payments.sepa.signing import SIGNATURE_SUFFIX, load_certificate, signer_paths
+from payments.statuses import RunDecision, Upload
 from payments.storage import staged
 from payments.transport.base import TransportError
 
@@ -93,7 +94,7 @@ def report(summary: Mapping[str, Any]) -> dict[str, Any]:
                 select(PaymentFileRow.msg_id)
                 .where(
                     PaymentFileRow.run_id == summary["run_id"],
-                    PaymentFileRow.upload_state != "uploaded",
+                    PaymentFileRow.upload_state != Upload.UPLOADED,
                 )
                 .order_by(PaymentFileRow.msg_id)
             )
@@ -126,9 +127,9 @@ def report(summary: Mapping[str, Any]) -> dict[str, Any]:
         "run_dir": summary["run_dir"],
     }
     log.info("run %s: sent ties out to the files: %s", summary["run_id"], out["sent_ties_out"])
-    if decision == "approved":
+    if decision == RunDecision.APPROVED:
         _sign_chain_head(settings, run_dir=str(summary["run_dir"]))
-    if decision == "approved" and (missing or not out["sent_ties_out"]):
+    if decision == RunDecision.APPROVED and (missing or not out["sent_ties_out"]):
         raise TransportError(
             f"run {summary['run_id']}: approved, but "
             + (

@@ -14,6 +14,7 @@ from typing import Any
 
 from payments.money import euros
 from payments.pipeline import RunResult
+from payments.statuses import FundFile
 
 __all__ = ["approval_text", "euros", "run_summary"]
 
@@ -61,7 +62,7 @@ def run_summary(
         "not_received": [
             {"fund": r.fund_code, "status": r.status, "reason": r.file_error, "message": r.message}
             for r in result.validation.funds
-            if r.status != "received"
+            if r.status != FundFile.RECEIVED
         ],
         "national": preview.get("national"),
         "by_rule": preview.get("by_rule", {}),

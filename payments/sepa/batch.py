@@ -39,6 +39,7 @@ from payments.sepa.pain001 import (
 )
 from payments.sepa.profiles import BankProfile, load_profile
 from payments.sepa.signing import SIGNATURE_SUFFIX, Signer
+from payments.statuses import Decision
 
 DEFAULT_MAX_TRANSACTIONS = 100_000
 
@@ -124,7 +125,9 @@ def _payable_by_fund(decisions: pa.Table | pl.DataFrame) -> dict[str, pl.DataFra
         if isinstance(decisions, pl.DataFrame)
         else pl.DataFrame(decisions.select(wanted))
     )
-    by_fund = df.filter(pl.col("status") == "payable").partition_by("fund_code", as_dict=True)
+    by_fund = df.filter(pl.col("status") == Decision.PAYABLE).partition_by(
+        "fund_code", as_dict=True
+    )
     return {str(key[0]): rows for key, rows in by_fund.items()}
 
 

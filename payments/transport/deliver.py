@@ -36,6 +36,7 @@ from payments.ledger import events, states
 from payments.ledger.models import Payment, PaymentFileRow
 from payments.ledger.moves import move
 from payments.sepa.signing import SIGNATURE_SUFFIX
+from payments.statuses import Upload
 from payments.transport.base import (
     PART_SUFFIX,
     Transport,
@@ -93,12 +94,12 @@ def deliver(
     bank yet (the caller must not report success).
     """
     seen = _look(engine, file.msg_id)
-    if seen.state == "uploaded":  # payments a crash left in_file follow their file
+    if seen.state == Upload.UPLOADED:  # payments a crash left in_file follow their file
         with Session(engine) as session, session.begin():
             return Delivery("already_sent", mark_sent(session, file.file_id, file.run_id, at=at))
     if hashlib.sha256(file.data).hexdigest() != seen.sha256:
         raise TransportError(f"{file.msg_id}: file to send differs from the one recorded")
-    mine = seen.owner == owner or seen.state == "written"
+    mine = seen.owner == owner or seen.state == Upload.WRITTEN
     expired = seen.until is not None and seen.until < at
     if not (mine or expired or takeover) or not _claim(engine, file.msg_id, seen, owner, at):
         return Delivery("in_progress")
@@ -129,7 +130,7 @@ def _claim(engine: Engine, msg_id: str, seen: _Seen, owner: str, at: datetime) -
         row.lease_owner == seen.owner if seen.owner is not None else row.lease_owner.is_(None),
         row.lease_until == seen.until if seen.until is not None else row.lease_until.is_(None),
     ]
-    state = "uploading" if seen.state == "written" else seen.state
+    state = Upload.UPLOADING if seen.state == Upload.WRITTEN else seen.state
     with Session(engine) as session, session.begin():
         claimed = session.execute(
             update(row)

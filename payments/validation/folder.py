@@ -31,6 +31,7 @@ from payments.contract import Contract, conform, load_contract
 from payments.intake import Receipt, receive_fund, reject_duplicate_contents
 from payments.registry import Fund, Registry, load_registry
 from payments.spreadsheet import write_csv
+from payments.statuses import FundFile
 from payments.validation.rows import RowValidation, quarantine_schema, validate_rows
 from payments.validation.schema import Window
 
@@ -76,7 +77,7 @@ class FolderValidation:
         return {
             "funds": {
                 "expected": len(self.funds),
-                **{k: status.get(k, 0) for k in ("received", "missing", "rejected")},
+                **{k: status.get(k, 0) for k in FundFile},
             },
             "rows_read": sum(f.rows_read for f in self.funds),
             "accepted": sum(f.accepted for f in self.funds),
@@ -313,7 +314,7 @@ def _finish_folder(
     """Cross-fund checks (the same bytes sent by two funds), then ``validation.json``."""
     reject_duplicate_contents(receipts)
     for receipt, report in zip(receipts, reports, strict=True):
-        if report.status == "received" and not receipt.ok:  # same bytes as another fund's
+        if report.status == FundFile.RECEIVED and not receipt.ok:  # same bytes as another fund's
             report.status, report.file_error, report.message = (
                 receipt.status,
                 str(receipt.error),
@@ -385,15 +386,15 @@ def gather_validation(
             continue
         rel = f"{fund.inbox}"
         message = f"{rel}: {why_absent}"
-        reports.append(FundReport(fund.code, rel, "missing", "file_missing", message, None))
-        receipts.append(Receipt(fund.code, rel, "missing", "file_missing", message))
+        reports.append(FundReport(fund.code, rel, FundFile.MISSING, "file_missing", message, None))
+        receipts.append(Receipt(fund.code, rel, FundFile.MISSING, "file_missing", message))
     return _finish_folder(out_dir, scheme_id, reports, receipts)
 
 
 def _log_and_notify(
     fund: Fund, report: FundReport, on_fund: Callable[[Fund, FundReport], None] | None
 ) -> None:
-    if report.status == "received":
+    if report.status == FundFile.RECEIVED:
         log.info(
             "fund %s: %s rows read, %s accepted, %s quarantined",
             fund.code,
@@ -401,7 +402,7 @@ def _log_and_notify(
             report.accepted,
             report.quarantined,
         )
-    elif report.status == "rejected":
+    elif report.status == FundFile.REJECTED:
         log.warning("fund %s: file rejected: %s", fund.code, report.message)
     else:
         log.info("fund %s: %s", fund.code, report.message)
