@@ -1,9 +1,14 @@
-"""The command-line batch (``payments run``): receive, validate, compute.
+"""A run, end to end: receive and validate every fund, then the national step.
 
-The imperative shell that later stages plug into (payment files, ledger). It
-keeps going when one fund's file is missing or rejected, and writes under
-``runs/<run_id>/``. The run id is derived from the scheme and the hashes of the
-files received, so the same inputs give the same run id.
+``run_batch`` (``payments run``) validates the funds in worker processes and
+hands them to ``conclude_run``, which the DAG's ``conclude`` task and
+``payments replay`` call too: derive the run id, read the ledger (prior
+payments, released holds), compute, record the decisions and write the signed
+payment files in one transaction, archive the inputs and the run record, and
+publish ``runs/<run_id>/``. It keeps going when one fund's file is missing or
+rejected. The run id is derived from the scheme and the hashes of the files
+received, so the same inputs give the same run id; nothing is sent (sending
+comes after finance's approval, :mod:`payments.send`).
 """
 
 from __future__ import annotations
@@ -13,14 +18,12 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -36,14 +39,21 @@ from payments.ledger.files import placement, record_payment_files
 from payments.ledger.migrate import engine_for, upgrade
 from payments.ledger.runs import check_key_fingerprint, record_input_files, record_run
 from payments.registry import Fund
+from payments.run_spec import (
+    DEFAULTS,
+    UNRECORDED,
+    Gathered,
+    LedgerRead,
+    Recording,
+    RunOptions,
+    RunResult,
+)
 from payments.schemes import Scheme
 from payments.sepa.batch import (
-    DEFAULT_MAX_TRANSACTIONS,
     PAYMENT_COLUMNS,
     BatchResult,
     write_batch,
 )
-from payments.sepa.profiles import BankProfile
 from payments.sepa.signing import Signer
 from payments.statuses import Decision
 from payments.validation.folder import FolderValidation, FundReport, validate_folder
@@ -52,25 +62,6 @@ from payments.validation.schema import Window
 log = logging.getLogger(__name__)
 #: File under runs/ naming the latest run (for scripts: make demo approves and sends it).
 LATEST = "LATEST"
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    scheme_id: str
-    out_dir: Path
-    validation: FolderValidation
-    compute: ComputeResult | None = None
-    payments: BatchResult | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            **self.validation.to_dict(),
-            "preview": self.compute.preview if self.compute else None,
-            "payments": self.payments.manifest["totals"] if self.payments else None,
-            "out_dir": str(self.out_dir),
-        }
 
 
 def derive_run_id(scheme_id: str, receipts: list[Receipt], scheme_text: str = "") -> str:
@@ -82,69 +73,6 @@ def derive_run_id(scheme_id: str, receipts: list[Receipt], scheme_text: str = ""
     return f"{scheme_id}-{h.hexdigest()[:12]}"
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """How a run is made, beyond its inputs: recorded with it, replayed as they were.
-
-    ``run_date`` (for the recent-bank-change hold) defaults to the scheme's
-    payment date; ``created_at`` (the payment files' creation time) to 08:00 the
-    day before it. ``bank_profile`` writes every fund's files for that profile
-    instead of each fund's own. A ``dry_run`` records nothing and writes no
-    payment file. ``workers``: processes validating, threads building facts.
-    """
-
-    created_at: datetime | None = None
-    run_date: date | None = None
-    max_transactions: int = DEFAULT_MAX_TRANSACTIONS
-    bank_profile: BankProfile | None = None
-    dry_run: bool = False
-    workers: int = 1
-
-    def creation_time(self, scheme: Scheme) -> datetime:
-        return self.created_at or default_creation_time(scheme)
-
-    def payment_run_date(self, scheme: Scheme) -> date:
-        return self.run_date or scheme.spec.payment_date
-
-    def recorded(self, scheme: Scheme) -> dict[str, Any]:
-        """The options as the run record keeps them (for a replay)."""
-        return {
-            "created_at": self.creation_time(scheme).isoformat(),
-            "run_date": self.payment_run_date(scheme).isoformat(),
-            "max_transactions": self.max_transactions,
-            "bank_profile": self.bank_profile.name if self.bank_profile else None,
-        }
-
-
-@dataclass(frozen=True)
-class Recording:
-    """Where a run is recorded (no ``ledger_url``: nowhere), by whom, when, and the
-    request's parameters (the DAG's form; the CLI records the funds)."""
-
-    ledger_url: str | None = None
-    triggered_by: str | None = None
-    started_at: datetime | None = None
-    parameters: Mapping[str, Any] | None = None
-    #: The beneficiary-key secret's fingerprint, recorded with the run
-    #: (:func:`payments.entitlement.keys.fingerprint`).
-    key_fingerprint: str | None = None
-
-
-@dataclass
-class Gathered:
-    """Every fund validated under ``staging/validation``, ready for the national step.
-
-    ``inputs_root``: where the validated files were read (the storage root for
-    the CLI, the run's ``received/`` copy for the DAG), archived with the run.
-    ``facts``: funds' facts built while validation ran (``FactsAhead``).
-    """
-
-    staging: Path
-    validation: FolderValidation
-    inputs_root: Path
-    facts: dict[str, pl.DataFrame] | None = None
-
-
 def run_batch(
     root: Path,
     scheme: Scheme,
@@ -154,7 +82,7 @@ def run_batch(
     ledger_url: str | None = None,
     triggered_by: str | None = None,
     funds: list[str] | None = None,
-    options: RunOptions = RunOptions(),
+    options: RunOptions = DEFAULTS,
     on_fund: Callable[[Fund, FundReport], None] | None = None,
 ) -> RunResult:
     """Receive, validate and compute every selected fund's file under the storage root.
@@ -198,8 +126,8 @@ def conclude_run(
     *,
     secret: bytes,
     signer: Signer | None = None,
-    recording: Recording = Recording(),
-    options: RunOptions = RunOptions(),
+    recording: Recording = UNRECORDED,
+    options: RunOptions = DEFAULTS,
     replay: LedgerRead | None = None,
 ) -> RunResult:
     """The national part of a run, once every fund is validated.
@@ -361,16 +289,6 @@ def _publish(
     return RunResult(run_id, scheme.id, out_dir, validation, computed, batch)
 
 
-@dataclass(frozen=True)
-class LedgerRead:
-    """The ledger state a run read, as its run record archived it (for a replay)."""
-
-    prior: pa.Table | None
-    released: list[str]
-    claimed_elsewhere: list[str]
-    attempts: dict[str, int] = field(default_factory=dict)
-
-
 def _demote(decisions: pl.DataFrame, keys: set[str]) -> pl.DataFrame:
     """Payable households whose key another run claimed first become ``already_paid``."""
     if not keys:
@@ -445,8 +363,3 @@ def with_attempts(decisions: pl.DataFrame, attempts: dict[str, int]) -> pl.DataF
 #: most of the table) stays in ``decisions.parquet`` and is let go before
 #: the ledger and the files.
 FORWARD = tuple(dict.fromkeys((*RECORDED_COLUMNS, *PAYMENT_COLUMNS)))
-
-
-def default_creation_time(scheme: Scheme) -> datetime:
-    """08:00 on the day before the payment date: a parameter, never the clock."""
-    return datetime.combine(scheme.spec.payment_date - timedelta(days=1), time(8, 0))

@@ -21,7 +21,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from payments.archive import RUN_RECORD, archive_path, get, output_hashes, sha256_bytes
-from payments.pipeline import Gathered, LedgerRead, Recording, RunOptions, conclude_run
+from payments.pipeline import conclude_run
+from payments.run_spec import Gathered, LedgerRead, Recording, RunOptions
 from payments.schemes import parse_scheme
 from payments.sepa.profiles import load_profile
 from payments.sepa.signing import Signer

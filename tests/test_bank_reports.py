@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from payments.bank.reports import apply_report, read_report
+from payments.bank.lines import read_report
+from payments.bank.reports import apply_report
 from payments.ledger.models import Payment
 from payments.sepa.signing import Signer
 from tests.bank_simulator import answer_folder, returns_notification, sent_batch, status_report

@@ -156,7 +156,8 @@ def test_a_run_with_worker_processes_gives_the_same_decisions(
     import shutil
 
     from payments import pipeline
-    from payments.pipeline import RunOptions, run_batch
+    from payments.pipeline import run_batch
+    from payments.run_spec import RunOptions
 
     ahead: list[int] = []
 

@@ -23,10 +23,12 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
-from payments.bank.reports import apply_report, read_report
+from payments.bank.lines import read_report
+from payments.bank.reports import apply_report
 from payments.ledger.finance import finance_by_fund, reissue_list, tie_out
-from payments.pipeline import RunOptions, run_batch
+from payments.pipeline import run_batch
 from payments.release import approve, reject
+from payments.run_spec import RunOptions
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import load_scheme
 from payments.send import send

@@ -26,7 +26,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from payments.bank.reports import apply_report, read_report
+from payments.bank.lines import read_report
+from payments.bank.reports import apply_report
 from payments.ledger.migrate import engine_for
 from payments.ledger.models import Payment
 from payments.orchestration.summary import euros

@@ -18,7 +18,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from payments.bank.reports import ReportError, apply_report, read_report
+from payments.bank.lines import read_report
+from payments.bank.messages import ReportError
+from payments.bank.reports import apply_report
 from payments.errors import PaymentsError
 from payments.ledger import events
 from payments.ledger.models import BankReport

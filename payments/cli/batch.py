@@ -245,7 +245,7 @@ def payment_files(
     """
     import pyarrow.parquet as pq
 
-    from payments.pipeline import default_creation_time
+    from payments.run_spec import default_creation_time
     from payments.sepa.batch import write_batch
 
     settings = load_settings(data_dir)
@@ -318,7 +318,8 @@ def run(
     <data-dir>/runs/<run-id>/ (validation/, compute/, payments/). Payment files are
     signed but not sent: sending comes after finance's approval.
     """
-    from payments.pipeline import RunOptions, run_batch
+    from payments.pipeline import run_batch
+    from payments.run_spec import RunOptions
 
     settings = load_settings(data_dir)
     loaded = load_scheme(scheme)

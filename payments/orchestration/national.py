@@ -19,7 +19,8 @@ from payments.money import euros
 from payments.orchestration.request import parse_request
 from payments.orchestration.settings import task_settings
 from payments.orchestration.summary import approval_text, run_summary
-from payments.pipeline import LATEST, Gathered, Recording, RunOptions, conclude_run
+from payments.pipeline import LATEST, conclude_run
+from payments.run_spec import Gathered, Recording, RunOptions
 from payments.storage import staged
 from payments.validation.folder import gather_validation
 

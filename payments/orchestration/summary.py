@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from payments.money import euros
-from payments.pipeline import RunResult
+from payments.run_spec import RunResult
 from payments.statuses import FundFile
 
 __all__ = ["approval_text", "euros", "run_summary"]

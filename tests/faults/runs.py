@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from payments.pipeline import RunResult, run_batch
+from payments.pipeline import run_batch
+from payments.run_spec import RunResult
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import load_scheme
 from payments.send import Sent, send
