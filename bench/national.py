@@ -43,7 +43,8 @@ from payments.schemes import Scheme, load_scheme
 from payments.sepa.batch import BatchResult, write_batch
 from payments.sepa.profiles import BankProfile, load_profile
 from payments.sepa.signing import Signer, generate_demo_pair, load_signer
-from payments.validation.folder import FolderValidation, validate_folder
+from payments.validation.folder import validate_folder
+from payments.validation.outputs import FolderValidation
 from payments.validation.schema import Window
 
 SCHEME = "aes-2020-05"

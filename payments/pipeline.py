@@ -56,7 +56,8 @@ from payments.sepa.batch import (
 )
 from payments.sepa.signing import Signer
 from payments.statuses import Decision
-from payments.validation.folder import FolderValidation, FundReport, validate_folder
+from payments.validation.folder import validate_folder
+from payments.validation.outputs import FolderValidation, FundReport
 from payments.validation.schema import Window
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from payments.sepa.batch import (
     BatchResult,
 )
 from payments.sepa.profiles import BankProfile
-from payments.validation.folder import FolderValidation
+from payments.validation.outputs import FolderValidation
 
 
 @dataclass

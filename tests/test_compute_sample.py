@@ -12,7 +12,8 @@ import pytest
 from payments.entitlement.folder import ComputeResult, compute_folder
 from payments.sample.writer import SampleResult, SampleSpec, write_sample
 from payments.schemes import load_scheme
-from payments.validation.folder import FolderValidation, validate_folder
+from payments.validation.folder import validate_folder
+from payments.validation.outputs import FolderValidation
 from payments.validation.schema import Window
 from tests.conftest import MAY_2020
 from tests.households import SECRET

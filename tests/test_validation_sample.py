@@ -12,7 +12,8 @@ import pytest
 from payments.contract import load_contract
 from payments.registry import load_registry
 from payments.sample.writer import SampleResult, SampleSpec, write_sample
-from payments.validation.folder import FolderValidation, largest_first, validate_folder
+from payments.validation.folder import largest_first, validate_folder
+from payments.validation.outputs import FolderValidation
 from payments.validation.schema import Window
 from tests.conftest import MAY_2020
 

@@ -13,7 +13,7 @@ from payments.console import stdout
 from payments.money import euros
 from payments.sepa.batch import BatchResult
 from payments.statuses import DECISIONS, FundFile
-from payments.validation.folder import FolderValidation
+from payments.validation.outputs import FolderValidation
 
 
 def validation_tables(result: FolderValidation) -> None:

@@ -33,7 +33,7 @@ from payments.schemes import Scheme
 from payments.statuses import Decision
 
 if TYPE_CHECKING:
-    from payments.validation.folder import FundReport
+    from payments.validation.outputs import FundReport
 
 
 @dataclass
