@@ -1,4 +1,4 @@
-"""``payments bench --dag``: the national batch through the Airflow runtime operators use.
+"""``python -m bench --dag``: the national batch through the Airflow runtime operators use.
 
 The scheduler (LocalExecutor, parallelism 2), API server, DAG processor and
 triggerer run as separate processes (:mod:`bench.airflow_runtime`),
