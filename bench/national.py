@@ -40,7 +40,7 @@ from payments.registry import load_registry
 from payments.sample.households import Window as SampleWindow
 from payments.sample.writer import SampleSpec, write_sample
 from payments.schemes import Scheme, load_scheme
-from payments.sepa.batch import BatchResult, write_batch
+from payments.sepa.batch import BatchResult, FileLayout, write_batch
 from payments.sepa.profiles import BankProfile, load_profile
 from payments.sepa.signing import Signer, generate_demo_pair, load_signer
 from payments.validation.folder import validate_folder
@@ -436,8 +436,7 @@ def _timed_write(
             created_at=datetime(2020, 5, 14, 8, 0),
             signer=timed,
             out_dir=folder,
-            threads=WRITER_THREADS,
-            profile=profile,
+            layout=FileLayout(profile=profile, threads=WRITER_THREADS),
         )
     return batch, m, timed
 

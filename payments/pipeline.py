@@ -52,6 +52,7 @@ from payments.schemes import Scheme
 from payments.sepa.batch import (
     PAYMENT_COLUMNS,
     BatchResult,
+    FileLayout,
     write_batch,
 )
 from payments.sepa.signing import Signer
@@ -221,8 +222,7 @@ def _writer(
         created_at=options.creation_time(scheme),
         signer=signer,
         out_dir=out_dir,
-        max_transactions=options.max_transactions,
-        profile=options.bank_profile,
+        layout=FileLayout(options.max_transactions, options.bank_profile),
     )
 
 

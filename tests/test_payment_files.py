@@ -23,7 +23,7 @@ from payments.entitlement.holds import load_hold_policy
 from payments.registry import load_registry
 from payments.sample.names import FEMALE_FIRST_NAMES, LAST_NAMES, MALE_FIRST_NAMES
 from payments.schemes import load_scheme
-from payments.sepa.batch import BatchResult, write_batch
+from payments.sepa.batch import BatchResult, FileLayout, write_batch
 from payments.sepa.charset import (
     transliterate_expr,
     transliterate_one,
@@ -111,8 +111,7 @@ def _batch(
         created_at=CREATED,
         signer=signer,
         out_dir=out,
-        max_transactions=max_tx,
-        profile=profile or load_profile("sepa-2009"),
+        layout=FileLayout(max_tx, profile or load_profile("sepa-2009")),
     )
 
 
@@ -254,8 +253,7 @@ def test_same_bytes_whatever_the_writer_threads_and_the_input_form(
             created_at=CREATED,
             signer=signer,
             out_dir=tmp_path / name,
-            max_transactions=4,
-            threads=args["threads"],
+            layout=FileLayout(max_transactions=4, threads=args["threads"]),
         )
         manifests[name] = batch.manifest
     assert manifests["one"] == manifests["two"] == manifests["four_polars"]

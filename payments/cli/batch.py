@@ -246,7 +246,7 @@ def payment_files(
     import pyarrow.parquet as pq
 
     from payments.run_spec import default_creation_time
-    from payments.sepa.batch import write_batch
+    from payments.sepa.batch import FileLayout, write_batch
 
     settings = load_settings(data_dir)
     loaded = load_scheme(scheme)
@@ -261,8 +261,7 @@ def payment_files(
         else default_creation_time(loaded),
         signer=signer,
         out_dir=out.resolve(),
-        max_transactions=max_transactions,
-        profile=profile(bank_profile),
+        layout=FileLayout(max_transactions, profile(bank_profile)),
     )
     if as_json:
         typer.echo(json.dumps(batch.manifest, indent=2))

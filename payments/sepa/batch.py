@@ -173,6 +173,41 @@ def _write_one(
     ), placed
 
 
+@dataclass(frozen=True)
+class FileLayout:
+    """How a batch is cut into files and written.
+
+    At most ``max_transactions`` per file, within the bank profile's count and
+    byte limits; ``profile`` for every fund instead of each fund's own (the
+    registry's ``bank_profile``); ``threads`` writer threads.
+    """
+
+    max_transactions: int = DEFAULT_MAX_TRANSACTIONS
+    profile: BankProfile | None = None
+    threads: int = 2
+
+
+#: Each fund's bank profile, 100,000 transactions per file at most, two writers.
+DEFAULT_LAYOUT = FileLayout()
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What every fund's files of one batch share."""
+
+    scheme: Scheme
+    run_id: str
+    created_at: datetime
+    signer: Signer
+    out_dir: Path
+    layout: FileLayout
+
+    @property
+    def tag(self) -> str:
+        """The run's part of every MsgId: the same run id, the same ids."""
+        return hashlib.sha256(self.run_id.encode()).hexdigest()[:8].upper()
+
+
 def write_batch(
     decisions: pa.Table | pl.DataFrame,
     scheme: Scheme,
@@ -182,90 +217,47 @@ def write_batch(
     signer: Signer,
     out_dir: Path,
     registry: Registry | None = None,
-    max_transactions: int = DEFAULT_MAX_TRANSACTIONS,
-    profile: BankProfile | None = None,
-    threads: int = 2,
+    layout: FileLayout = DEFAULT_LAYOUT,
 ) -> BatchResult:
     """Write, sign and list every payment file of the payable households in ``decisions``.
 
-    Each fund's files follow its bank's profile (the registry's
-    ``bank_profile``), or ``profile`` for every fund when given: pain.001
-    version, header options, and at most ``max_transactions`` per file within
-    the profile's count and byte limits.
-
+    Each fund's files follow its bank's profile, or ``layout.profile`` for
+    every fund: pain.001 version, header options, transactions per file.
     Each fund is one job (its names transliterated, its files cut, named,
-    written and signed), run by ``threads`` writer threads: polars' and
-    Arrow's string kernels, file writes, SHA-256 and OpenSSL's signing release
-    the GIL. Funds are independent and results are gathered in registry
-    order, so the files and the manifest are the same bytes whatever the
-    number of threads.
+    written and signed), run by ``layout.threads`` writer threads: polars'
+    and Arrow's string kernels, file writes, SHA-256 and OpenSSL's signing
+    release the GIL. Funds are independent and results are gathered in
+    registry order, so the files and the manifest are the same bytes whatever
+    the number of threads.
     """
-    if max_transactions < 1:
+    if layout.max_transactions < 1:
         raise ValueError("max_transactions must be at least 1")
     registry = registry or load_registry()
-    run_tag = hashlib.sha256(run_id.encode()).hexdigest()[:8].upper()
-    code = scheme_code(scheme.id)
-    remittance = scheme.spec.remittance
+    batch = _Batch(scheme, run_id, created_at, signer, out_dir, layout)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = BatchResult(out_dir=out_dir, manifest={})
     rows_of = _payable_by_fund(decisions)
-    known = set(registry.codes)
 
     def one_fund(fund: Fund) -> tuple[list[tuple[PaymentFile, pl.DataFrame]], pl.DataFrame]:
         rows = rows_of.get(fund.code)
         if rows is None:
             return [], _NO_ROWS
-        txs, bad = transactions(rows, scheme.id)
-        if not txs.get_column("household_id").is_sorted():  # decisions come sorted: no copy
-            txs = txs.sort("household_id")
-        debtor = _one_name(fund.debtor_name)
-        bank = profile or load_profile(fund.bank_profile)
-        per_file = bank.transactions_per_file(max_transactions)
-        written = []
-        for seq, start in enumerate(range(0, txs.height, per_file), start=1):
-            part = txs.slice(start, per_file)
-            msg_id = f"{code}-{run_tag}-{fund.code}-{seq:03d}"
-            header = FileHeader(
-                msg_id=msg_id,
-                created_at=created_at,
-                initiating_party=debtor,
-                debtor_name=debtor,
-                debtor_iban=fund.debtor_iban,
-                debtor_bic=fund.debtor_bic,
-                execution_date=scheme.spec.payment_date,
-                nb_of_txs=part.height,
-                ctrl_sum_cents=int(part.get_column("amount_cents").sum()),
-                batch_booking=bank.batch_booking,
-                service_level=bank.service_level,
-                local_instrument=bank.local_instrument,
-            )
-            path = out_dir / fund.code / f"{msg_id}.xml"
-            fmt = FORMATS[bank.pain001]
-            written.append(_write_one(part, header, path, out_dir, signer, remittance, fmt))
-        return written, bad.select("fund_code", "household_id")
+        return _fund_files(batch, fund, rows)
 
-    if threads > 1 and len(registry.funds) > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
+    if layout.threads > 1 and len(registry.funds) > 1:
+        with ThreadPoolExecutor(max_workers=layout.threads) as pool:
             per_fund = list(pool.map(one_fund, registry.funds))  # map keeps registry order
     else:
         per_fund = [one_fund(fund) for fund in registry.funds]
     # Funds outside the registry get no file; their unwritable names are still listed.
+    known = set(registry.codes)
     strays = [transactions(rows, scheme.id)[1] for c, rows in rows_of.items() if c not in known]
     written = [w for files, _ in per_fund for w in files]
     bad = pl.concat(
         [b for _, b in per_fund] + [s.select("fund_code", "household_id") for s in strays]
     )
-    result.files = [w[0] for w in written]
-    placed = [w[1] for w in written]
-    placement = (
-        pl.concat(placed)
-        if placed
-        else pl.DataFrame(
-            schema={"end_to_end_id": pl.String, "amount_cents": pl.Int64, "msg_id": pl.String}
-        )
-    )
-    placement.write_parquet(out_dir / TRANSACTIONS)
-    result.transactions = placement
+    result = BatchResult(out_dir=out_dir, manifest={}, files=[w[0] for w in written])
+    result.transactions = _placement([w[1] for w in written])
+    result.transactions.write_parquet(out_dir / TRANSACTIONS)
     result.excluded = [
         {
             "fund_code": r["fund_code"],
@@ -274,17 +266,80 @@ def write_batch(
         }
         for r in bad.select("fund_code", "household_id").iter_rows(named=True)
     ]
+    result.manifest = _manifest(batch, result)
+    manifest = (json.dumps(result.manifest, indent=2, sort_keys=True) + "\n").encode()
+    (out_dir / MANIFEST).write_bytes(manifest)
+    (out_dir / (MANIFEST + SIGNATURE_SUFFIX)).write_bytes(signer.sign(manifest))
+    return result
+
+
+def _fund_files(
+    batch: _Batch, fund: Fund, rows: pl.DataFrame
+) -> tuple[list[tuple[PaymentFile, pl.DataFrame]], pl.DataFrame]:
+    """One fund's files, written and signed, and its households whose names cannot be
+    written (excluded from the files, listed in the manifest)."""
+    txs, bad = transactions(rows, batch.scheme.id)
+    if not txs.get_column("household_id").is_sorted():  # decisions come sorted: no copy
+        txs = txs.sort("household_id")
+    debtor = _one_name(fund.debtor_name)
+    bank = batch.layout.profile or load_profile(fund.bank_profile)
+    per_file = bank.transactions_per_file(batch.layout.max_transactions)
+    code = scheme_code(batch.scheme.id)
+    written = []
+    for seq, start in enumerate(range(0, txs.height, per_file), start=1):
+        part = txs.slice(start, per_file)
+        msg_id = f"{code}-{batch.tag}-{fund.code}-{seq:03d}"
+        header = FileHeader(
+            msg_id=msg_id,
+            created_at=batch.created_at,
+            initiating_party=debtor,
+            debtor_name=debtor,
+            debtor_iban=fund.debtor_iban,
+            debtor_bic=fund.debtor_bic,
+            execution_date=batch.scheme.spec.payment_date,
+            nb_of_txs=part.height,
+            ctrl_sum_cents=int(part.get_column("amount_cents").sum()),
+            batch_booking=bank.batch_booking,
+            service_level=bank.service_level,
+            local_instrument=bank.local_instrument,
+        )
+        path = batch.out_dir / fund.code / f"{msg_id}.xml"
+        written.append(
+            _write_one(
+                part,
+                header,
+                path,
+                batch.out_dir,
+                batch.signer,
+                batch.scheme.spec.remittance,
+                FORMATS[bank.pain001],
+            )
+        )
+    return written, bad.select("fund_code", "household_id")
+
+
+def _placement(placed: list[pl.DataFrame]) -> pl.DataFrame:
+    """Each transaction's file: end-to-end id, amount and MsgId (``transactions.parquet``)."""
+    if placed:
+        return pl.concat(placed)
+    return pl.DataFrame(
+        schema={"end_to_end_id": pl.String, "amount_cents": pl.Int64, "msg_id": pl.String}
+    )
+
+
+def _manifest(batch: _Batch, result: BatchResult) -> dict[str, Any]:
+    """The batch's manifest: every file with its hash and sums, the totals, the exclusions."""
     total = sum(f.ctrl_sum_cents for f in result.files)
     formats = sorted({f.format for f in result.files})
-    result.manifest = {
+    return {
         # the batch's one version; each file says its own too (funds may bank differently)
         "format": formats[0] if len(formats) == 1 else "mixed",
-        "scheme_id": scheme.id,
-        "scheme_version": scheme.spec.version,
-        "run_id": run_id,
-        "created_at": created_at.isoformat(),
-        "execution_date": scheme.spec.payment_date.isoformat(),
-        "signer_sha256": signer.certificate.fingerprint(hashes.SHA256()).hex(),
+        "scheme_id": batch.scheme.id,
+        "scheme_version": batch.scheme.spec.version,
+        "run_id": batch.run_id,
+        "created_at": batch.created_at.isoformat(),
+        "execution_date": batch.scheme.spec.payment_date.isoformat(),
+        "signer_sha256": batch.signer.certificate.fingerprint(hashes.SHA256()).hex(),
         "files": [asdict(f) for f in result.files],
         "totals": {
             "files": len(result.files),
@@ -294,7 +349,3 @@ def write_batch(
         },
         "excluded": result.excluded,
     }
-    manifest = (json.dumps(result.manifest, indent=2, sort_keys=True) + "\n").encode()
-    (out_dir / MANIFEST).write_bytes(manifest)
-    (out_dir / (MANIFEST + SIGNATURE_SUFFIX)).write_bytes(signer.sign(manifest))
-    return result
