@@ -148,25 +148,55 @@ def decide_frame(
     prior: pa.Table | None = None,
     released: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """``decide`` as a polars frame: the compute stage writes and hands it on as it is.
-
-    Converting millions of rows of text to Arrow and back cost seconds
-    nationally, for the same values.
-    """
+    """``decide`` as a polars frame: the compute stage writes and hands it on as it is
+    (converting millions of rows of text to Arrow and back would cost time for the
+    same values)."""
     df = facts if isinstance(facts, pl.DataFrame) else pl.from_arrow(facts)
     assert isinstance(df, pl.DataFrame)
+    n = df.height
+    df = _winners(_with_components(df, fund_order))
+    df = _statuses(df, scheme, prior)
+    df = _apply_holds(df, holds, run_date, released)
+    df = df.with_columns(
+        pl.when(pl.col("status") == Decision.PAYABLE)
+        .then(pl.col("entitled_cents"))
+        .otherwise(0)
+        .cast(pl.Int64)
+        .alias("payable_cents"),
+        pl.lit(scheme.id).alias("scheme_id"),
+    )
+    # Output in registry order, then household number (skip the sort, and its copy
+    # of every column, when the funds' facts already came in that order).
+    order = pl.col("_fund_rank") * 10**11 + pl.col("household_id").cast(pl.Int64, strict=False)
+    if not df.select(order).to_series().is_sorted():
+        df = df.sort("_fund_rank", "household_id")
+    df = df.drop("component", "_shared", "_fund_rank", "_row", "_wf")
+    check_tie_out(df, expected_households=n)
+    return df
+
+
+def _with_components(df: pl.DataFrame, fund_order: list[str]) -> pl.DataFrame:
+    """Each household's component (households sharing a claimant or a spouse are one
+    component), whether it is shared, its fund's registry rank and its row number."""
     n = df.height
     rank = {code: i for i, code in enumerate(fund_order)}
     label = components(df.get_column("claimant_key"), df.get_column("spouse_key"))
     shared = np.bincount(label, minlength=n)[label] > 1
-    df = df.with_columns(
+    return df.with_columns(
         pl.Series("component", label),
         pl.Series("_shared", shared),
         pl.col("fund_code").replace_strict(rank, return_dtype=pl.Int64).alias("_fund_rank"),
         pl.int_range(n, dtype=pl.Int64).alias("_row"),
     )
-    # Winner of each shared component: latest month, then registry order, then
-    # household number. Singletons (nearly everyone) win by themselves.
+
+
+def _winners(df: pl.DataFrame) -> pl.DataFrame:
+    """``_wf``: for a household another fund's row of its component wins, that fund.
+
+    Winner of each shared component: latest month, then registry order, then
+    household number. Singletons (nearly everyone) win by themselves.
+    """
+    n = df.height
     contenders = (
         df.lazy()  # lazy: only the columns below are filtered, not all forty
         .filter(pl.col("_shared"))
@@ -182,39 +212,46 @@ def decide_frame(
         winners.select("component", pl.col("fund_code").alias("_wf")), on="component"
     )
     # Few losers: their winner's fund scattered into a column of nulls by row
-    # number (a lookup or a join over every household took seconds nationally).
-    df = df.with_columns(
+    # number, rather than a lookup or a join over every household.
+    return df.with_columns(
         pl.Series("_wf", [None], pl.String)
         .extend_constant(None, n - 1)
         .scatter(losers.get_column("_row"), losers.get_column("_wf"))
         if n
         else pl.lit(None, pl.String).alias("_wf")
     )
-    duplicate = pl.col("_wf").is_not_null()
 
+
+def _paid_components(
+    households: pl.DataFrame, prior: pl.DataFrame, schemes: list[str], *, base_only: bool
+) -> pl.Expr:
+    """True for components one of whose keys ``prior`` holds under ``schemes``
+    (``base_only``: only payments with a base amount, for non-cumulable schemes)."""
+    rows = prior.filter(pl.col("scheme_id").is_in(schemes))
+    if base_only:
+        rows = rows.filter(pl.col("base_cents") > 0)
+    if rows.height == 0:
+        return pl.lit(False)
+    paid = rows.get_column("beneficiary_key").unique()
+    hit = households.filter(
+        pl.col("claimant_key").is_in(paid.implode())
+        | pl.col("spouse_key").is_in(paid.implode()).fill_null(False)
+    ).get_column("component")
+    return pl.col("component").is_in(hit.unique().implode())
+
+
+def _statuses(df: pl.DataFrame, scheme: Scheme, prior: pa.Table | None) -> pl.DataFrame:
+    """Each household's status and reason before holds: paid by another fund, already
+    paid, not eligible (no rule, not cumulable, a zero amount), or payable."""
     prior_df = pl.DataFrame(prior if prior is not None else PRIOR_SCHEMA.empty_table())
-
-    households: pl.DataFrame = df
-
-    def paid_components(schemes: list[str], *, base_only: bool) -> pl.Expr:
-        rows = prior_df.filter(pl.col("scheme_id").is_in(schemes))
-        if base_only:
-            rows = rows.filter(pl.col("base_cents") > 0)
-        if rows.height == 0:
-            return pl.lit(False)
-        paid = rows.get_column("beneficiary_key").unique()
-        hit = households.filter(
-            pl.col("claimant_key").is_in(paid.implode())
-            | pl.col("spouse_key").is_in(paid.implode()).fill_null(False)
-        ).get_column("component")
-        return pl.col("component").is_in(hit.unique().implode())
-
-    already = paid_components([scheme.id], base_only=False)
-    not_cumulable = paid_components(list(scheme.spec.not_cumulable_with), base_only=True)
+    duplicate = pl.col("_wf").is_not_null()
+    already = _paid_components(df, prior_df, [scheme.id], base_only=False)
+    not_cumulable = _paid_components(
+        df, prior_df, list(scheme.spec.not_cumulable_with), base_only=True
+    )
     # A rule that fires with a zero amount (no base, no dependent child) pays nothing.
     eligible = pl.col("rule_id").is_not_null() & ~not_cumulable & (pl.col("entitled_cents") > 0)
-
-    df = df.with_columns(
+    return df.with_columns(
         pl.when(duplicate)
         .then(pl.lit(Decision.PAID_BY_OTHER_FUND))
         .when(already)
@@ -236,23 +273,6 @@ def decide_frame(
         .otherwise(None)
         .alias("reason"),
     )
-    df = _apply_holds(df, holds, run_date, released)
-    df = df.with_columns(
-        pl.when(pl.col("status") == Decision.PAYABLE)
-        .then(pl.col("entitled_cents"))
-        .otherwise(0)
-        .cast(pl.Int64)
-        .alias("payable_cents"),
-        pl.lit(scheme.id).alias("scheme_id"),
-    )
-    # Output in registry order, then household number (skip the sort, and its copy
-    # of every column, when the funds' facts already came in that order).
-    order = pl.col("_fund_rank") * 10**11 + pl.col("household_id").cast(pl.Int64, strict=False)
-    if not df.select(order).to_series().is_sorted():
-        df = df.sort("_fund_rank", "household_id")
-    df = df.drop("component", "_shared", "_fund_rank", "_row", "_wf")
-    check_tie_out(df, expected_households=n)
-    return df
 
 
 def _crowded(ibans: pl.Series, most: int) -> pl.Series:
@@ -284,30 +304,9 @@ def _apply_holds(
         "_row",
     ).filter(pl.col("status") == Decision.PAYABLE)
     crowded = _crowded(payable.get_column("iban"), policy.max_households_per_iban)
-    mismatched = pl.Series("_row", [], pl.Int64)
-    if policy.check_holder_name:
-        # Cheap test first (the holder literally carries the name), then the
-        # accent- and punctuation-blind comparison only for the rest.
-        # A declared representative (contract 1.1) holds the account: the holder is
-        # compared with the representative's name, not the beneficiary's.
-        represented = pl.col("payee_name").is_not_null()
-        holder_upper = pl.col("account_holder").str.to_uppercase()
-        unsure = payable.filter(
-            represented
-            | ~holder_upper.str.contains(
-                pl.col("claimant_last_name").str.to_uppercase(), literal=True
-            )
-        )
-        holder = _normalise_name(pl.col("account_holder"))
-        related = (
-            pl.when(represented)
-            .then(holder.str.contains(_normalise_name(pl.col("payee_name")), literal=True))
-            .otherwise(
-                holder.str.contains(_normalise_name(pl.col("claimant_last_name")), literal=True)
-                | holder.str.contains(_normalise_name(pl.col("claimant_first_name")), literal=True)
-            )
-        )
-        mismatched = unsure.filter(~related).get_column("_row")
+    mismatched = (
+        _holder_mismatches(payable) if policy.check_holder_name else pl.Series("_row", [], pl.Int64)
+    )
     _, unwritable = creditor_names(payable)
     unwritable_rows = payable.get_column("_row").gather(unwritable)
     country = pl.col("iban").str.slice(0, 2)
@@ -345,6 +344,37 @@ def _apply_holds(
         .list.drop_nulls()
         .alias("hold_reasons"),
     )
+    return _hold(df, held_rows)
+
+
+def _holder_mismatches(payable: pl.DataFrame) -> pl.Series:
+    """Rows of payable households whose account holder is not the beneficiary (by last
+    or first name) nor, when one is declared (contract 1.1), their representative.
+
+    Cheap test first (the holder literally carries the name), then the accent-
+    and punctuation-blind comparison only for the rest.
+    """
+    represented = pl.col("payee_name").is_not_null()
+    holder_upper = pl.col("account_holder").str.to_uppercase()
+    unsure = payable.filter(
+        represented
+        | ~holder_upper.str.contains(pl.col("claimant_last_name").str.to_uppercase(), literal=True)
+    )
+    holder = _normalise_name(pl.col("account_holder"))
+    related = (
+        pl.when(represented)
+        .then(holder.str.contains(_normalise_name(pl.col("payee_name")), literal=True))
+        .otherwise(
+            holder.str.contains(_normalise_name(pl.col("claimant_last_name")), literal=True)
+            | holder.str.contains(_normalise_name(pl.col("claimant_first_name")), literal=True)
+        )
+    )
+    return unsure.filter(~related).get_column("_row")
+
+
+def _hold(df: pl.DataFrame, held_rows: pl.DataFrame) -> pl.DataFrame:
+    """The held rows (``_row``, ``hold_reasons``) put back by row number: status
+    ``held``, the reasons joined as the reason, and every row's list of reasons."""
     rows = held_rows.get_column("_row")
     reasons = held_rows.get_column("hold_reasons")
     lengths = np.zeros(df.height, np.int64)
