@@ -26,9 +26,9 @@ import pyarrow.parquet as pq
 
 from payments.entitlement.decide import decide_frame
 from payments.entitlement.facts import BENEFITS, household_facts_frame
-from payments.entitlement.holds import HoldPolicy, load_hold_policy
+from payments.entitlement.holds import load_hold_policy
 from payments.entitlement.preview import budget_preview, preview_rows
-from payments.registry import Fund, Registry, load_registry
+from payments.registry import Fund, load_registry
 from payments.schemes import Scheme
 from payments.statuses import Decision
 
@@ -141,8 +141,7 @@ def _concat_column_by_column(frames: list[pl.DataFrame], threads: int = 1) -> pl
     re-aligned 101 chunks per column mid-way, a copy of every column); a plain
     concatenation would hold the funds' frames and the result at once. Here
     each column is concatenated, then the funds' pieces of it are let go;
-    ``threads`` columns at a time (polars copies outside the GIL: two threads
-    halve this step).
+    ``threads`` columns at a time (polars copies outside the GIL).
     """
     names = frames[0].columns
     pieces: list[list[pl.Series | None]] = [list(f.get_columns()) for f in frames]
@@ -172,45 +171,28 @@ def compute_folder(
     run_date: date,
     prior: pa.Table | None = None,
     released: list[str] | None = None,
-    holds: HoldPolicy | None = None,
-    registry: Registry | None = None,
     workers: int = 1,
     facts: dict[str, pl.DataFrame] | None = None,
 ) -> ComputeResult:
     """Compute the decisions of every validated fund under ``input_dir``.
 
-    ``facts``: funds' facts already built (``FactsAhead``, by fund code);
-    the others are built here. The dict is emptied as the facts are taken, so
-    that each fund's are let go once joined (the caller keeping them would
-    hold a second national copy at the peak). Only funds whose
+    ``prior``: the keys the ledger already paid; ``released``: the claimant keys
+    of holds finance released (:func:`payments.ledger.claims.prior_payments`,
+    ``released_keys``). ``facts``: funds' facts already built (``FactsAhead``,
+    by fund code); the others are built here. The dict is emptied as the facts
+    are taken, so that each fund's are let go once joined (the caller keeping
+    them would hold a second national copy at the peak). Only funds whose
     ``accepted.parquet`` is still there count: the facts of a fund rejected
     since (the same bytes as another fund's) are left in the dict, unused.
     """
-    registry = registry or load_registry()
-    holds = holds or load_hold_policy()
+    registry = load_registry()
+    holds = load_hold_policy()
     funds = [f for f in registry.funds if (input_dir / f.code / "accepted.parquet").exists()]
-    ready = facts if facts is not None else {}
-    args = [
-        (input_dir / f.code / "accepted.parquet", scheme, secret, f.overseas)
-        for f in funds
-        if f.code not in ready
-    ]
-    if workers > 1 and len(args) > 1:
-        # Threads, not processes: the work is in Arrow, polars and AES, which
-        # release the GIL, and the facts tables stay in this process instead of
-        # being pickled back from workers (that copy cost more than it saved).
-        # Registry order, not largest first: that balanced the threads no better
-        # here and raised the peak memory (more large funds' facts in flight).
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            tables = list(pool.map(fund_facts, *zip(*args, strict=True)))
-    else:
-        tables = [fund_facts(*a) for a in args]
-    made = iter(tables)
-    tables = [ready.pop(f.code) if f.code in ready else next(made) for f in funds]
-    del made  # the only other reference to the built facts: let them go as they are joined
+    tables = _every_fund_facts(input_dir, funds, scheme, secret, workers, facts or {})
     if not tables:
         raise FileNotFoundError(f"no accepted.parquet under {input_dir}")
     joined = _concat_column_by_column(tables, threads=workers)
+    del tables  # the joined copy is what decides: let each fund's facts go
     df = decide_frame(
         joined,
         scheme,
@@ -226,9 +208,59 @@ def compute_folder(
     # defaults; pyarrow reads it back to the same table. Not compressed: most
     # of the bytes are keys and IBANs, which do not compress.
     df.write_parquet(out_dir / "decisions.parquet", compression="uncompressed", statistics=False)
-    # The review list says why each held household is entitled: the rule, its article,
-    # and the facts the rule read (months, ages, children, benefits).
-    review = df.filter(pl.col("status") == Decision.HELD).select(
+    pq.write_table(_review(df, scheme).to_arrow(), out_dir / "review.parquet")
+    preview = budget_preview(df)
+    (out_dir / "preview.json").write_text(json.dumps(preview, indent=2, sort_keys=True) + "\n")
+    pacsv.write_csv(
+        preview_rows(preview), out_dir / "preview.csv", pacsv.WriteOptions(delimiter=";")
+    )
+    result = ComputeResult(scheme.id, out_dir, preview, [f.code for f in funds], df)
+    summary = {
+        "scheme_id": scheme.id,
+        "scheme_version": scheme.spec.version,
+        "run_date": run_date.isoformat(),
+        "holds_version": holds.version,
+        "funds": result.funds,
+        "national": preview["national"],
+    }
+    (out_dir / "compute.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def _every_fund_facts(
+    input_dir: Path,
+    funds: list[Fund],
+    scheme: Scheme,
+    secret: bytes,
+    workers: int,
+    ready: dict[str, pl.DataFrame],
+) -> list[pl.DataFrame]:
+    """Every fund's facts in registry order: taken from ``ready`` (emptied as they are
+    taken) or built here, ``workers`` threads at a time."""
+    args = [
+        (input_dir / f.code / "accepted.parquet", scheme, secret, f.overseas)
+        for f in funds
+        if f.code not in ready
+    ]
+    if workers > 1 and len(args) > 1:
+        # Threads, not processes: the work is in Arrow, polars and AES, which
+        # release the GIL, and the facts tables stay in this process instead of
+        # being pickled back from workers (that copy cost more than it saved).
+        # Registry order, not largest first: that balanced the threads no better
+        # here and raised the peak memory (more large funds' facts in flight).
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            built = list(pool.map(fund_facts, *zip(*args, strict=True)))
+    else:
+        built = [fund_facts(*a) for a in args]
+    made = iter(built)
+    del built  # ``made`` holds them until each is taken
+    return [ready.pop(f.code) if f.code in ready else next(made) for f in funds]
+
+
+def _review(df: pl.DataFrame, scheme: Scheme) -> pl.DataFrame:
+    """The review list finance reads: why each held household is entitled (the rule,
+    its article, the facts the rule read) and why it is held."""
+    return df.filter(pl.col("status") == Decision.HELD).select(
         "scheme_id",
         "fund_code",
         "household_id",
@@ -247,26 +279,3 @@ def compute_folder(
         "account_holder",
         "bank_details_changed_on",
     )
-    pq.write_table(review.to_arrow(), out_dir / "review.parquet")
-    preview = budget_preview(df)
-    (out_dir / "preview.json").write_text(json.dumps(preview, indent=2, sort_keys=True) + "\n")
-    pacsv.write_csv(
-        preview_rows(preview), out_dir / "preview.csv", pacsv.WriteOptions(delimiter=";")
-    )
-    result = ComputeResult(scheme.id, out_dir, preview, [f.code for f in funds], df)
-    (out_dir / "compute.json").write_text(
-        json.dumps(
-            {
-                "scheme_id": scheme.id,
-                "scheme_version": scheme.spec.version,
-                "run_date": run_date.isoformat(),
-                "holds_version": holds.version,
-                "funds": result.funds,
-                "national": preview["national"],
-            },
-            indent=2,
-            sort_keys=True,
-        )
-        + "\n"
-    )
-    return result
