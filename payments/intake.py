@@ -107,6 +107,17 @@ def check_file(
     ``sha256``: the hex digest of ``data`` when the caller already has it
     (a fund file is hashed once).
     """
+    companion = _companion(companion_bytes, file_name, fund, scheme_id, contract)
+    _check_bytes(data, companion, file_name, sha256)
+    _check_text(data, file_name, contract)
+    _check_rows(data, companion, file_name, contract)
+    return companion
+
+
+def _companion(
+    companion_bytes: bytes, file_name: str, fund: Fund, scheme_id: str, contract: Contract
+) -> Companion:
+    """The companion file, read, and for this contract, fund and scheme."""
     try:
         companion = Companion.from_json(companion_bytes)
     except (ValueError, UnicodeDecodeError, TypeError) as exc:
@@ -130,6 +141,11 @@ def check_file(
             FileError.WRONG_SCHEME,
             f"{file_name}: companion says scheme {companion.scheme_id!r}, run is {scheme_id!r}",
         )
+    return companion
+
+
+def _check_bytes(data: bytes, companion: Companion, file_name: str, sha256: str | None) -> None:
+    """The bytes are those the companion announces: size, then SHA-256."""
     if len(data) != companion.byte_size:
         raise RejectedFile(
             FileError.SIZE_MISMATCH,
@@ -143,6 +159,10 @@ def check_file(
             f"{file_name}: SHA-256 {digest} does not match the companion's "
             f"{companion.sha256} (file altered)",
         )
+
+
+def _check_text(data: bytes, file_name: str, contract: Contract) -> None:
+    """UTF-8, not empty, LF line endings, the contract's header."""
     try:
         if not _valid_utf8(data, contract.encoding):
             data.decode(contract.encoding)  # only to find where: raises
@@ -177,6 +197,10 @@ def check_file(
             f"(column {diff + 1}: got {got[diff] if diff < len(got) else '(none)'!r}, "
             f"expected {want[diff] if diff < len(want) else '(none)'!r})",
         )
+
+
+def _check_rows(data: bytes, companion: Companion, file_name: str, contract: Contract) -> None:
+    """The last line is whole, and the rows are as many as the companion says (some)."""
     if not data.endswith(contract.line_terminator.encode()):
         raise RejectedFile(
             FileError.ROW_COUNT,
@@ -190,7 +214,6 @@ def check_file(
         )
     if rows == 0:
         raise RejectedFile(FileError.EMPTY, f"{file_name}: header only, no rows")
-    return companion
 
 
 @dataclass
