@@ -142,47 +142,8 @@ def verify_batch(
     for rel in sorted(listed.keys() & on_disk):
         if only is not None and rel not in only:
             continue
-        entry, path = listed[rel], folder / rel
-        fmt = entry.get("format", batch_format)
-        if fmt not in XSD_SHA256 or not fmt.startswith("pain.001."):
-            problems.append(f"{rel}: format {fmt!r} is not a pain.001 we hold the schema of")
-            continue
-        ns, xsd = ISO_NAMESPACE + fmt, schema(fmt)
-        data = path.read_bytes()
-        if len(data) != entry["bytes"]:
-            problems.append(f"{rel}: {len(data)} bytes, manifest says {entry['bytes']}")
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            problems.append(f"{rel}: SHA-256 differs from the manifest (file altered)")
-        problems += _check_signature(path, data, trusted)
-        # Up to FULL_SCHEMA_BYTES the file is parsed once, validated whole and
-        # its figures read off that tree; a larger one is streamed (flat memory)
-        # and a sample of it validated.
-        try:
-            if len(data) <= FULL_SCHEMA_BYTES:
-                doc = etree.fromstring(data, etree.XMLParser(huge_tree=True))
-                scanned = figures(doc, ns)
-            else:
-                scanned = scan(path, ns)
-                doc = _sampled_document(path, ns, scanned)
-        except (etree.XMLSyntaxError, ValueError) as exc:
-            problems.append(f"{rel}: not a readable payment file ({exc})")
-            continue
-        if not xsd.validate(doc):
-            first = xsd.error_log.filter_from_errors()[0]
-            problems.append(f"{rel}, line {first.line}: schema: {first.message}")
-        counted = (scanned["txs"], scanned["sum"])
-        if scanned["grp"] != counted:
-            problems.append(f"{rel}: group header says {scanned['grp']}, transactions {counted}")
-        if (
-            sum(p[0] for p in scanned["pmt"]) != counted[0]
-            or sum(p[1] for p in scanned["pmt"]) != counted[1]
-        ):
-            problems.append(f"{rel}: payment blocks do not add up to the transactions")
-        if (entry["nb_of_txs"], entry["ctrl_sum_cents"]) != counted:
-            problems.append(
-                f"{rel}: manifest says {entry['nb_of_txs']} transactions / "
-                f"{entry['ctrl_sum']}, file holds {counted[0]} / {counted[1]} cents"
-            )
+        found, counted = _check_file(folder, rel, listed[rel], batch_format, trusted)
+        problems += found
         total_txs += counted[0]
         total_cents += counted[1]
     totals = manifest.get("totals", {})
@@ -197,6 +158,57 @@ def verify_batch(
     ):
         problems.append(f"{MANIFEST}: totals do not match the files")
     return problems
+
+
+def _check_file(
+    folder: Path, rel: str, entry: dict[str, Any], batch_format: str, trusted: x509.Certificate
+) -> tuple[list[str], tuple[int, int]]:
+    """One payment file against its manifest entry: bytes, hash, signature, schema, and
+    its figures (group header, blocks, transactions). Returns the problems and the
+    (transactions, cents) it holds."""
+    problems: list[str] = []
+    path = folder / rel
+    fmt = entry.get("format", batch_format)
+    if fmt not in XSD_SHA256 or not fmt.startswith("pain.001."):
+        problems.append(f"{rel}: format {fmt!r} is not a pain.001 we hold the schema of")
+        return problems, (0, 0)
+    ns, xsd = ISO_NAMESPACE + fmt, schema(fmt)
+    data = path.read_bytes()
+    if len(data) != entry["bytes"]:
+        problems.append(f"{rel}: {len(data)} bytes, manifest says {entry['bytes']}")
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        problems.append(f"{rel}: SHA-256 differs from the manifest (file altered)")
+    problems += _check_signature(path, data, trusted)
+    # Up to FULL_SCHEMA_BYTES the file is parsed once, validated whole and
+    # its figures read off that tree; a larger one is streamed (flat memory)
+    # and a sample of it validated.
+    try:
+        if len(data) <= FULL_SCHEMA_BYTES:
+            doc = etree.fromstring(data, etree.XMLParser(huge_tree=True))
+            scanned = figures(doc, ns)
+        else:
+            scanned = scan(path, ns)
+            doc = _sampled_document(path, ns, scanned)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        problems.append(f"{rel}: not a readable payment file ({exc})")
+        return problems, (0, 0)
+    if not xsd.validate(doc):
+        first = xsd.error_log.filter_from_errors()[0]
+        problems.append(f"{rel}, line {first.line}: schema: {first.message}")
+    counted = (scanned["txs"], scanned["sum"])
+    if scanned["grp"] != counted:
+        problems.append(f"{rel}: group header says {scanned['grp']}, transactions {counted}")
+    if (
+        sum(p[0] for p in scanned["pmt"]) != counted[0]
+        or sum(p[1] for p in scanned["pmt"]) != counted[1]
+    ):
+        problems.append(f"{rel}: payment blocks do not add up to the transactions")
+    if (entry["nb_of_txs"], entry["ctrl_sum_cents"]) != counted:
+        problems.append(
+            f"{rel}: manifest says {entry['nb_of_txs']} transactions / "
+            f"{entry['ctrl_sum']}, file holds {counted[0]} / {counted[1]} cents"
+        )
+    return problems, counted
 
 
 def _check_signature(path: Path, data: bytes, trusted: x509.Certificate) -> list[str]:

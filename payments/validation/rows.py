@@ -151,7 +151,43 @@ def validate_rows(
     if unknown:
         raise TieOutError(f"failures with no rule code: {sorted(unknown)}")
 
-    per_row = (
+    per_row = _messages(failures)
+    bad = per_row.get_column("row").to_numpy()
+    is_bad = np.zeros(raw.num_rows, bool)
+    is_bad[bad] = True
+    accepted = typed(df.filter(pl.Series(~is_bad)), contract)
+    q_rows = df[bad].with_columns(
+        pl.Series("line", lines[bad], pl.Int64),
+        per_row.get_column("error_codes"),
+        per_row.get_column("error_messages"),
+        pl.lit(None, pl.String).alias("raw_line"),
+    )
+    q_schema = quarantine_schema(contract)
+    quarantine = (
+        pl.concat([q_rows, _unsplit(invalid_rows, contract)], how="diagonal_relaxed")
+        .sort("line")
+        .select(q_schema.names)
+        .to_arrow()
+        .cast(q_schema)
+    )
+    rows_read = raw.num_rows + len(invalid_rows)
+    if accepted.num_rows + quarantine.num_rows != rows_read:
+        raise TieOutError(
+            f"fund {fund_code}: read {rows_read}, accepted {accepted.num_rows} + "
+            f"quarantined {quarantine.num_rows}"
+        )
+    counts = failures.unique(["row", "code"]).group_by("code").len().sort("code").iter_rows()
+    rule_counts = {str(code): int(n) for code, n in counts}
+    if invalid_rows:
+        rule_counts["field_count"] = len(invalid_rows)
+    return RowValidation(
+        accepted=accepted, quarantine=quarantine, rows_read=rows_read, rule_counts=rule_counts
+    )
+
+
+def _messages(failures: pl.DataFrame) -> pl.DataFrame:
+    """Each failing row's rule codes and sentences (``column: what is wrong``)."""
+    return (
         failures.sort("row", "column", "code")
         .with_columns(
             pl.struct("column", "code")
@@ -161,18 +197,11 @@ def validate_rows(
         .group_by("row", maintain_order=True)
         .agg(pl.col("code").alias("error_codes"), pl.col("message").alias("error_messages"))
     )
-    bad = per_row.get_column("row").to_numpy()
-    is_bad = np.zeros(raw.num_rows, bool)
-    is_bad[bad] = True
 
-    accepted = typed(df.filter(pl.Series(~is_bad)), contract)
-    q_rows = df[bad].with_columns(
-        pl.Series("line", lines[bad], pl.Int64),
-        per_row.get_column("error_codes"),
-        per_row.get_column("error_messages"),
-        pl.lit(None, pl.String).alias("raw_line"),
-    )
-    extra = pl.DataFrame(
+
+def _unsplit(invalid_rows: list[InvalidRow], contract: Contract) -> pl.DataFrame:
+    """Lines the reader could not split into the contract's columns, quarantined as read."""
+    return pl.DataFrame(
         {
             "line": [r.line for r in invalid_rows],
             "error_codes": [["field_count"] for _ in invalid_rows],
@@ -188,26 +217,4 @@ def validate_rows(
             "error_messages": pl.List(pl.String),
             "raw_line": pl.String,
         },
-    )
-    q_schema = quarantine_schema(contract)
-    quarantine = (
-        pl.concat([q_rows, extra], how="diagonal_relaxed")
-        .sort("line")
-        .select(q_schema.names)
-        .to_arrow()
-        .cast(q_schema)
-    )
-
-    rows_read = raw.num_rows + len(invalid_rows)
-    if accepted.num_rows + quarantine.num_rows != rows_read:
-        raise TieOutError(
-            f"fund {fund_code}: read {rows_read}, accepted {accepted.num_rows} + "
-            f"quarantined {quarantine.num_rows}"
-        )
-    counts = failures.unique(["row", "code"]).group_by("code").len().sort("code").iter_rows()
-    rule_counts = {str(code): int(n) for code, n in counts}
-    if invalid_rows:
-        rule_counts["field_count"] = len(invalid_rows)
-    return RowValidation(
-        accepted=accepted, quarantine=quarantine, rows_read=rows_read, rule_counts=rule_counts
     )
