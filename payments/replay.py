@@ -76,25 +76,9 @@ def replay_run(
     record = json.loads((run_dir / RUN_RECORD).read_text())
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    for entry in record["inputs"]:
-        if entry.get("sha256"):
-            _restore(root, entry["sha256"], scratch / entry["file"], entry["file"], report)
-        if entry.get("companion_sha256"):
-            _restore(
-                root,
-                entry["companion_sha256"],
-                scratch / entry["companion"],
-                entry["companion"],
-                report,
-            )
+    _restore_inputs(root, record, scratch, report)
     scheme = parse_scheme(
         get(root, record["scheme_sha256"]).decode(), f"<archived {record['scheme_id']}>"
-    )
-    read = record["ledger_read"]
-    prior = (
-        pq.read_table(io.BytesIO(get(root, read["prior_sha256"])))
-        if read.get("prior_sha256")
-        else None
     )
     params = record["parameters"]
     staging = scratch / "runs" / ".staging-replay"
@@ -112,27 +96,65 @@ def replay_run(
         secret=secret,
         signer=signer,
         recording=Recording(parameters={k: v for k, v in params.items() if k not in _DERIVED}),
-        options=RunOptions(
-            created_at=datetime.fromisoformat(params["created_at"]),
-            run_date=date.fromisoformat(params["run_date"]),
-            max_transactions=int(params["max_transactions"]),
-            bank_profile=load_profile(params["bank_profile"])
-            if params.get("bank_profile")
-            else None,
-        ),
-        replay=LedgerRead(
-            prior,
-            list(read["released"]),
-            list(read["claimed_elsewhere"]),
-            dict(read.get("attempts", {})),
-        ),
+        options=_options(params),
+        replay=_ledger_read(root, record["ledger_read"]),
     )
     report.replayed_run_id = result.run_id
     if result.run_id != run_id:
         report.problems.append(f"run id: replay gives {result.run_id}, the run was {run_id}")
-    recorded: dict[str, str] = record["outputs"]
-    replayed = output_hashes(result.out_dir)
-    stored = output_hashes(run_dir)
+    _compare(record["outputs"], output_hashes(result.out_dir), output_hashes(run_dir), report)
+    return report
+
+
+def _restore_inputs(
+    root: Path, record: dict[str, Any], scratch: Path, report: ReplayReport
+) -> None:
+    """Every archived input file and companion, back where the run read them."""
+    for entry in record["inputs"]:
+        if entry.get("sha256"):
+            _restore(root, entry["sha256"], scratch / entry["file"], entry["file"], report)
+        if entry.get("companion_sha256"):
+            _restore(
+                root,
+                entry["companion_sha256"],
+                scratch / entry["companion"],
+                entry["companion"],
+                report,
+            )
+
+
+def _options(params: dict[str, Any]) -> RunOptions:
+    """The run's options, as its run record keeps them."""
+    return RunOptions(
+        created_at=datetime.fromisoformat(params["created_at"]),
+        run_date=date.fromisoformat(params["run_date"]),
+        max_transactions=int(params["max_transactions"]),
+        bank_profile=load_profile(params["bank_profile"]) if params.get("bank_profile") else None,
+    )
+
+
+def _ledger_read(root: Path, read: dict[str, Any]) -> LedgerRead:
+    """What the run read of the ledger and what the ledger decided, from the archive."""
+    prior = (
+        pq.read_table(io.BytesIO(get(root, read["prior_sha256"])))
+        if read.get("prior_sha256")
+        else None
+    )
+    return LedgerRead(
+        prior,
+        list(read["released"]),
+        list(read["claimed_elsewhere"]),
+        dict(read.get("attempts", {})),
+    )
+
+
+def _compare(
+    recorded: dict[str, str],
+    replayed: dict[str, str],
+    stored: dict[str, str],
+    report: ReplayReport,
+) -> None:
+    """Each output's hash as recorded, as replayed and as stored now: every difference."""
     for path in sorted(recorded.keys() | replayed.keys() | stored.keys()):
         want, got, kept = recorded.get(path), replayed.get(path), stored.get(path)
         if want is None:
@@ -148,7 +170,6 @@ def replay_run(
             )
         if want is not None and got == want and kept == want:
             report.identical.append(path)
-    return report
 
 
 #: Parameters the run record adds itself (not the run's own).

@@ -36,8 +36,23 @@ def budget_preview(decisions: pa.Table | pl.DataFrame) -> dict[str, Any]:
     )
     assert isinstance(df, pl.DataFrame)
     scheme = df.get_column("scheme_id")[0] if df.height else None
-    # One pass: every (fund, status) cell; funds and the nation are sums of cells.
-    cells = {
+    cells = _cells(df)
+    codes = [str(c) for c in df.get_column("fund_code").unique(maintain_order=True).to_list()]
+    return {
+        "scheme_id": scheme,
+        "national": _totals(cells, codes),
+        "by_rule": _by_rule(df),
+        "by_hold_reason": _by_hold_reason(df),
+        "by_fund": {code: _totals(cells, [code]) for code in codes},
+    }
+
+
+Cell = dict[str, Any]
+
+
+def _cells(df: pl.DataFrame) -> dict[tuple[str, str], Cell]:
+    """One pass: every (fund, status) cell; funds and the nation are sums of cells."""
+    return {
         (str(row["fund_code"]), str(row["status"])): row
         for row in df.group_by("fund_code", "status")
         .agg(
@@ -48,24 +63,27 @@ def budget_preview(decisions: pa.Table | pl.DataFrame) -> dict[str, Any]:
         )
         .iter_rows(named=True)
     }
-    codes = [str(c) for c in df.get_column("fund_code").unique(maintain_order=True).to_list()]
 
-    def totals(funds: list[str]) -> dict[str, Any]:
-        mine = [cell for (fund, _), cell in cells.items() if fund in funds]
-        out: dict[str, Any] = {"households": sum(int(c["households"]) for c in mine)}
-        for status in STATUSES:
-            part = [cells[(f, status)] for f in funds if (f, status) in cells]
-            out[status] = {
-                "households": sum(int(c["households"]) for c in part),
-                "children": sum(int(c["children"]) for c in part),
-                "entitled_cents": sum(int(c["entitled_cents"]) for c in part),
-            }
-        out["payable_cents"] = sum(int(c["payable_cents"]) for c in mine)
-        return out
 
-    by_fund = {code: totals([code]) for code in codes}
+def _totals(cells: dict[tuple[str, str], Cell], funds: list[str]) -> dict[str, Any]:
+    """Households, children and cents by status over ``funds``, and what is payable."""
+    mine = [cell for (fund, _), cell in cells.items() if fund in funds]
+    out: dict[str, Any] = {"households": sum(int(c["households"]) for c in mine)}
+    for status in STATUSES:
+        part = [cells[(f, status)] for f in funds if (f, status) in cells]
+        out[status] = {
+            "households": sum(int(c["households"]) for c in part),
+            "children": sum(int(c["children"]) for c in part),
+            "entitled_cents": sum(int(c["entitled_cents"]) for c in part),
+        }
+    out["payable_cents"] = sum(int(c["payable_cents"]) for c in mine)
+    return out
+
+
+def _by_rule(df: pl.DataFrame) -> dict[str, Any]:
+    """The payable households by the rule that entitles them: base and children's parts."""
     payable = df.filter(pl.col("status") == Decision.PAYABLE)
-    by_rule = {
+    return {
         str(row["rule_id"]): {
             "households": row["households"],
             "children": row["children"],
@@ -84,20 +102,17 @@ def budget_preview(decisions: pa.Table | pl.DataFrame) -> dict[str, Any]:
         .sort("rule_id")
         .iter_rows(named=True)
     }
+
+
+def _by_hold_reason(df: pl.DataFrame) -> dict[str, Any]:
+    """The held households and their cents by reason (a household may have several)."""
     held = df.filter(pl.col("status") == Decision.HELD).explode("hold_reasons")
-    by_hold = {
+    return {
         str(row["hold_reasons"]): {"households": row["households"], "cents": row["cents"]}
         for row in held.group_by("hold_reasons")
         .agg(pl.len().alias("households"), pl.col("entitled_cents").sum().alias("cents"))
         .sort("hold_reasons")
         .iter_rows(named=True)
-    }
-    return {
-        "scheme_id": scheme,
-        "national": totals(codes),
-        "by_rule": by_rule,
-        "by_hold_reason": by_hold,
-        "by_fund": by_fund,
     }
 
 
