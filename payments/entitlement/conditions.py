@@ -87,55 +87,25 @@ def _need(kind: str, want: str, node: ast.expr, text: str) -> None:
         raise ConditionError(f"{text!r}: {ast.unparse(node)!r} is {kind}, {want} expected here")
 
 
-def _compile(node: ast.expr, text: str) -> tuple[pc.Expression, str]:
-    """Compile ``node``; returns the expression and its kind (number, text, yes/no)."""
+Compiled = tuple[pc.Expression, str]
+
+
+def _compile(node: ast.expr, text: str) -> Compiled:
+    """Compile ``node``; returns the expression and its kind (number, text, yes/no).
+
+    Only the node types below are allowed; anything else is refused with the
+    condition's text, so a scheme file can never run arbitrary code.
+    """
     if isinstance(node, ast.BoolOp):
-        parts = []
-        for v in node.values:
-            expr, kind = _compile(v, text)
-            _need(kind, "yes/no", v, text)
-            parts.append(_truth(expr))
-        combined = parts[0]
-        for p in parts[1:]:
-            combined = (combined & p) if isinstance(node.op, ast.And) else (combined | p)
-        return combined, "yes/no"
+        return _bool_op(node, text)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         expr, kind = _compile(node.operand, text)
         _need(kind, "yes/no", node.operand, text)
         return ~_truth(expr), "yes/no"
     if isinstance(node, ast.Compare):
-        left, left_kind = _compile(node.left, text)
-        out: pc.Expression | None = None
-        for op, right_node in zip(node.ops, node.comparators, strict=True):
-            if isinstance(op, ast.In | ast.NotIn):
-                if not isinstance(right_node, ast.Tuple | ast.List) or not right_node.elts:
-                    raise ConditionError(f"{text!r}: 'in' needs a tuple of literals")
-                values = []
-                for e in right_node.elts:
-                    value, kind = _literal(e, text)
-                    _need(kind, left_kind, e, text)
-                    values.append(value)
-                term = pc.is_in(left, value_set=pa.array(values))
-                term = ~term if isinstance(op, ast.NotIn) else term
-            elif type(op) in _COMPARE:
-                right, right_kind = _compile(right_node, text)
-                _need(right_kind, left_kind, right_node, text)
-                term = _COMPARE[type(op)](left, right)
-                left = right
-            else:
-                raise ConditionError(f"{text!r}: operator {type(op).__name__} is not allowed")
-            out = term if out is None else out & term
-        assert out is not None
-        return out, "yes/no"
+        return _comparison(node, text)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
-        a, ka = _compile(node.left, text)
-        _need(ka, "number", node.left, text)
-        divisor, kind = _literal(node.right, text)
-        if kind != "number" or divisor <= 0:
-            raise ConditionError(f"{text!r}: '//' divides by a positive whole number only")
-        # Arrow's integer division truncates: the same as rounding down for the
-        # amounts it meets (never negative: evaluate_rules refuses a negative amount).
-        return pc.divide_checked(a, pc.scalar(pa.scalar(divisor, pa.int64()))), "number"
+        return _floor_division(node, text)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult):
         a, ka = _compile(node.left, text)
         b, kb = _compile(node.right, text)
@@ -144,18 +114,7 @@ def _compile(node: ast.expr, text: str) -> tuple[pc.Expression, str]:
         ops = {ast.Add: pc.add_checked, ast.Sub: pc.subtract_checked, ast.Mult: pc.multiply_checked}
         return ops[type(node.op)](a, b), "number"
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        if node.func.id not in ("min", "max") or node.keywords or len(node.args) < 2:
-            raise ConditionError(
-                f"{text!r}: {ast.unparse(node)!r} is not allowed in a condition "
-                "(only min(a, b, …) and max(a, b, …) may be called)"
-            )
-        args = []
-        for arg in node.args:
-            expr, kind = _compile(arg, text)
-            _need(kind, "number", arg, text)
-            args.append(expr)
-        pick = pc.min_element_wise if node.func.id == "min" else pc.max_element_wise
-        return pick(*args), "number"
+        return _min_max(node, node.func.id, text)
     if isinstance(node, ast.IfExp):
         test, kind = _compile(node.test, text)
         _need(kind, "yes/no", node.test, text)
@@ -173,6 +132,74 @@ def _compile(node: ast.expr, text: str) -> tuple[pc.Expression, str]:
         value, kind = _literal(node, text)
         return pc.scalar(value), kind
     raise ConditionError(f"{text!r}: {ast.unparse(node)!r} is not allowed in a condition")
+
+
+def _bool_op(node: ast.BoolOp, text: str) -> Compiled:
+    """``and`` / ``or`` of yes/no terms (a missing term counts as false)."""
+    parts = []
+    for v in node.values:
+        expr, kind = _compile(v, text)
+        _need(kind, "yes/no", v, text)
+        parts.append(_truth(expr))
+    combined = parts[0]
+    for p in parts[1:]:
+        combined = (combined & p) if isinstance(node.op, ast.And) else (combined | p)
+    return combined, "yes/no"
+
+
+def _comparison(node: ast.Compare, text: str) -> Compiled:
+    """A chain of comparisons (``a < b <= c``), or membership in a tuple of literals."""
+    left, left_kind = _compile(node.left, text)
+    out: pc.Expression | None = None
+    for op, right_node in zip(node.ops, node.comparators, strict=True):
+        if isinstance(op, ast.In | ast.NotIn):
+            if not isinstance(right_node, ast.Tuple | ast.List) or not right_node.elts:
+                raise ConditionError(f"{text!r}: 'in' needs a tuple of literals")
+            values = []
+            for e in right_node.elts:
+                value, kind = _literal(e, text)
+                _need(kind, left_kind, e, text)
+                values.append(value)
+            term = pc.is_in(left, value_set=pa.array(values))
+            term = ~term if isinstance(op, ast.NotIn) else term
+        elif type(op) in _COMPARE:
+            right, right_kind = _compile(right_node, text)
+            _need(right_kind, left_kind, right_node, text)
+            term = _COMPARE[type(op)](left, right)
+            left = right
+        else:
+            raise ConditionError(f"{text!r}: operator {type(op).__name__} is not allowed")
+        out = term if out is None else out & term
+    assert out is not None
+    return out, "yes/no"
+
+
+def _floor_division(node: ast.BinOp, text: str) -> Compiled:
+    """``amount // n``, by a positive whole number only."""
+    a, ka = _compile(node.left, text)
+    _need(ka, "number", node.left, text)
+    divisor, kind = _literal(node.right, text)
+    if kind != "number" or divisor <= 0:
+        raise ConditionError(f"{text!r}: '//' divides by a positive whole number only")
+    # Arrow's integer division truncates: the same as rounding down for the
+    # amounts it meets (never negative: evaluate_rules refuses a negative amount).
+    return pc.divide_checked(a, pc.scalar(pa.scalar(divisor, pa.int64()))), "number"
+
+
+def _min_max(node: ast.Call, name: str, text: str) -> Compiled:
+    """``min(a, b, …)`` or ``max(a, b, …)`` of numbers: the only calls allowed."""
+    if name not in ("min", "max") or node.keywords or len(node.args) < 2:
+        raise ConditionError(
+            f"{text!r}: {ast.unparse(node)!r} is not allowed in a condition "
+            "(only min(a, b, …) and max(a, b, …) may be called)"
+        )
+    args = []
+    for arg in node.args:
+        expr, kind = _compile(arg, text)
+        _need(kind, "number", arg, text)
+        args.append(expr)
+    pick = pc.min_element_wise if name == "min" else pc.max_element_wise
+    return pick(*args), "number"
 
 
 def _truth(expr: pc.Expression) -> pc.Expression:
