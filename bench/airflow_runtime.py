@@ -28,7 +28,7 @@ import psutil
 from payments.orchestration.defaults import SFTP_POOL
 
 #: The checkout whose dags/ and plugins/ Airflow loads.
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: Users of the simple auth manager: operator triggers, finance approves.
