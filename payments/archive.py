@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,6 +25,10 @@ from payments.contract import load_contract
 from payments.intake import Receipt
 from payments.transport.base import TransportError
 from payments.transport.local import read_regular
+
+if TYPE_CHECKING:  # the run's types pull the data stack; delivery tasks import this
+    from payments.run_spec import LedgerRead
+    from payments.schemes import Scheme
 
 RUN_RECORD = "run.json"
 ARCHIVE = "archive"
@@ -89,17 +93,45 @@ def write_run_record(
     run_dir: Path,
     *,
     run_id: str,
-    scheme_id: str,
-    scheme_text: str,
+    scheme: Scheme,
     inputs_root: Path,
     receipts: list[Receipt],
     parameters: dict[str, Any],
-    prior: pa.Table | None,
-    released: list[str],
-    claimed_elsewhere: list[str],
-    attempts: dict[str, int] | None = None,
+    seen: LedgerRead,
 ) -> dict[str, Any]:
-    """Archive the run's inputs and write ``run.json`` in ``run_dir`` (outputs already there)."""
+    """Archive the run's inputs and write ``run.json`` in ``run_dir`` (outputs already there).
+
+    ``seen``: what the run read of the ledger (prior payments, released holds)
+    and what the ledger decided (keys claimed by another run, re-issue
+    attempts): a replay starts from it instead of the ledger.
+    """
+    prior = seen.prior
+    prior_sorted = (
+        prior.sort_by([("beneficiary_key", "ascending"), ("scheme_id", "ascending")])
+        if prior is not None
+        else None
+    )
+    record = {
+        "run_id": run_id,
+        "scheme_id": scheme.id,
+        "scheme_sha256": put(root, scheme.text.encode()),
+        "code_version": __version__,
+        "parameters": parameters,
+        "inputs": _archive_inputs(root, inputs_root, receipts),
+        "ledger_read": {
+            "prior_sha256": put(root, table_bytes(prior_sorted)) if prior_sorted else None,
+            "released": sorted(seen.released),
+            "claimed_elsewhere": sorted(seen.claimed_elsewhere),
+            "attempts": dict(sorted(seen.attempts.items())),
+        },
+        "outputs": output_hashes(run_dir),
+    }
+    (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record
+
+
+def _archive_inputs(root: Path, inputs_root: Path, receipts: list[Receipt]) -> list[dict[str, Any]]:
+    """Each fund's file and companion as received, into the archive: the record's entries."""
     contract = load_contract()
     inputs = []
     for r in sorted(receipts, key=lambda r: r.fund_code):
@@ -114,28 +146,7 @@ def write_run_record(
                 entry["companion"] = str(Path(r.file).with_name(companion.name))
                 entry["companion_sha256"] = put(root, companion_data)
         inputs.append(entry)
-    prior_sorted = (
-        prior.sort_by([("beneficiary_key", "ascending"), ("scheme_id", "ascending")])
-        if prior is not None
-        else None
-    )
-    record = {
-        "run_id": run_id,
-        "scheme_id": scheme_id,
-        "scheme_sha256": put(root, scheme_text.encode()),
-        "code_version": __version__,
-        "parameters": parameters,
-        "inputs": inputs,
-        "ledger_read": {
-            "prior_sha256": put(root, table_bytes(prior_sorted)) if prior_sorted else None,
-            "released": sorted(released),
-            "claimed_elsewhere": sorted(claimed_elsewhere),
-            "attempts": dict(sorted((attempts or {}).items())),
-        },
-        "outputs": output_hashes(run_dir),
-    }
-    (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return record
+    return inputs
 
 
 def _regular(root: Path, path: Path) -> bytes | None:

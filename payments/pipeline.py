@@ -241,8 +241,7 @@ def _archive(
         root,
         gathered.staging,
         run_id=run_id,
-        scheme_id=scheme.id,
-        scheme_text=scheme.text,
+        scheme=scheme,
         inputs_root=gathered.inputs_root,
         receipts=gathered.validation.receipts,
         parameters={
@@ -250,10 +249,7 @@ def _archive(
             "funds": [f.fund_code for f in gathered.validation.funds],
             **options.recorded(scheme),
         },
-        prior=seen.prior,
-        released=seen.released,
-        claimed_elsewhere=seen.claimed_elsewhere,
-        attempts=seen.attempts,
+        seen=seen,
     )
 
 

@@ -15,15 +15,16 @@ import json
 import logging
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from payments.contract import Contract, conform, load_contract
 from payments.intake import Receipt, receive_fund, reject_duplicate_contents
-from payments.registry import Fund, Registry, load_registry
+from payments.registry import Fund, load_registry
 from payments.statuses import FundFile
 from payments.validation.outputs import FolderValidation, FundReport, write_fund
 from payments.validation.rows import quarantine_schema, validate_rows
@@ -136,6 +137,9 @@ def largest_first(
     return sorted(range(len(funds)), key=lambda i: (-sizes[i], i))
 
 
+Notify = Callable[[Fund, FundReport], None]
+
+
 def validate_folder(
     root: Path,
     out_dir: Path,
@@ -143,11 +147,9 @@ def validate_folder(
     window: Window,
     *,
     funds: list[str] | None = None,
-    registry: Registry | None = None,
-    contract: Contract | None = None,
     workers: int = 1,
-    on_fund: Callable[[Fund, FundReport], None] | None = None,
-    on_done: Callable[[Fund, FundReport], None] | None = None,
+    on_fund: Notify | None = None,
+    on_done: Notify | None = None,
 ) -> FolderValidation:
     """Receive and validate every selected fund's file; one fund never hides another.
 
@@ -160,43 +162,55 @@ def validate_folder(
     pool thread when there are workers), for work that can start on one
     fund's outputs at once (``entitlement.folder.FactsAhead``).
     """
-    registry = registry or load_registry()
-    contract = contract or load_contract()
-    selected = registry.select(funds)
+    contract = load_contract()
+    selected = load_registry().select(funds)
     args = [(root, out_dir, f, scheme_id, window, contract.version) for f in selected]
-    done: list[Validated] = []
     processes = workers if workers > 1 and len(selected) > 1 else 1
     log.info("validating %s fund files in %s worker processes", len(selected), processes)
     if processes > 1:
-        ctx = multiprocessing.get_context("spawn")
         order = largest_first(root, selected, scheme_id, contract)
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_start)
-        try:
-            submitted = {i: pool.submit(_validate_one, *args[i]) for i in order}
-            if on_done is not None:
-                for i, future in submitted.items():
-                    future.add_done_callback(functools.partial(_tell, on_done, selected[i]))
-            futures = [submitted[i] for i in range(len(args))]
-            for fund, future in zip(selected, futures, strict=True):
-                done.append(future.result())
-                _log_and_notify(fund, done[-1][0], on_fund)
-        finally:
-            # Not waiting for the workers to exit (a quarter of a second
-            # nationally, freeing their memory): the next stage starts meanwhile.
-            pool.shutdown(wait=False, cancel_futures=True)
+        done = _in_processes(processes, selected, args, order, on_fund, on_done)
     else:
+        done = []
         for fund, a in zip(selected, args, strict=True):
             done.append(_validate_one(*a))
             if on_done is not None:
                 on_done(fund, done[-1][0])
             _log_and_notify(fund, done[-1][0], on_fund)
-    reports = [d[0] for d in done]
-    receipts = [d[1] for d in done]
-    result = _finish_folder(out_dir, scheme_id, reports, receipts)
+    result = _finish_folder(out_dir, scheme_id, [d[0] for d in done], [d[1] for d in done])
     for _, _, spent in done:
         for phase, seconds in spent.items():
             result.cpu_seconds[phase] = result.cpu_seconds.get(phase, 0.0) + seconds
     return result
+
+
+def _in_processes(
+    workers: int,
+    selected: Sequence[Fund],
+    args: list[tuple[Any, ...]],
+    order: list[int],
+    on_fund: Notify | None,
+    on_done: Notify | None,
+) -> list[Validated]:
+    """Every fund validated in ``workers`` spawned processes, handed out in ``order``
+    (largest first); the outcomes come back in registry order."""
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_start)
+    done: list[Validated] = []
+    try:
+        submitted = {i: pool.submit(_validate_one, *args[i]) for i in order}
+        if on_done is not None:
+            for i, future in submitted.items():
+                future.add_done_callback(functools.partial(_tell, on_done, selected[i]))
+        futures = [submitted[i] for i in range(len(args))]
+        for fund, future in zip(selected, futures, strict=True):
+            done.append(future.result())
+            _log_and_notify(fund, done[-1][0], on_fund)
+    finally:
+        # Not waiting for the workers to exit (freeing their memory takes a
+        # moment): the next stage starts meanwhile.
+        pool.shutdown(wait=False, cancel_futures=True)
+    return done
 
 
 def _finish_folder(
