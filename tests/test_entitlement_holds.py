@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from payments.entitlement.decide import ascii_name
+from payments.entitlement.holding import ascii_name
 from payments.entitlement.holds import HoldPolicy, load_hold_policy
 from payments.schemes import Scheme, load_scheme
 from tests.households import household, iban, one, run

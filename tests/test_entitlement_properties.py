@@ -11,8 +11,8 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from payments.entitlement.decide import _crowded
 from payments.entitlement.facts import BENEFITS, merge_months
+from payments.entitlement.holding import _crowded
 from payments.entitlement.preview import budget_preview
 from payments.schemes import load_scheme
 from tests.households import household, iban, nir, run
