@@ -6,13 +6,15 @@ reconciliation DAG and the Reconciliation page all show.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from payments.ledger import states
-from payments.ledger.models import BeneficiaryClaim, Payment
+from payments.ledger.models import BeneficiaryClaim, Payment, PaymentFileRow, Run
+from payments.statuses import Upload
 
 #: The states finance follows, in the order they are shown.
 STATES = ("held", "sent", "accepted", "rejected", "returned", "cancelled")
@@ -110,3 +112,45 @@ def reissue_list(session: Session, scheme_id: str | None = None) -> list[dict[st
     if scheme_id:
         query = query.where(Payment.scheme_id == scheme_id)
     return [dict(r._mapping) for r in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class RunAtBank:
+    """A run as the ledger has it after delivery: finance's decision, its files not
+    uploaded yet, and its payments and cents by state."""
+
+    decision: str | None
+    not_uploaded: list[str]
+    states: dict[str, dict[str, int]]
+
+    def sent(self) -> dict[str, int]:
+        """Payments and cents sent, or since answered by the bank."""
+        at_bank = [self.states.get(s, {"payments": 0, "cents": 0}) for s in AT_BANK]
+        return {
+            "payments": sum(t["payments"] for t in at_bank),
+            "cents": sum(t["cents"] for t in at_bank),
+        }
+
+
+def run_at_bank(session: Session, run_id: str) -> RunAtBank:
+    """What the DAG's ``report`` task ties to the payment files."""
+    decision = session.execute(
+        select(Run.decision).where(Run.run_id == run_id)
+    ).scalar_one_or_none()
+    missing = (
+        session.execute(
+            select(PaymentFileRow.msg_id)
+            .where(PaymentFileRow.run_id == run_id, PaymentFileRow.upload_state != Upload.UPLOADED)
+            .order_by(PaymentFileRow.msg_id)
+        )
+        .scalars()
+        .all()
+    )
+    rows = session.execute(
+        select(Payment.state, func.count(), func.coalesce(func.sum(Payment.amount_cents), 0))
+        .where(Payment.run_id == run_id)
+        .group_by(Payment.state)
+        .order_by(Payment.state)
+    ).all()
+    by_state = {str(s): {"payments": int(n), "cents": int(c)} for s, n, c in rows}
+    return RunAtBank(decision, list(missing), by_state)

@@ -12,22 +12,20 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from payments.clock import utc_now
 from payments.config import Settings
 from payments.credentials import payment_signer
-from payments.ledger.finance import AT_BANK
+from payments.ledger.finance import run_at_bank
 from payments.ledger.integrity import CHAIN_HEAD, write_chain_head
 from payments.ledger.migrate import engine_for
-from payments.ledger.models import Payment, PaymentFileRow, Run
 from payments.money import euros
 from payments.orchestration.endpoints import bank_target, describe
 from payments.orchestration.settings import task_settings
 from payments.send import send
 from payments.sepa.signing import SIGNATURE_SUFFIX, load_certificate, signer_paths
-from payments.statuses import RunDecision, Upload
+from payments.statuses import RunDecision
 from payments.storage import staged
 from payments.transport.base import TransportError
 
@@ -86,47 +84,22 @@ def report(summary: Mapping[str, Any]) -> dict[str, Any]:
     """
     settings = task_settings()
     with Session(engine_for(settings.ledger_url)) as session:
-        decision = session.execute(
-            select(Run.decision).where(Run.run_id == summary["run_id"])
-        ).scalar_one_or_none()
-        missing = (
-            session.execute(
-                select(PaymentFileRow.msg_id)
-                .where(
-                    PaymentFileRow.run_id == summary["run_id"],
-                    PaymentFileRow.upload_state != Upload.UPLOADED,
-                )
-                .order_by(PaymentFileRow.msg_id)
-            )
-            .scalars()
-            .all()
-        )
-        rows = session.execute(
-            select(Payment.state, func.count(), func.coalesce(func.sum(Payment.amount_cents), 0))
-            .where(Payment.run_id == summary["run_id"])
-            .group_by(Payment.state)
-            .order_by(Payment.state)
-        ).all()
-    states = {str(s): {"payments": int(n), "cents": int(c)} for s, n, c in rows}
-    for state, t in states.items():
+        run = run_at_bank(session, summary["run_id"])
+    for state, t in run.states.items():
         log.info(
             "run %s: %s %s payments, %s", summary["run_id"], state, t["payments"], euros(t["cents"])
         )
     files = summary.get("payment_files") or {"payments": 0, "cents": 0}
-    # Sent, or since answered by the bank (a re-triggered run reports later).
-    at_bank = [states.get(s, {"payments": 0, "cents": 0}) for s in AT_BANK]
-    sent = {
-        "payments": sum(t["payments"] for t in at_bank),
-        "cents": sum(t["cents"] for t in at_bank),
-    }
     out = {
         "run_id": summary["run_id"],
-        "states": states,
+        "states": run.states,
         "files": files,
-        "sent_ties_out": sent == {"payments": files["payments"], "cents": files["cents"]},
+        # Sent, or since answered by the bank (a re-triggered run reports later).
+        "sent_ties_out": run.sent() == {"payments": files["payments"], "cents": files["cents"]},
         "run_dir": summary["run_dir"],
     }
     log.info("run %s: sent ties out to the files: %s", summary["run_id"], out["sent_ties_out"])
+    decision, missing = run.decision, run.not_uploaded
     if decision == RunDecision.APPROVED:
         _sign_chain_head(settings, run_dir=str(summary["run_dir"]))
     if decision == RunDecision.APPROVED and (missing or not out["sent_ties_out"]):
