@@ -145,3 +145,31 @@ def test_the_deadline_alert_names_the_run_scheme_and_cutoff() -> None:
     assert "manual__2020-05-14" in text and "youth-2020-06" in text
     assert "2020-06-24T16:00:00+00:00" in text
     assert "payment batch ?" in late_message(None)
+
+
+def test_the_trigger_form_offers_funds_and_scheme_titles_and_needs_neither() -> None:
+    """The form's JSON schema, as the UI renders it and the API validates it (review:
+    "Funds" marked required, no list of codes, raw scheme ids, a locale date)."""
+    from airflow.sdk.definitions.param import ParamsDict
+
+    from payments.orchestration.form import batch_params
+
+    params = batch_params()
+    registry = load_registry()
+    funds = params["funds"]
+    assert "null" in funds.schema["type"], "empty means every fund: the field is optional"
+    assert funds.schema["examples"] == list(registry.codes), "a multi-select of the codes"
+    assert funds.schema["values_display"]["13"].startswith("13 ")  # the code and the fund's name
+    for empty in (None, []):
+        assert funds.resolve(empty) == empty
+        assert parse_request({"funds": empty}).funds == tuple(registry.codes)
+    with pytest.raises(Exception, match="'999' is not one of"):
+        funds.resolve(["999"])
+    titles = params["scheme_id"].schema["values_display"]
+    assert titles["aes-2020-05"] == "aes-2020-05: Aide exceptionnelle de solidarité (mai 2020)"
+    assert set(titles) == set(params["scheme_id"].schema["enum"])
+    date_param = params["payment_date"]
+    assert date_param.resolve("2020-05-14") == "2020-05-14"
+    with pytest.raises(Exception, match="does not match"):
+        date_param.resolve("05/14/2020")
+    ParamsDict(params).validate()  # the defaults pass the schema as they are

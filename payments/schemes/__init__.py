@@ -188,6 +188,16 @@ def scheme_ids() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
+def scheme_titles() -> dict[str, str]:
+    """Each shipped scheme's title, by id, read without compiling its rules (the DAG's
+    trigger form shows them at parse time, when no data library may be imported)."""
+    folder = resources.files("payments.schemes")
+    return {
+        i: str(tomllib.loads(folder.joinpath(f"{i}.toml").read_text("utf-8")).get("title", i))
+        for i in scheme_ids()
+    }
+
+
 def load_scheme(scheme_id: str, folder: Path | None = None) -> Scheme:
     """Load a shipped scheme by id (or from ``folder`` when given)."""
     if folder is not None:
