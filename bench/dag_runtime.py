@@ -16,6 +16,7 @@ Figures, read against the issue's targets, never asserted:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -149,11 +150,23 @@ def _stamp(value: str | None) -> float | None:
 
 @contextmanager
 def _data_dir(sample_root: Path, work: Path) -> Iterator[Path]:
-    """A fresh storage root whose funds' inboxes are the cached sample's."""
+    """A fresh storage root whose funds' inboxes hold the cached sample's files.
+
+    Hard links (a copy across file systems), not a symbolic link to the sample:
+    the local transport refuses a link that leads out of its folder, as it
+    would in a fund's drop zone.
+    """
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    (work / "funds").symlink_to(sample_root / "funds", target_is_directory=True)
+    shutil.copytree(sample_root / "funds", work / "funds", copy_function=_link_or_copy)
     yield work
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def run_dag(
