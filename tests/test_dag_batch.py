@@ -354,3 +354,19 @@ def test_reconciliation_dag_applies_the_banks_reports_and_ties_out(
     assert set(in_new_files) <= {e for _, _, _, e in reissued}
     assert live == keys  # one live payment per household: nobody twice
     assert all(r["ties_out"] for r in tie_out(engine_for(url)))
+
+
+def test_a_dry_run_after_a_paid_run_reports_a_dry_run(batch_env: dict[str, Path]) -> None:
+    """The review: a dry run's ``report`` compared the real run's sent payments with its
+    own (no) files and logged "ties out: False" while green. A dry run has nothing to tie."""
+    from payments.orchestration import delivery
+
+    paid = run_dag(DAGS, {"funds": ["13"]}, answer_as("finance", "Approve"))
+    assert str(paid.state) == "success"
+    dry = run_dag(DAGS, {"funds": ["13"], "dry_run": True})
+    assert str(dry.state) == "success"
+    [folder] = [p for p in (batch_env["data"] / "runs").iterdir() if p.name.startswith("dry-")]
+    summary = json.loads((folder / "summary.json").read_text())
+    reported = delivery.report(summary)  # what the DAG's last task returns
+    assert reported["dry_run"] is True
+    assert "sent_ties_out" not in reported  # nothing was sent by this run: nothing to tie out

@@ -80,8 +80,14 @@ def report(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The run as the ledger now has it: payments and cents by state (ties out to the files).
 
     Fails when the run was approved and one of its files is not at the bank,
-    or when what was sent does not tie out to the files.
+    or when what was sent does not tie out to the files. A dry run reports
+    itself as such: it recorded and sent nothing.
     """
+    if summary.get("dry_run"):
+        # Same inputs, same run id: the ledger may hold the real run's payments,
+        # which this run neither recorded nor sent.
+        log.info("run %s: dry run: nothing recorded or sent, nothing to tie out", summary["run_id"])
+        return {"run_id": summary["run_id"], "dry_run": True, "run_dir": summary["run_dir"]}
     settings = task_settings()
     with Session(engine_for(settings.ledger_url)) as session:
         run = run_at_bank(session, summary["run_id"])
