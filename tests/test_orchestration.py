@@ -86,6 +86,14 @@ def test_bank_cutoff_is_the_day_before_the_payment_at_16_utc() -> None:
     assert cutoff_for_conf({"scheme_id": "nope"}) is None
 
 
+def test_a_run_that_starts_after_its_cutoff_gets_no_deadline() -> None:
+    """The review: every run of a 2020 scheme showed a red "Missed" deadline at once."""
+    cutoff = datetime(2020, 5, 14, 16, 0, tzinfo=UTC)
+    assert cutoff_for_conf({}, started=datetime(2020, 5, 14, 8, 0, tzinfo=UTC)) == cutoff
+    assert cutoff_for_conf({}, started=cutoff) is None
+    assert cutoff_for_conf({}, started=datetime(2026, 12, 2, 9, 0, tzinfo=UTC)) is None
+
+
 def test_workspace_is_a_safe_folder_name_per_airflow_run() -> None:
     a = workspace_for("manual__2020-05-14T08:00:00+00:00")
     assert a.startswith("runs/.staging-manual__2020-05-14T08_00_00_00_00-")

@@ -3,8 +3,10 @@
 SEPA credit transfers must reach the bank the business day before the payment
 date; we take 16:00 UTC on the day before (``BANK_CUTOFF``). The deadline is
 computed per run from its own parameters (scheme, payment date), so one DAG
-serves every scheme. Registered with Airflow through this package's plugin
-(entry point ``airflow.plugins``), as custom deadline references must be.
+serves every scheme; a run that starts after its cut-off (a replay, a past
+scheme) gets no deadline rather than an alert at once. Registered with
+Airflow through this package's plugin (entry point ``airflow.plugins``), as
+custom deadline references must be.
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ def bank_cutoff(payment_date: date) -> datetime:
     return datetime.combine(payment_date - timedelta(days=1), BANK_CUTOFF, tzinfo=UTC)
 
 
-def cutoff_for_conf(conf: dict[str, Any] | None) -> datetime | None:
-    """The cut-off of a run from its trigger parameters; None when they are not usable."""
+def cutoff_for_conf(
+    conf: dict[str, Any] | None, started: datetime | None = None
+) -> datetime | None:
+    """The cut-off of a run from its trigger parameters; None when they are not usable,
+    or when the run starts after it (a replay, a past scheme run again, a demo of a
+    2020 decree): an alert raised the moment it starts would say nothing."""
     from payments.orchestration.request import RequestError, parse_request
     from payments.schemes import SchemeError
 
@@ -34,7 +40,15 @@ def cutoff_for_conf(conf: dict[str, Any] | None) -> datetime | None:
         scheme = parse_request(conf or {}).scheme()
     except (RequestError, SchemeError):
         return None
-    return bank_cutoff(scheme.spec.payment_date)
+    cutoff = bank_cutoff(scheme.spec.payment_date)
+    if started is not None and started >= cutoff:
+        log.info(
+            "payment date %s: its cut-off %s has passed, no deadline",
+            scheme.spec.payment_date,
+            cutoff,
+        )
+        return None
+    return cutoff
 
 
 @deadline_reference
@@ -48,12 +62,17 @@ class SchemeCutoff(BaseDeadlineReference):
         from airflow.models.dagrun import DagRun
         from sqlalchemy import select
 
-        conf = session.scalar(
-            select(DagRun.conf).where(
+        row = session.execute(
+            select(DagRun.conf, DagRun.run_after).where(
                 DagRun.dag_id == kwargs["dag_id"], DagRun.run_id == kwargs["run_id"]
             )
-        )
-        return cutoff_for_conf(conf)
+        ).first()
+        if row is None:
+            return None
+        conf, run_after = row
+        if run_after is not None and run_after.tzinfo is None:
+            run_after = run_after.replace(tzinfo=UTC)
+        return cutoff_for_conf(conf, started=run_after)
 
 
 def late_message(context: dict[str, Any] | None, what: str = "bank cut-off") -> str:
