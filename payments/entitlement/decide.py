@@ -33,8 +33,6 @@ from payments.errors import TieOutError
 from payments.schemes import Scheme
 from payments.statuses import DECISIONS, Decision
 
-STATUSES = DECISIONS
-
 #: Payments already made, as the ledger gives them: one row per key and scheme.
 PRIOR_SCHEMA = pa.schema(
     [("beneficiary_key", pa.string()), ("scheme_id", pa.string()), ("base_cents", pa.int64())]
@@ -250,12 +248,12 @@ def check_tie_out(decisions: pa.Table | pl.DataFrame, *, expected_households: in
     assert isinstance(df, pl.DataFrame)
     if df.height != expected_households:
         raise TieOutError(f"{expected_households} households in, {df.height} decisions out")
-    unknown = set(df.get_column("status").unique().to_list()) - set(STATUSES)
+    unknown = set(df.get_column("status").unique().to_list()) - set(DECISIONS)
     if unknown:
         raise TieOutError(f"unknown statuses {sorted(unknown)}")
     per_fund = df.group_by("fund_code").agg(
         pl.len().alias("households"),
-        *[(pl.col("status") == s).sum().alias(s) for s in STATUSES],
+        *[(pl.col("status") == s).sum().alias(s) for s in DECISIONS],
         pl.col("payable_cents").sum().alias("_payable_cents"),
         pl.when(pl.col("status") == Decision.PAYABLE)
         .then(pl.col("base_cents") + pl.col("child_cents"))
@@ -265,7 +263,7 @@ def check_tie_out(decisions: pa.Table | pl.DataFrame, *, expected_households: in
         (pl.col("payable_cents") < 0).any().alias("negative"),
     )
     bad = per_fund.filter(
-        (pl.sum_horizontal(*STATUSES) != pl.col("households"))
+        (pl.sum_horizontal(*DECISIONS) != pl.col("households"))
         | (pl.col("_payable_cents") != pl.col("parts"))
         | pl.col("negative")
     )

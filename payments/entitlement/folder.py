@@ -192,7 +192,6 @@ def compute_folder(
     if not tables:
         raise FileNotFoundError(f"no accepted.parquet under {input_dir}")
     joined = _concat_column_by_column(tables, threads=workers)
-    del tables  # the joined copy is what decides: let each fund's facts go
     df = decide_frame(
         joined,
         scheme,

@@ -11,8 +11,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from payments.entitlement.decide import STATUSES
-from payments.statuses import Decision
+from payments.statuses import DECISIONS, Decision
 
 
 def budget_preview(decisions: pa.Table | pl.DataFrame) -> dict[str, Any]:
@@ -69,7 +68,7 @@ def _totals(cells: dict[tuple[str, str], Cell], funds: list[str]) -> dict[str, A
     """Households, children and cents by status over ``funds``, and what is payable."""
     mine = [cell for (fund, _), cell in cells.items() if fund in funds]
     out: dict[str, Any] = {"households": sum(int(c["households"]) for c in mine)}
-    for status in STATUSES:
+    for status in DECISIONS:
         part = [cells[(f, status)] for f in funds if (f, status) in cells]
         out[status] = {
             "households": sum(int(c["households"]) for c in part),
@@ -120,7 +119,7 @@ def preview_rows(preview: dict[str, Any]) -> pa.Table:
     """The per-fund preview as a flat table (one row per fund and status) for CSV."""
     rows = []
     for fund, t in preview["by_fund"].items():
-        for status in STATUSES:
+        for status in DECISIONS:
             rows.append(
                 {
                     "scheme_id": preview["scheme_id"],

@@ -201,11 +201,9 @@ class _Batch:
     signer: Signer
     out_dir: Path
     layout: FileLayout
-
-    @property
-    def tag(self) -> str:
-        """The run's part of every MsgId: the same run id, the same ids."""
-        return hashlib.sha256(self.run_id.encode()).hexdigest()[:8].upper()
+    #: Every MsgId's start: the scheme's code and a tag of the run id (the same
+    #: run id, the same ids).
+    msg_prefix: str
 
 
 def write_batch(
@@ -233,7 +231,9 @@ def write_batch(
     if layout.max_transactions < 1:
         raise ValueError("max_transactions must be at least 1")
     registry = registry or load_registry()
-    batch = _Batch(scheme, run_id, created_at, signer, out_dir, layout)
+    run_tag = hashlib.sha256(run_id.encode()).hexdigest()[:8].upper()
+    prefix = f"{scheme_code(scheme.id)}-{run_tag}"
+    batch = _Batch(scheme, run_id, created_at, signer, out_dir, layout, prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows_of = _payable_by_fund(decisions)
 
@@ -284,11 +284,10 @@ def _fund_files(
     debtor = _one_name(fund.debtor_name)
     bank = batch.layout.profile or load_profile(fund.bank_profile)
     per_file = bank.transactions_per_file(batch.layout.max_transactions)
-    code = scheme_code(batch.scheme.id)
     written = []
     for seq, start in enumerate(range(0, txs.height, per_file), start=1):
         part = txs.slice(start, per_file)
-        msg_id = f"{code}-{batch.tag}-{fund.code}-{seq:03d}"
+        msg_id = f"{batch.msg_prefix}-{fund.code}-{seq:03d}"
         header = FileHeader(
             msg_id=msg_id,
             created_at=batch.created_at,
