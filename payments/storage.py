@@ -149,6 +149,18 @@ class Storage:
         out = [str(f)[len(prefix) :] for f in self.fs.find(key) if str(f).startswith(prefix)]
         return sorted(o for o in out if o)
 
+    def folders(self, rel: str) -> list[str]:
+        """The names of the folders directly under ``rel``, sorted (one listing call)."""
+        key = self.key(rel)
+        if not self.fs.isdir(key):
+            return []
+        entries = self.fs.ls(key, detail=True)
+        return sorted(
+            str(e["name"]).rstrip("/").rsplit("/", 1)[-1]
+            for e in entries
+            if e["type"] == "directory"
+        )
+
     def delete(self, rel: str) -> None:
         key = self.key(rel)
         if self.fs.exists(key):

@@ -24,12 +24,12 @@ def holds_list(scheme: Scheme = "aes-2020-05", data_dir: DataDir = None) -> None
     """Payments held for review (fraud/risk reasons), with their amounts."""
     from sqlalchemy.orm import Session
 
-    from payments.ledger.holds import held_payments
+    from payments.ledger.holds import HoldFilter, held_payments
     from payments.ledger.migrate import engine_for
 
     settings = load_settings(data_dir)
     with Session(engine_for(settings.ledger_url)) as session:
-        rows = held_payments(session, scheme)
+        rows = held_payments(session, HoldFilter(scheme_id=scheme))
     articles = load_scheme(scheme).articles()
     table = Table(title=f"Held payments, {scheme}")
     for heading in ("fund", "household", "amount", "rule (article)", "reasons", "released by"):

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from payments.errors import PaymentsError
@@ -29,30 +30,93 @@ class NoSuchPayment(PaymentsError, LookupError):
 class Held:
     """One line of the review list."""
 
+    payment_id: int
+    scheme_id: str
+    run_id: str
     fund_code: str
     household_id: str
     amount_cents: int
     rule_id: str | None
     reasons: str
     released_by: str | None
+    released_at: datetime | None
+    release_note: str | None
 
 
-def held_payments(session: Session, scheme_id: str) -> list[Held]:
-    """The scheme's held payments (released ones included, with who released them)."""
-    rows = session.execute(
+@dataclass(frozen=True)
+class HoldFilter:
+    """Which holds to list: every field narrows (``None``: any)."""
+
+    scheme_id: str | None = None
+    fund_code: str | None = None
+    #: One hold reason (``shared_iban``…): a payment held for several matches each.
+    reason: str | None = None
+    min_cents: int | None = None
+    max_cents: int | None = None
+    #: False: only those still held.
+    released: bool | None = None
+
+    def where(self) -> list[Any]:
+        terms: list[Any] = []
+        if self.scheme_id:
+            terms.append(Payment.scheme_id == self.scheme_id)
+        if self.fund_code:
+            terms.append(Payment.fund_code == self.fund_code)
+        if self.reason:
+            terms.append(("," + Hold.reasons + ",").contains(f",{self.reason},", autoescape=True))
+        if self.min_cents is not None:
+            terms.append(Payment.amount_cents >= self.min_cents)
+        if self.max_cents is not None:
+            terms.append(Payment.amount_cents <= self.max_cents)
+        if self.released is not None:
+            terms.append(
+                Hold.released_at.is_not(None) if self.released else Hold.released_at.is_(None)
+            )
+        return terms
+
+
+def held_payments(session: Session, chosen: HoldFilter, *, limit: int | None = None) -> list[Held]:
+    """The holds ``chosen`` selects (released ones included, with who released them), by
+    fund and household; at most ``limit``."""
+    query = (
         select(
+            Payment.id,
+            Payment.scheme_id,
+            Payment.run_id,
             Payment.fund_code,
             Payment.household_id,
             Payment.amount_cents,
             Payment.rule_id,
             Hold.reasons,
             Hold.released_by,
+            Hold.released_at,
+            Hold.release_note,
         )
         .join(Hold, Hold.payment_id == Payment.id)
-        .where(Payment.scheme_id == scheme_id)
-        .order_by(Payment.fund_code, Payment.household_id)
-    ).all()
-    return [Held(*row) for row in rows]
+        .where(*chosen.where())
+        .order_by(Payment.scheme_id, Payment.fund_code, Payment.household_id)
+        .limit(limit)
+    )
+    return [Held(*row) for row in session.execute(query).all()]
+
+
+def holds_total(session: Session, chosen: HoldFilter) -> tuple[int, int]:
+    """How many holds ``chosen`` selects, and their cents."""
+    count, cents = session.execute(
+        select(func.count(), func.coalesce(func.sum(Payment.amount_cents), 0))
+        .select_from(Payment)
+        .join(Hold, Hold.payment_id == Payment.id)
+        .where(*chosen.where())
+    ).one()
+    return int(count), int(cents)
+
+
+def hold_reasons(session: Session) -> list[str]:
+    """Every hold reason the ledger holds (for a filter's choices)."""
+    seen: set[str] = set()
+    for reasons in session.execute(select(Hold.reasons).distinct()).scalars():
+        seen.update(r for r in reasons.split(",") if r)
+    return sorted(seen)
 
 
 def release_hold(
