@@ -41,9 +41,11 @@ AIRFLOW_ENV = AIRFLOW_HOME=$(PAYMENTS_DATA_DIR)/airflow \
 	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
-	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin,operator:op,finance:user \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin,operator:op,finance:user,auditor:viewer,viewer:viewer \
 	PAYMENTS_DEMO=1 \
-	PAYMENTS_FINANCE_APPROVERS=finance,finance-demo
+	PAYMENTS_FINANCE_APPROVERS=finance,finance-demo \
+	PAYMENTS_AUDITORS=auditor \
+	PAYMENTS_OPERATORS=operator
 
 # The demo plays every role: Airflow runs the DAG (dag.test), finance-demo (an
 # approver only the demo names, recorded as such in the ledger) approves, files go to the
@@ -60,7 +62,7 @@ airflow: $(STAMP)
 	@test -d $(PAYMENTS_DATA_DIR)/funds || $(BIN)/payments sample --households $(DEMO_HOUSEHOLDS) --defects 0.01
 	umask 077; $(AIRFLOW_ENV) $(BIN)/airflow db migrate > /dev/null 2>&1
 	$(AIRFLOW_ENV) $(BIN)/airflow pools set payments_sftp 4 "SFTP sessions to funds and bank" > /dev/null
-	@echo "Airflow UI: http://localhost:8080  users: operator (triggers), finance (approves), admin"
+	@echo "Airflow UI: http://localhost:8080  users: operator (triggers), finance (approves), auditor, viewer, admin"
 	@echo "Passwords: $(PAYMENTS_DATA_DIR)/airflow/simple_auth_manager_passwords.json.generated"
 	umask 077; PATH=$(CURDIR)/$(BIN):$$PATH $(AIRFLOW_ENV) $(BIN)/airflow standalone
 

@@ -22,6 +22,9 @@ ENV_APPROVERS = "PAYMENTS_FINANCE_APPROVERS"
 #: Comma-separated user ids of the auditors: they read the Reconciliation page and the
 #: audit bundles, as finance does, and decide nothing.
 ENV_AUDITORS = "PAYMENTS_AUDITORS"
+#: Comma-separated user ids of the data engineers who run the DAGs: on the payments pages
+#: they read runs' totals, quarantines (masked) and bank reports, no per-household hold.
+ENV_OPERATORS = "PAYMENTS_OPERATORS"
 #: "1" on a demo machine only: missing secrets are generated instead of refused.
 ENV_DEMO = "PAYMENTS_DEMO"
 DEFAULT_APPROVERS = ("finance",)
@@ -36,6 +39,7 @@ class Settings:
     finance_approvers: tuple[str, ...] = DEFAULT_APPROVERS
     demo: bool = False
     auditors: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
     #: The storage root tasks exchange data through; ``data_dir`` when unset.
     storage_url: str = ""
 
@@ -76,7 +80,13 @@ def load_settings(data_dir: Path | None = None) -> Settings:
         data_dir=root,
         ledger_url=ledger,
         finance_approvers=tuple(a for a in approvers if a),
-        auditors=tuple(a.strip() for a in os.environ.get(ENV_AUDITORS, "").split(",") if a.strip()),
+        auditors=_ids(ENV_AUDITORS),
+        operators=_ids(ENV_OPERATORS),
         demo=os.environ.get(ENV_DEMO, "") == "1",
         storage_url=os.environ.get(ENV_STORAGE_ROOT, ""),
     )
+
+
+def _ids(variable: str) -> tuple[str, ...]:
+    """A comma-separated list of user ids from the environment (none when unset)."""
+    return tuple(a.strip() for a in os.environ.get(variable, "").split(",") if a.strip())

@@ -242,7 +242,7 @@ def test_reconciliation_page_in_a_real_browser(
     assert accepted == _ledger_cents(url, "accepted")
 
 
-def test_the_page_is_linked_from_the_airflow_navigation(api_server: tuple[str, str]) -> None:
+def test_the_pages_are_linked_from_the_airflow_navigation(api_server: tuple[str, str]) -> None:
     base, password = api_server
     request = urllib.request.Request(
         base + "/api/v2/plugins", headers={"Authorization": f"Bearer {_token(base, password)}"}
@@ -250,7 +250,11 @@ def test_the_page_is_linked_from_the_airflow_navigation(api_server: tuple[str, s
     with urllib.request.urlopen(request, timeout=10) as response:
         plugins = json.load(response)["plugins"]
     ours = next(p for p in plugins if p["name"] == "solidarity_payments_ui")
-    assert ours["external_views"][0]["href"] == "/payments/reconciliation"
+    hrefs = {view["href"] for view in ours["external_views"]}
+    assert hrefs == {
+        f"/payments/{page}"
+        for page in ("runs", "holds", "quarantine", "bank", "reconciliation", "audit")
+    }
 
 
 def test_each_run_and_fund_ties_out_and_a_broken_line_is_shown(

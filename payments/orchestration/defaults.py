@@ -21,3 +21,6 @@ RETRIES: dict[str, Any] = {
 }
 #: A watch that runs every few minutes retries less: its next run comes soon anyway.
 WATCH_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=30)}
+#: An audit check is not retried: it either finds the ledger intact or names what is not,
+#: and running it again on the same data says the same.
+NO_RETRIES: dict[str, Any] = {"retries": 0}

@@ -1,17 +1,11 @@
 """The Reconciliation page: per scheme and fund, where every euro is; held payments; rejections.
 
-A FastAPI app that Airflow's API server mounts (``plugins/payments_ui.py``).
-Every route needs an authenticated Airflow user (the API server's JWT, from
-the UI's session cookie or a bearer token) who is a finance approver or an
-auditor (:mod:`payments.ui.access`), and only reads the ledger. Routes are
-plain functions: FastAPI runs them in its thread pool, so a page that scans
-the ledger never blocks the API server's event loop. The
-ledger holds no NIR or IBAN; free text is masked all the same. Amounts are
-integer cents, formatted for display only.
+For finance and auditors (:mod:`payments.ui.access`); it only reads the
+ledger's finance views. The ledger holds no NIR or IBAN; free text is masked
+all the same. Amounts are integer cents, formatted for display only.
 """
 
 import html
-import json
 from importlib import resources
 from string import Template
 from typing import Annotated, Any
@@ -26,6 +20,8 @@ from payments.ledger.finance import AT_BANK, STATES, finance_by_fund, reissue_li
 from payments.ledger.migrate import engine_for
 from payments.logs import mask
 from payments.money import euros
+from payments.ui.guard import Visitor, guard
+from payments.ui.layout import bar_chart, page
 
 PAGE = Template(resources.files("payments.ui").joinpath("reconciliation.html").read_text("utf-8"))
 
@@ -76,27 +72,6 @@ def load(engine: Engine) -> dict[str, Any]:
     }
 
 
-def _bar_chart(title: str, items: list[tuple[str, int]]) -> str:
-    """An inline SVG bar chart (no script, no library): label and amount in cents."""
-    if not items:
-        return ""
-    top = max(v for _, v in items) or 1
-    height = 18 * len(items) + 24
-    bars = []
-    for i, (label, value) in enumerate(items):
-        width = round(300 * value / top)
-        y = 20 + 18 * i
-        bars.append(
-            f'<text x="0" y="{y + 12}" font-size="11">{html.escape(label)}</text>'
-            f'<rect x="90" y="{y}" width="{width}" height="14" fill="#4a7bb7"/>'
-            f'<text x="{96 + width}" y="{y + 12}" font-size="11">{html.escape(euros(value))}</text>'
-        )
-    return (
-        f"<figure><figcaption>{html.escape(title)}</figcaption>"
-        f'<svg role="img" width="520" height="{height}">{"".join(bars)}</svg></figure>'
-    )
-
-
 def render(data: dict[str, Any]) -> str:
     """The page as HTML (tables with a totals row, two charts)."""
     t = data["totals"]
@@ -124,14 +99,14 @@ def render(data: dict[str, Any]) -> str:
         f"<td>{html.escape(mask(str(r['reason'] or '')))}</td></tr>"
         for r in data["held"]
     )
-    by_fund_chart = _bar_chart(
+    by_fund_chart = bar_chart(
         "Sent by fund",
         [
             (f"{r['scheme_id'][-7:]} {r['fund_code']}", int(r["sent_cents"] or 0))
             for r in data["by_fund"]
         ][:40],
     )
-    reasons_chart = _bar_chart(
+    reasons_chart = bar_chart(
         "Rejected and returned by reason",
         [
             (f"{r['status'][:3]} {r['reason_code']}", int(r["amount_cents"]))
@@ -183,66 +158,33 @@ def to_csv(data: dict[str, Any]) -> bytes:
     return csv_bytes(data["by_fund"])
 
 
-def create_app() -> FastAPI:
-    """The app the plugin mounts under ``/payments``."""
-    from airflow.api_fastapi.core_api.security import get_user
-    from fastapi import HTTPException
-
-    app = FastAPI(title="Payments: reconciliation", docs_url=None, redoc_url=None, openapi_url=None)
-
-    def reader(user: Annotated[Any, Depends(get_user)]) -> Any:
-        from payments.ui.access import may_read_finance
-
-        if not may_read_finance(user):
-            raise HTTPException(403, "finance or auditor role needed")
-        return user
+def register(app: FastAPI) -> None:
+    """The Reconciliation page and its CSV."""
 
     def _data() -> dict[str, Any]:
         return load(engine_for(load_settings().ledger_url))
 
     @app.get("/reconciliation", response_class=HTMLResponse)
-    def page(user: Annotated[Any, Depends(reader)]) -> HTMLResponse:
-        return HTMLResponse(render(_data()))
-
-    @app.get("/runs/{run_id}/bundle.zip")
-    def bundle(run_id: str, user: Annotated[Any, Depends(reader)]) -> Response:
-        import re
-        import tempfile
-        from pathlib import Path
-
-        from payments.archive import archive_key
-        from payments.bundle import export_bundle
-        from payments.sepa.signing import signer_paths
-        from payments.storage import staged
-
-        settings = load_settings()
-        storage = settings.storage()
-        record = f"runs/{run_id}/run.json"
-        if not re.fullmatch(r"[a-z0-9-]+", run_id) or not storage.exists(record):
-            raise HTTPException(404, f"no archived run {run_id}")
-        with staged(storage, pull=[record, f"runs/{run_id}/payments"]) as area:
-            scheme_digest = json.loads((area.root / record).read_text())["scheme_sha256"]
-            area.pull(archive_key(scheme_digest))
-            with tempfile.TemporaryDirectory() as tmp:
-                data = export_bundle(
-                    area.root,
-                    settings.ledger_url,
-                    run_id,
-                    Path(tmp) / "bundle.zip",
-                    signer_paths(settings.data_dir)[1],
-                ).read_bytes()
-        return Response(
-            data,
-            media_type="application/zip",
-            headers={"Content-Disposition": f'attachment; filename="{run_id}-audit.zip"'},
+    def reconciliation(
+        visitor: Annotated[Visitor, Depends(guard("read_reconciliation"))],
+    ) -> HTMLResponse:
+        body = render(_data())
+        return HTMLResponse(
+            page(
+                "Reconciliation",
+                body,
+                base=visitor.base,
+                roles=visitor.roles,
+                here="reconciliation",
+            )
         )
 
     @app.get("/reconciliation.csv")
-    def csv(user: Annotated[Any, Depends(reader)]) -> Response:
+    def reconciliation_csv(
+        visitor: Annotated[Visitor, Depends(guard("read_reconciliation"))],
+    ) -> Response:
         return Response(
             to_csv(_data()),
             media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="reconciliation.csv"'},
         )
-
-    return app
