@@ -31,8 +31,15 @@ from payments.orchestration.defaults import SFTP_POOL
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-#: Users of the simple auth manager: operator triggers, finance approves.
-USERS = {"admin": ("admin", "admin-pw"), "operator": ("op", "op-pw"), "finance": ("user", "fin-pw")}
+#: Users of the simple auth manager (Airflow role, password): operator triggers, finance
+#: approves, auditor audits, viewer only looks.
+USERS = {
+    "admin": ("admin", "admin-pw"),
+    "operator": ("op", "op-pw"),
+    "finance": ("user", "fin-pw"),
+    "auditor": ("viewer", "aud-pw"),
+    "viewer": ("viewer", "view-pw"),
+}
 
 
 def free_port() -> int:
@@ -51,8 +58,8 @@ class Airflow:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
 
-    def client(self, user: str) -> httpx.Client:
-        """An API client authenticated as ``user``."""
+    def token(self, user: str) -> str:
+        """``user``'s JWT, from the API server's login endpoint (as the UI gets it)."""
         if user not in self.tokens:
             answer = httpx.post(
                 f"{self.url}/auth/token",
@@ -61,9 +68,13 @@ class Airflow:
             )
             answer.raise_for_status()
             self.tokens[user] = answer.json()["access_token"]
+        return self.tokens[user]
+
+    def client(self, user: str) -> httpx.Client:
+        """An API client authenticated as ``user``."""
         return httpx.Client(
             base_url=f"{self.url}/api/v2",
-            headers={"Authorization": f"Bearer {self.tokens[user]}"},
+            headers={"Authorization": f"Bearer {self.token(user)}"},
             timeout=60,
         )
 

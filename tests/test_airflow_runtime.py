@@ -1,10 +1,17 @@
-"""The payment batch under Airflow's real runtime, driven through the REST API as its users.
+"""The payment batch under Airflow's real runtime, then each user's job on the payments pages.
 
 The scheduler (LocalExecutor) forks the task processes, the DAG processor
 parses dags/, the API server mounts the plugin and answers the users, the
 triggerer waits on finance's approval. ``operator`` triggers the run,
 ``finance`` approves it through the human-in-the-loop API; the files must
 then be at the (local) bank, verified, and the ledger must tie out.
+
+Then, in a real headless browser against that run (Airflow still up):
+finance reads the run's budget, releases a hold, uploads a bank report and
+reads the reconciliation; the operator reads the quarantine and downloads a
+fund's masked CSV; the auditor verifies the ledger and replays the run from
+the Audit page (each a run of the audit DAG on the real scheduler) and
+downloads the audit bundle.
 """
 
 from __future__ import annotations
@@ -12,15 +19,21 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from bench.airflow_runtime import Airflow, running_airflow, wait_for
+from payments.logs import IBAN_PATTERN, NIR_PATTERN
+from payments.money import euros
 from payments.sample.writer import SampleSpec, write_sample
 from payments.sepa.signing import load_certificate, signer_paths
 from payments.sepa.verify import verify_batch
+from tests.browser import chrome, downloaded, log_in, shot
 from tests.conftest import MAY_2020
 
 DAG = "solidarity_payment_batch"
@@ -59,58 +72,95 @@ def _xcom(airflow: Airflow, run_id: str, task_id: str) -> Any:
     return answer.json()["value"]
 
 
-def test_operator_triggers_finance_approves_files_reach_the_bank(tmp_path: Path) -> None:
+@dataclass
+class PaidRun:
+    """A run triggered by operator and approved by finance, with Airflow still running."""
+
+    airflow: Airflow
+    data: Path
+    run_id: str
+    state: str
+    states: dict[str, list[str]]
+    report: dict[str, Any]
+    summary: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def paid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaidRun]:
+    tmp_path = tmp_path_factory.mktemp("runtime")
     data = tmp_path / "data"
-    write_sample(SampleSpec(households=900, seed=31, window=MAY_2020, funds=tuple(FUNDS)), data)
-    extra = {"PAYMENTS_DEMO": "1", "PAYMENTS_FINANCE_APPROVERS": "finance"}
+    spec = SampleSpec(
+        households=900, seed=31, window=MAY_2020, funds=tuple(FUNDS), defect_rate=0.02
+    )
+    write_sample(spec, data)
+    extra = {
+        "PAYMENTS_DEMO": "1",
+        "PAYMENTS_FINANCE_APPROVERS": "finance",
+        "PAYMENTS_AUDITORS": "auditor",
+        "PAYMENTS_OPERATORS": "operator",
+    }
     with running_airflow(tmp_path / "airflow", data, extra) as airflow:
-        wait_for(
-            lambda: airflow.client("operator").get(f"/dags/{DAG}").status_code == 200,
-            timeout=300,
-            what=f"the DAG processor to parse {DAG}",
-            airflow=airflow,
+        yield _pay(airflow, data)
+
+
+def _pay(airflow: Airflow, data: Path) -> PaidRun:
+    """Trigger as operator, approve as finance, wait for the end."""
+    wait_for(
+        lambda: airflow.client("operator").get(f"/dags/{DAG}").status_code == 200,
+        timeout=300,
+        what=f"the DAG processor to parse {DAG}",
+        airflow=airflow,
+    )
+    with airflow.client("operator") as api:
+        answer = api.post(
+            f"/dags/{DAG}/dagRuns",
+            json={"logical_date": None, "conf": {"scheme_id": "aes-2020-05", "funds": FUNDS}},
         )
-        with airflow.client("operator") as api:
-            answer = api.post(
-                f"/dags/{DAG}/dagRuns",
-                json={"logical_date": None, "conf": {"scheme_id": "aes-2020-05", "funds": FUNDS}},
-            )
-            assert answer.status_code == 200, answer.text
-            run_id = answer.json()["dag_run_id"]
-
-        def approval_waiting() -> bool:
-            states = _task_states(airflow, run_id)
-            if any("failed" in s for s in states.values()) or _run_state(airflow, run_id):
-                raise AssertionError(f"run ended before approval: {states}\n{airflow.logs()}")
-            return states.get("approval") in (["deferred"], ["awaiting_input"])
-
-        wait_for(approval_waiting, timeout=RUN_TIMEOUT, what="the approval", airflow=airflow)
-        # Answered at once, the response can reach the scheduler before the pausing
-        # task process's own exit is reported, and the scheduler then marks the
-        # resumed task failed (executor state mismatch). A person takes longer.
-        time.sleep(APPROVAL_PAUSE_S)
-        path = f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails"
-        with airflow.client("operator") as api:  # four eyes: the one who triggered may not
-            refused = api.patch(path, json={"chosen_options": ["Approve"]})
-        assert refused.status_code == 403, refused.text
-        with airflow.client("finance") as api:
-            answer = api.patch(path, json={"chosen_options": ["Approve"]})
         assert answer.status_code == 200, answer.text
-        assert answer.json()["responded_by"]["name"] == "finance"
+        run_id = answer.json()["dag_run_id"]
 
-        state = wait_for(
-            lambda: _run_state(airflow, run_id),
-            timeout=RUN_TIMEOUT,
-            what="the run to end",
-            airflow=airflow,
-        )
+    def approval_waiting() -> bool:
         states = _task_states(airflow, run_id)
-        assert state == "success", f"{states}\n{airflow.logs()}"
-        assert states["receive"] == ["success"] * len(FUNDS)
-        assert set(states["deliver"]) == {"success"}
-        report = _xcom(airflow, run_id, "report")
-        summary = _xcom(airflow, run_id, "conclude")
+        if any("failed" in s for s in states.values()) or _run_state(airflow, run_id):
+            raise AssertionError(f"run ended before approval: {states}\n{airflow.logs()}")
+        return states.get("approval") in (["deferred"], ["awaiting_input"])
 
+    wait_for(approval_waiting, timeout=RUN_TIMEOUT, what="the approval", airflow=airflow)
+    # Answered at once, the response can reach the scheduler before the pausing
+    # task process's own exit is reported, and the scheduler then marks the
+    # resumed task failed (executor state mismatch). A person takes longer.
+    time.sleep(APPROVAL_PAUSE_S)
+    path = f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails"
+    with airflow.client("operator") as api:  # four eyes: the one who triggered may not
+        refused = api.patch(path, json={"chosen_options": ["Approve"]})
+    assert refused.status_code == 403, refused.text
+    with airflow.client("finance") as api:
+        answer = api.patch(path, json={"chosen_options": ["Approve"]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["responded_by"]["name"] == "finance"
+
+    state = wait_for(
+        lambda: _run_state(airflow, run_id),
+        timeout=RUN_TIMEOUT,
+        what="the run to end",
+        airflow=airflow,
+    )
+    return PaidRun(
+        airflow,
+        data,
+        run_id,
+        state,
+        _task_states(airflow, run_id),
+        _xcom(airflow, run_id, "report"),
+        _xcom(airflow, run_id, "conclude"),
+    )
+
+
+def test_operator_triggers_finance_approves_files_reach_the_bank(paid: PaidRun) -> None:
+    data, states, report, summary = paid.data, paid.states, paid.report, paid.summary
+    assert paid.state == "success", f"{states}\n{paid.airflow.logs()}"
+    assert states["receive"] == ["success"] * len(FUNDS)
+    assert set(states["deliver"]) == {"success"}
     assert report["sent_ties_out"] is True, report
     assert summary["triggered_by"] == "operator"
     # the files at the bank are those of the batch, byte for byte, and verify
@@ -133,3 +183,176 @@ def test_operator_triggers_finance_approves_files_reach_the_bank(tmp_path: Path)
     ledger.dispose()
     assert tuple(sent) == (manifest["totals"]["nb_of_txs"], manifest["totals"]["ctrl_sum_cents"])
     assert approved_by == "finance"
+
+
+# --- each user's job on the payments pages, in a real browser, against that run ---------
+
+
+def _ledger(data: Path, query: str, **params: Any) -> list[Any]:
+    engine = create_engine(f"sqlite:///{data / 'ledger.sqlite'}")
+    try:
+        with engine.connect() as c:
+            return list(c.execute(text(query), params).all())
+    finally:
+        engine.dispose()
+
+
+def _browser_as(paid: PaidRun, user: str, downloads: Path) -> Any:
+    driver = chrome(downloads)
+    log_in(driver, paid.airflow.url, paid.airflow.token(user))
+    return driver
+
+
+def test_finance_reads_the_budget_and_releases_a_hold(paid: PaidRun, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    base = paid.airflow.url + "/payments"
+    run_id = paid.summary["run_id"]
+    payable = paid.summary["national"]["payable_cents"]
+    driver = _browser_as(paid, "finance", tmp_path)
+    try:
+        driver.get(base + "/runs")
+        driver.find_element(By.LINK_TEXT, run_id).click()
+        assert euros(payable) in driver.find_element(By.ID, "to-pay").text
+        assert "approved by finance" in driver.find_element(By.ID, "state").text
+        assert driver.find_elements(By.CSS_SELECTOR, "#chart-outcome svg[role=img]")
+        shot(driver, "finance-run")
+
+        driver.get(base + "/holds")
+        reason = Select(driver.find_element(By.ID, "filter-reason"))
+        chosen = reason.options[1].get_attribute("value")  # the first reason the ledger has
+        reason.select_by_value(chosen)
+        driver.find_element(By.CSS_SELECTOR, "#filters button").click()
+        rows = driver.find_elements(By.CSS_SELECTOR, "#holds tbody tr")
+        assert rows and all(chosen in r.text for r in rows)
+        (count,) = _ledger(
+            paid.data,
+            "SELECT COUNT(*) FROM holds WHERE released_at IS NULL AND reasons LIKE :r",
+            r=f"%{chosen}%",
+        )[0]
+        assert driver.find_element(By.ID, "selection").text.startswith(f"{count:,} holds")
+        shot(driver, "finance-holds")
+
+        household = rows[0].find_element(By.TAG_NAME, "a")
+        household_id = household.text
+        household.click()
+        page = driver.page_source
+        assert "Bank details changed on" in page and "IBAN (masked)" in page
+        assert not IBAN_PATTERN.search(page) and not NIR_PATTERN.search(page)
+        driver.find_element(By.ID, "note").send_keys("called the fund: the new IBAN is hers")
+        shot(driver, "finance-hold")
+        driver.find_element(By.CSS_SELECTOR, "#release button").click()
+        assert "Hold released" in driver.find_element(By.ID, "notice").text
+    finally:
+        driver.quit()
+    released = _ledger(
+        paid.data,
+        "SELECT h.released_by, h.release_note, p.state FROM holds h "
+        "JOIN payments p ON p.id = h.payment_id WHERE p.household_id = :h",
+        h=household_id,
+    )
+    assert released == [("finance", "called the fund: the new IBAN is hers", "computed")]
+
+
+def test_finance_applies_a_bank_report_and_reads_the_reconciliation(
+    paid: PaidRun, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.bank_simulator import status_report
+
+    sent = sorted((paid.data / "bank").rglob("*.xml"))[0]
+    report, rejected = status_report(sent.read_bytes(), reject_share=0.3, seed=7)
+    assert rejected
+    upload = tmp_path / "upload" / "pain002-from-the-portal.xml"
+    upload.parent.mkdir()
+    upload.write_bytes(report)
+    base = paid.airflow.url + "/payments"
+    driver = _browser_as(paid, "finance", tmp_path)
+    try:
+        driver.get(base + "/bank")
+        driver.find_element(By.ID, "report-file").send_keys(str(upload))
+        driver.find_element(By.CSS_SELECTOR, "#upload button").click()
+        assert "applied" in driver.find_element(By.ID, "notice").text
+        shot(driver, "finance-bank")
+        driver.get(base + "/reconciliation")
+        (cents,) = _ledger(
+            paid.data, "SELECT SUM(amount_cents) FROM payments WHERE state = 'rejected'"
+        )[0]
+        assert driver.find_element(By.ID, "total-rejected").text == euros(cents)
+        shot(driver, "finance-reconciliation")
+    finally:
+        driver.quit()
+    assert (
+        len(rejected)
+        == _ledger(paid.data, "SELECT COUNT(*) FROM payments WHERE state = 'rejected'")[0][0]
+    )
+    events = _ledger(paid.data, "SELECT payload FROM event_log WHERE kind = 'bank_report_uploaded'")
+    assert len(events) == 1 and '"by":"finance"' in events[0][0].replace(" ", "")
+
+
+def test_operator_reads_the_quarantine_but_not_the_holds(paid: PaidRun, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    base = paid.airflow.url + "/payments"
+    quarantined = paid.summary["validation"]["quarantined"]
+    assert quarantined > 0
+    driver = _browser_as(paid, "operator", tmp_path)
+    try:
+        driver.get(base + "/quarantine")
+        assert f"quarantined {quarantined:,}" in driver.find_element(By.ID, "totals").text
+        shot(driver, "operator-quarantine")
+        driver.find_element(By.CSS_SELECTOR, "a.csv").click()
+        csv = downloaded(tmp_path, "*-quarantine.csv").read_text(encoding="utf-8-sig")
+        driver.get(base + "/holds")
+        refused = driver.page_source
+    finally:
+        driver.quit()
+    lines = csv.strip().splitlines()
+    assert lines[0].startswith('"line";"error_codes"') and len(lines) > 1
+    assert not NIR_PATTERN.search(csv) and not IBAN_PATTERN.search(csv)
+    assert "[NIR]" in csv
+    assert "needs the auditor or finance role" in refused
+
+
+def test_auditor_verifies_replays_and_downloads_the_bundle(paid: PaidRun, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from payments.bundle import check_bundle
+
+    base = paid.airflow.url + "/payments"
+    run_id = paid.summary["run_id"]
+    driver = _browser_as(paid, "auditor", tmp_path)
+
+    def result_of(check: str) -> str | None:
+        driver.get(base + "/audit")
+        for row in driver.find_elements(By.CSS_SELECTOR, "#results tbody tr"):
+            cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+            if len(cells) > 4 and cells[1] == check:
+                return cells[4]
+        return None
+
+    try:
+        driver.get(base + "/audit")
+        driver.find_element(By.CSS_SELECTOR, "#verify button").click()
+        assert "Started" in driver.find_element(By.ID, "notice").text
+        verified = wait_for(
+            lambda: result_of("verify"), timeout=300, what="the verification", airflow=paid.airflow
+        )
+        Select(driver.find_element(By.ID, "replay-run")).select_by_value(run_id)
+        driver.find_element(By.CSS_SELECTOR, "#replay button").click()
+        replayed = wait_for(
+            lambda: result_of("replay"), timeout=600, what="the replay", airflow=paid.airflow
+        )
+        shot(driver, "auditor-audit")
+        driver.find_element(By.CSS_SELECTOR, "a.bundle").click()
+        bundle = downloaded(tmp_path, "*-audit.zip", timeout=60)
+    finally:
+        driver.quit()
+    assert verified == "✓ intact" and replayed == "✓ intact", (verified, replayed)
+    trusted = load_certificate(signer_paths(paid.data)[1])
+    assert check_bundle(bundle, trusted) == []
+    runs = _ledger(paid.data, "SELECT COUNT(*) FROM runs")[0][0]
+    assert runs == 1  # the replay recorded nothing in the ledger

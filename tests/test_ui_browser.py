@@ -33,20 +33,10 @@ from payments.ledger.models import Payment
 from payments.orchestration.summary import euros
 from payments.sepa.signing import generate_demo_pair, load_signer
 from tests.bank_simulator import sent_batch, status_report
+from tests.browser import chrome, downloaded, log_in, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 AT = datetime(2020, 5, 14, 9, 0)
-
-
-def _require_browser() -> None:
-    if CHROMIUM and CHROMEDRIVER:
-        return
-    reason = "Debian's chromium and chromium-driver are not installed"
-    if os.environ.get("PAYMENTS_REQUIRE_BROWSER"):
-        pytest.fail(reason + " and PAYMENTS_REQUIRE_BROWSER is set")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +68,7 @@ def api_server(
     answered_ledger: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
     """``airflow api-server`` with our plugins; yields (base URL, finance's password)."""
-    _require_browser()
+    require_browser()
     home = tmp_path_factory.mktemp("ui-airflow")
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({"finance": "finance-pw"}))
@@ -160,8 +150,6 @@ def _ledger_cents(url: str, state: str) -> int:
 def test_reconciliation_page_in_a_real_browser(
     api_server: tuple[str, str], answered_ledger: tuple[Path, str], tmp_path: Path
 ) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     base, password = api_server
@@ -175,18 +163,9 @@ def test_reconciliation_page_in_a_real_browser(
     token = _token(base, password)
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(arg)
-    options.add_experimental_option(
-        "prefs",
-        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
-    )
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = chrome(downloads)
     try:
-        driver.get(base + "/api/v2/monitor/health")
-        driver.add_cookie({"name": "_token", "value": token, "path": "/"})
+        log_in(driver, base, token)
         driver.get(base + "/payments/reconciliation")
         assert driver.title == "Reconciliation"
         shown = {
@@ -213,24 +192,13 @@ def test_reconciliation_page_in_a_real_browser(
         assert ties and set(ties) == {"✓"}
 
         driver.find_element(By.ID, "download-csv").click()
-        target = downloads / "reconciliation.csv"
-        for _ in range(50):
-            if target.exists():
-                break
-            time.sleep(0.2)
-        text = target.read_text()
+        text = downloaded(downloads, "reconciliation.csv").read_text()
 
         driver.find_element(By.CSS_SELECTOR, "a.bundle").click()
-        zips: list[Path] = []
-        for _ in range(100):
-            zips = [z for z in downloads.glob("*-audit.zip")]
-            if zips:
-                break
-            time.sleep(0.2)
-        assert zips, "the audit bundle was not downloaded"
         from payments.bundle import check_bundle
 
-        assert check_bundle(zips[0], signer_certificate(answered_ledger[0])) == []
+        bundle = downloaded(downloads, "*-audit.zip")
+        assert check_bundle(bundle, signer_certificate(answered_ledger[0])) == []
     finally:
         driver.quit()
     header, *rows = text.strip().splitlines()
