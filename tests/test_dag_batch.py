@@ -14,6 +14,7 @@ import logging
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -108,6 +109,20 @@ def _personal_data(sample: Path) -> list[str]:
     return values
 
 
+def _receive_states(run: Any) -> dict[str, str]:
+    """Each fund's ``receive`` task state in a finished DAG run."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.run_id == run.run_id, TaskInstance.task_id == "receive"
+            )
+        ).all()
+        return {str(ti.rendered_map_index): str(ti.state) for ti in tis}
+
+
 def test_approved_batch_goes_from_fund_sftp_to_bank_sftp_exactly_once(
     batch_env: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -135,7 +150,13 @@ def test_approved_batch_goes_from_fund_sftp_to_bank_sftp_exactly_once(
     summary = json.loads((run_dir / "summary.json").read_text())
     manifest = json.loads((run_dir / "payments" / "manifest.json").read_text())
 
-    # The late fund is listed, the others were paid.
+    # The late fund is listed, the others were paid; its task is skipped, not green.
+    assert _receive_states(run) == {
+        "01": "success",
+        "13": "success",
+        "75": "success",
+        "976": "skipped",
+    }
     assert [n["fund"] for n in summary["not_received"]] == ["976"]
     assert summary["not_received"][0]["reason"] == "file_missing"
     assert summary["funds_with_files"] == ["01", "13", "75"]

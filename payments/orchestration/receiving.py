@@ -29,6 +29,7 @@ from payments.orchestration.endpoints import describe, fund_source
 from payments.orchestration.request import parse_request
 from payments.orchestration.settings import task_settings
 from payments.registry import Fund, load_registry
+from payments.statuses import FundFile
 from payments.storage import staged
 from payments.transport.base import Transport, TransportError, fetch_checked, with_retries
 from payments.validation.folder import validate_fund
@@ -132,4 +133,13 @@ def receive(planned: Mapping[str, Any], fund_code: str) -> dict[str, Any]:
         "tie_out": report.tie_out,
     }
     log.info("fund %s: %s", fund.code, json.dumps(outcome, sort_keys=True))
+    if report.status != FundFile.RECEIVED:
+        # Not a failure of ours (nothing to retry: the fund must send a file), and not a
+        # success either: the task ends skipped, so the grid shows which funds are out.
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(
+            f"fund {fund.code}: file {report.status} ({report.file_error}): "
+            f"{report.message or 'no file in the drop zone'}; the run goes on without it"
+        )
     return outcome
