@@ -135,11 +135,18 @@ def test_the_approval_text_shows_what_leaves_what_is_held_and_what_is_missing() 
         ],
         "not_received": [{"fund": "02", "message": "funds/02/x.csv: no file received"}],
     }
+    summary["national"] = {"already_paid": {"households": 3}}
     text = approval_text(summary)
-    assert "**To be paid: 7 payments, 1\u202f350.00 €** in 1 signed files" in text
+    first, *_ = text.splitlines()
+    assert first == "## To be paid: 7 payments, 1\u202f350.00 €"
+    assert "in 1 signed files" in text
+    assert "**not paid again**: 3 households" in text
+    assert "Held for review, not in the files: 2 households, 300.00 €" in text
     assert "| shared_iban | 2 | 300.00 € |" in text
     assert "- 02: funds/02/x.csv: no file received" in text
-    assert "triggered by **operator** (who cannot approve it)" in text
+    assert "triggered by **operator**, who cannot approve it" in text
+    # The per-fund table is on the run's page, linked: the buttons stay in sight.
+    assert "| 01 |" not in text and "(/payments/runs/aes-2020-05-abc)" in text
 
 
 def test_the_deadline_alert_names_the_run_scheme_and_cutoff() -> None:

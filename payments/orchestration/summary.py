@@ -82,20 +82,37 @@ def run_summary(
 
 
 def approval_text(summary: dict[str, Any]) -> str:
-    """Markdown for the approval form: what leaves, what is held, what is missing."""
+    """Markdown for the approval form: the totals first (what is new in this run and leaves),
+    then why: by rule, what is held, what is missing. Per-fund figures are on the run's page
+    (the form puts its buttons under the text: a 101-row table pushed them out of sight)."""
     files = summary.get("payment_files") or {"files": 0, "payments": 0, "cents": 0}
     v = summary["validation"]
+    national = summary.get("national") or {}
+    already = (national.get("already_paid") or {}).get("households", 0)
+    held = sum(r["households"] for r in summary["by_hold_reason"].values())
+    held_cents = sum(r["cents"] for r in summary["by_hold_reason"].values())
     lines = [
-        f"**Run** `{summary['run_id']}`: scheme **{summary['scheme_id']}**, "
-        f"triggered by **{summary.get('triggered_by') or 'unknown'}** "
-        "(who cannot approve it).",
+        f"## To be paid: {files['payments']:,} payments, {euros(files['cents'])}",
         "",
-        f"**To be paid: {files['payments']:,} payments, {euros(files['cents'])}** "
-        f"in {files['files']} signed files.",
+        f"New in this run `{summary['run_id']}` (scheme **{summary['scheme_id']}**), "
+        f"in {files['files']} signed files; triggered by "
+        f"**{summary.get('triggered_by') or 'unknown'}**, who cannot approve it.",
         "",
-        f"Rows read {v['rows_read']:,} = accepted {v['accepted']:,} + "
+    ]
+    if already:
+        lines += [
+            f"- Already paid by an earlier run, **not paid again**: {already:,} households.",
+        ]
+    if held:
+        lines += [f"- Held for review, not in the files: {held:,} households, {euros(held_cents)}."]
+    if summary["not_received"]:
+        lines += [f"- Funds not in this run: {len(summary['not_received'])} (listed below)."]
+    lines += [
+        f"- Rows read {v['rows_read']:,} = accepted {v['accepted']:,} + "
         f"quarantined {v['quarantined']:,}. Funds: {v['funds']['received']} received, "
         f"{v['funds']['missing']} missing, {v['funds']['rejected']} rejected.",
+        f"- Per fund ({len(summary['by_fund'])} funds), with charts: "
+        f"[the run's page](/payments/runs/{summary['run_id']}).",
         "",
     ]
     if summary["by_rule"]:
@@ -110,18 +127,8 @@ def approval_text(summary: dict[str, Any]) -> str:
         for reason, r in summary["by_hold_reason"].items():
             lines.append(f"| {reason} | {r['households']:,} | {euros(r['cents'])} |")
         lines.append("")
-    lines += [
-        "| Fund | Status | Read | Accepted | Quarantined | Held | Payments | Amount |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for f in summary["by_fund"]:
-        lines.append(
-            f"| {f['fund']} | {f['status']} | {f['rows_read']:,} | {f['accepted']:,} | "
-            f"{f['quarantined']:,} | {f['held']:,} | {f['payments']:,} | "
-            f"{euros(f['payments_cents'])} |"
-        )
     if summary["not_received"]:
-        lines += ["", "**Not in this run** (take them in a complementary run):", ""]
+        lines += ["**Not in this run** (take them in a complementary run):", ""]
         lines += [f"- {n['fund']}: {as_text(n['message'])}" for n in summary["not_received"]]
     return "\n".join(lines) + "\n"
 
