@@ -190,9 +190,19 @@ def test_approved_batch_goes_from_fund_sftp_to_bank_sftp_exactly_once(
         assert (recorded.decision, recorded.approved_by) == ("approved", "finance")
         assert recorded.triggered_by == "dag_test"
 
-    # Re-triggering the same run pays nobody twice: same files at the bank, same ledger.
-    run_again = run_dag(DAGS, conf, answer_as("finance", "Approve"))
+    # Re-triggering the same run pays nobody twice: same files at the bank, same ledger;
+    # and finance is not asked again to approve what it approved and what was sent.
+    asked: list[str] = []
+    run_again = run_dag(
+        DAGS,
+        conf,
+        lambda airflow_run_id, task_id: (
+            asked.append(airflow_run_id)
+            or respond(DAG_ID, airflow_run_id, task_id, user="finance", option="Approve")
+        ),
+    )
     assert str(run_again.state) == "success"
+    assert asked == []
     assert (data / "runs" / "LATEST").read_text().strip() == run_id
     assert _bank_files(bank) == at_bank
     assert _ledger(batch_env["tmp"]) == ledger

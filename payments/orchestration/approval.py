@@ -27,6 +27,7 @@ from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOp
 from payments.config import DEMO_APPROVER, load_settings
 from payments.errors import FourEyesError
 from payments.four_eyes import user_id
+from payments.statuses import RunDecision
 
 log = logging.getLogger(__name__)
 APPROVE = "Approve"
@@ -64,6 +65,22 @@ class FinanceApprovalOperator(HITLBranchOperator):
         )
 
     def execute(self, context: Any) -> Any:
+        from payments.orchestration.decision import earlier_decision
+
+        summary = context["ti"].xcom_pull(task_ids=self.summary_task_id)
+        earlier = earlier_decision(summary)
+        if earlier is not None:
+            # The same inputs again (same run id): finance decided already, and a decision
+            # is final. Asking again would show money already sent as "to be paid".
+            approved = earlier.decision == RunDecision.APPROVED
+            log.info(
+                "run %s was already %s: nothing new to decide; %s",
+                summary["run_id"],
+                earlier,
+                "files not yet at the bank are delivered" if approved else "nothing is sent",
+            )
+            chosen = self.options_mapping[APPROVE if approved else REJECT]
+            return self.do_branch(context=context, branches_to_execute=[chosen])
         triggered_by = context["dag_run"].triggering_user_name
         self.assigned_users = respondents(load_settings().finance_approvers, triggered_by)  # type: ignore[assignment]
         log.info(

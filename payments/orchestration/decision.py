@@ -38,6 +38,28 @@ def needs_approval(summary: Mapping[str, Any]) -> bool:
 
 
 @dataclass(frozen=True)
+class Earlier:
+    """A decision the ledger already holds for a run (it is final)."""
+
+    decision: str
+    by: str | None
+    at: datetime | None
+
+    def __str__(self) -> str:
+        when = f" on {self.at:%Y-%m-%d %H:%M} UTC" if self.at else ""
+        return f"{self.decision} by {self.by or 'unknown'}{when}"
+
+
+def earlier_decision(summary: Mapping[str, Any]) -> Earlier | None:
+    """Finance's decision on this run if it was already made (the same run re-triggered)."""
+    with Session(engine_for(task_settings().ledger_url)) as session:
+        run = session.get(Run, summary["run_id"])
+    if run is None or not run.decision:
+        return None
+    return Earlier(run.decision, run.approved_by, run.approved_at)
+
+
+@dataclass(frozen=True)
 class Answer:
     """Finance's answer as Airflow recorded it (the HITL record, delivered by the triggerer)."""
 
