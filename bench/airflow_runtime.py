@@ -109,7 +109,6 @@ def airflow_env(home: Path, data_dir: Path, port: int, extra: dict[str, str]) ->
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
             f"{u}:{role}" for u, (role, _) in USERS.items()
@@ -187,6 +186,14 @@ def stop(airflow: Airflow, grace: float = 30) -> None:
             process.kill()
     for process in airflow.processes.values():
         process.wait()
+
+
+def unpause(airflow: Airflow, dag_id: str) -> None:
+    """What "Unpause on trigger" does in the trigger form (new DAGs start paused, as in
+    ``airflow standalone``): as the operator."""
+    with airflow.client("operator") as api:
+        answer = api.patch(f"/dags/{dag_id}", json={"is_paused": False})
+    answer.raise_for_status()
 
 
 def _api_up(airflow: Airflow) -> bool:

@@ -30,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from bench.airflow_runtime import ROOT, Airflow, running_airflow, wait_for
+from bench.airflow_runtime import ROOT, Airflow, running_airflow, unpause, wait_for
 
 DAG = "solidarity_payment_batch"
 #: Seconds between the approval pausing and finance answering (see where it is used).
@@ -203,6 +203,7 @@ def run_dag(
             what="the DAG to be parsed",
             airflow=airflow,
         )
+        unpause(airflow, DAG)
         with _WorkerRss() as rss:
             triggered = time.time()
             with airflow.client("operator") as api:

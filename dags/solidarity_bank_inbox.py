@@ -19,6 +19,9 @@ from payments.orchestration.defaults import OWNER, SFTP_POOL, WATCH_RETRIES
     schedule=timedelta(minutes=15),
     start_date=datetime(2020, 5, 1),
     catchup=False,
+    # Runs by itself when its data arrives: not left paused by a deployment that pauses
+    # new DAGs (airflow standalone, make airflow).
+    is_paused_upon_creation=False,
     max_active_runs=1,
     default_args={"owner": OWNER, **WATCH_RETRIES},
     tags=["payments", "solidarity", "finance"],

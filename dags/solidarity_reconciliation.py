@@ -21,6 +21,9 @@ from payments.orchestration.defaults import OWNER, RETRIES, SFTP_POOL
     dag_id="solidarity_reconciliation",
     schedule=(AT_THE_BANK | BANK_REPORTS),
     catchup=False,
+    # Runs by itself when its data arrives: not left paused by a deployment that pauses
+    # new DAGs (airflow standalone, make airflow).
+    is_paused_upon_creation=False,
     max_active_runs=1,
     default_args={"owner": OWNER, **RETRIES},
     tags=["payments", "solidarity", "finance"],
