@@ -23,6 +23,8 @@ from payments.money import euros
 from payments.orchestration.local_run import answer_as, run_dag
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
+#: Run after the batch, as the scheduler would when the files reach the bank.
+RECONCILIATION_DAG = "solidarity_reconciliation"
 
 
 @contextmanager
@@ -73,11 +75,18 @@ def main(dags_folder: Path = DAGS) -> int:
         f"  approved by {DEMO_APPROVER} (demo setting); sent: {files['payments']:,} payments, "
         f"{euros(files['cents'])} in {files['files']} signed files"
     )
+    with _output_to(log_file):
+        reconciled = run_dag(dags_folder, {}, None, dag_id=RECONCILIATION_DAG)
+    print(
+        f"Files at the bank: DAG {RECONCILIATION_DAG} {reconciled.state} "
+        f"({settings.data_dir / 'reconciliation'}/by_fund.csv)"
+    )
     print(f"Fund files:    {settings.data_dir / 'funds'}/<fund>/")
     print(f"Run outputs:   {run_dir}/ (summary.json, approval.md, validation/, payments/)")
     print(f"At the bank:   {settings.data_dir / 'bank'}/<fund>/")
     print(f"Ledger:        {settings.ledger_url} (payments audit verify)")
-    return 0 if str(run.state) in ("success", "DagRunState.SUCCESS") else 1
+    ok = ("success", "DagRunState.SUCCESS")
+    return 0 if str(run.state) in ok and str(reconciled.state) in ok else 1
 
 
 if __name__ == "__main__":
