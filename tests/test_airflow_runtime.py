@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -33,7 +34,16 @@ from payments.money import euros
 from payments.sample.writer import SampleSpec, write_sample
 from payments.sepa.signing import load_certificate, signer_paths
 from payments.sepa.verify import verify_batch
-from tests.browser import CHROMEDRIVER, CHROMIUM, chrome, downloaded, log_in, require_browser, shot
+from tests.browser import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    chrome,
+    downloaded,
+    log_in,
+    require_browser,
+    shot,
+    wait_until,
+)
 from tests.conftest import MAY_2020
 
 DAG = "solidarity_payment_batch"
@@ -115,14 +125,17 @@ def _pay(airflow: Airflow, data: Path) -> PaidRun:
         what=f"the DAG processor to parse {DAG}",
         airflow=airflow,
     )
-    unpause(airflow, DAG)
-    with airflow.client("operator") as api:
-        answer = api.post(
-            f"/dags/{DAG}/dagRuns",
-            json={"logical_date": None, "conf": {"scheme_id": "aes-2020-05", "funds": FUNDS}},
-        )
-        assert answer.status_code == 200, answer.text
-        run_id = answer.json()["dag_run_id"]
+    if CHROMIUM and CHROMEDRIVER:
+        run_id = _trigger_in_the_form(airflow)
+    else:
+        unpause(airflow, DAG)
+        with airflow.client("operator") as api:
+            answer = api.post(
+                f"/dags/{DAG}/dagRuns",
+                json={"logical_date": None, "conf": {"scheme_id": "aes-2020-05", "funds": FUNDS}},
+            )
+            assert answer.status_code == 200, answer.text
+            run_id = answer.json()["dag_run_id"]
 
     def approval_waiting() -> bool:
         states = _task_states(airflow, run_id)
@@ -163,6 +176,50 @@ def _pay(airflow: Airflow, data: Path) -> PaidRun:
     )
 
 
+def _trigger_in_the_form(airflow: Airflow) -> str:
+    """The operator triggers the batch in Airflow's own trigger form: the funds picked from
+    the registry's list by code, the scheme left at its default, "Unpause on trigger" on."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver = chrome(airflow.home, width=1400, height=1100)
+    try:
+        log_in(driver, airflow.url, airflow.token("operator"))
+        driver.get(f"{airflow.url}/dags/{DAG}")
+        trigger = "//button[normalize-space()='Trigger']"
+        wait_until(lambda: driver.find_elements(By.XPATH, trigger), what="the DAG page")
+        driver.find_element(By.XPATH, trigger).click()
+        wait_until(lambda: _comboboxes(driver), what="the trigger form")
+        form = driver.page_source
+        _scheme, funds = _comboboxes(driver)
+        for code in FUNDS:
+            funds.send_keys(code)
+            wait_until(
+                lambda: driver.find_elements(By.CSS_SELECTOR, "[role=option]"),
+                what=f"fund {code} offered",
+            )
+            funds.send_keys(Keys.ENTER)
+        shot(driver, "operator-trigger")
+        driver.find_elements(By.XPATH, trigger)[-1].click()  # the form's own button
+        url = wait_until(
+            lambda: "/runs/" in driver.current_url and driver.current_url,
+            what="the run's page after the trigger",
+        )
+    finally:
+        driver.quit()
+    # The form as the review asked: funds neither required nor free text, schemes titled.
+    assert "aes-2020-05: Aide exceptionnelle de solidarité" in form
+    assert "Select one or multiple values" in form and "Empty: every fund" in form
+    return unquote(str(url).rsplit("/runs/", 1)[1].split("/")[0])
+
+
+def _comboboxes(driver: Any) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    boxes = driver.find_elements(By.CSS_SELECTOR, "input[role=combobox]")
+    return list(boxes) if len(boxes) == 2 else []
+
+
 def _run_page_as_finance(airflow: Airflow, run_id: str) -> dict[str, str] | None:
     """Finance opens the waiting run's page before answering (when a browser is here)."""
     from selenium.webdriver.common.by import By
@@ -187,6 +244,9 @@ def _run_page_as_finance(airflow: Airflow, run_id: str) -> dict[str, str] | None
 def test_operator_triggers_finance_approves_files_reach_the_bank(paid: PaidRun) -> None:
     data, states, report, summary = paid.data, paid.states, paid.report, paid.summary
     assert paid.state == "success", f"{states}\n{paid.airflow.logs()}"
+    with paid.airflow.client("operator") as api:
+        conf = api.get(f"/dags/{DAG}/dagRuns/{paid.run_id}").json()["conf"]
+    assert conf["funds"] == FUNDS and conf["scheme_id"] == "aes-2020-05", conf
     # The two broken files are skipped receives (never green), the others paid.
     assert sorted(states["receive"]) == ["skipped"] * 2 + ["success"] * 3
     assert len(summary["not_received"]) == 2 and len(summary["funds_with_files"]) == 3
