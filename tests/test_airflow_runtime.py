@@ -144,7 +144,6 @@ def _pay(airflow: Airflow, data: Path) -> PaidRun:
         return states.get("approval") in (["deferred"], ["awaiting_input"])
 
     wait_for(approval_waiting, timeout=RUN_TIMEOUT, what="the approval", airflow=airflow)
-    waiting_page = _run_page_as_finance(airflow, _xcom(airflow, run_id, "conclude")["run_id"])
     # Answered at once, the response can reach the scheduler before the pausing
     # task process's own exit is reported, and the scheduler then marks the
     # resumed task failed (executor state mismatch). A person takes longer.
@@ -153,10 +152,18 @@ def _pay(airflow: Airflow, data: Path) -> PaidRun:
     with airflow.client("operator") as api:  # four eyes: the one who triggered may not
         refused = api.patch(path, json={"chosen_options": ["Approve"]})
     assert refused.status_code == 403, refused.text
-    with airflow.client("finance") as api:
-        answer = api.patch(path, json={"chosen_options": ["Approve"]})
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["responded_by"]["name"] == "finance"
+    payments_run = _xcom(airflow, run_id, "conclude")["run_id"]
+    waiting_page = None
+    if CHROMIUM and CHROMEDRIVER:
+        waiting_page = _approve_on_the_run_page(airflow, payments_run)
+    else:
+        with airflow.client("finance") as api:
+            answer = api.patch(path, json={"chosen_options": ["Approve"]})
+        assert answer.status_code == 200, answer.text
+    with airflow.client("operator") as api:
+        answered = api.get(path).json()
+    assert answered["responded_by_user"]["name"] == "finance", answered
+    assert answered["chosen_options"] == ["Approve"]
 
     state = wait_for(
         lambda: _run_state(airflow, run_id),
@@ -220,12 +227,11 @@ def _comboboxes(driver: Any) -> list[Any]:
     return list(boxes) if len(boxes) == 2 else []
 
 
-def _run_page_as_finance(airflow: Airflow, run_id: str) -> dict[str, str] | None:
-    """Finance opens the waiting run's page before answering (when a browser is here)."""
+def _approve_on_the_run_page(airflow: Airflow, run_id: str) -> dict[str, str]:
+    """Finance reads the waiting run's page, then approves there, through the confirmation
+    step; what the page showed is returned for the tests to check."""
     from selenium.webdriver.common.by import By
 
-    if not (CHROMIUM and CHROMEDRIVER):
-        return None
     driver = chrome(airflow.home)
     try:
         log_in(driver, airflow.url, airflow.token("finance"))
@@ -236,6 +242,11 @@ def _run_page_as_finance(airflow: Airflow, run_id: str) -> dict[str, str] | None
             "to_pay": driver.find_element(By.ID, "to-pay").text,
         }
         shot(driver, "finance-run-waiting")
+        driver.find_element(By.CSS_SELECTOR, "#decide a.approve").click()
+        seen["confirm"] = driver.find_element(By.ID, "confirm-text").text
+        shot(driver, "finance-confirm")
+        driver.find_element(By.CSS_SELECTOR, "#confirm button").click()
+        seen["notice"] = driver.find_element(By.ID, "notice").text
         return seen
     finally:
         driver.quit()
@@ -318,12 +329,20 @@ def _browser_as(paid: PaidRun, user: str, downloads: Path) -> Any:
     return driver
 
 
-def test_finance_reads_the_budget_of_a_run_waiting_for_approval(paid: PaidRun) -> None:
+def test_finance_reads_the_waiting_runs_budget_and_approves_it_with_a_confirmation(
+    paid: PaidRun,
+) -> None:
     require_browser()
     assert paid.waiting_page is not None
     assert "waiting for finance" in paid.waiting_page["state"]
     assert paid.waiting_page["link"].endswith("/required_actions?response_received=false")
     assert euros(paid.summary["national"]["payable_cents"]) in paid.waiting_page["to_pay"]
+    files = paid.summary["payment_files"]
+    assert paid.waiting_page["confirm"] == (
+        f"Approve run {paid.summary['run_id']}: send {files['payments']:,} payments, "
+        f"{euros(files['cents'])} in {files['files']} signed files to the bank."
+    )
+    assert "Your answer (Approve) was given" in paid.waiting_page["notice"]
 
 
 def test_finance_reads_the_budget_and_releases_a_hold(paid: PaidRun, tmp_path: Path) -> None:

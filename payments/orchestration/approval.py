@@ -110,28 +110,82 @@ def respond(
     option: str,
     role: str = "user",
 ) -> dict[str, Any]:
-    """Answer a waiting approval as ``user`` through Airflow's HITL endpoint function.
+    """Answer a waiting approval as ``user`` (simple auth manager) through Airflow's HITL
+    endpoint function: the demo and the tests answer this way.
 
     Raises ``fastapi.HTTPException`` (403) when ``user`` is not an assigned
     respondent, exactly as the UI's request would be refused.
     """
     from airflow.api_fastapi.app import create_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    create_auth_manager()  # the API server's, as configured ([core] auth_manager)
+    return respond_as(
+        SimpleAuthManagerUser(username=user, role=role), dag_id, airflow_run_id, task_id, option
+    )
+
+
+def respond_as(
+    user: Any, dag_id: str, airflow_run_id: str, task_id: str, option: str
+) -> dict[str, Any]:
+    """Answer a waiting approval as an authenticated Airflow ``user``, with the checks of
+    Airflow's own PATCH route: the right to answer the DAG's required actions, then the
+    endpoint's own (an assigned respondent, not answered yet). Raises ``HTTPException``."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import (
+        DagAccessEntity,
+        DagDetails,
+    )
     from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
     from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
     from airflow.utils.session import create_session
+    from fastapi import HTTPException
 
-    create_auth_manager()  # the API server's, as configured ([core] auth_manager)
+    if not get_auth_manager().is_authorized_dag(
+        method="PUT",
+        access_entity=DagAccessEntity.HITL_DETAIL,
+        details=DagDetails(id=dag_id),
+        user=user,
+    ):
+        raise HTTPException(403, f"{user.get_name()} may not answer required actions of {dag_id}")
     with create_session() as session:
         result = update_hitl_detail(
             dag_id=dag_id,
             dag_run_id=airflow_run_id,
             task_id=task_id,
             update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[option]),
-            user=SimpleAuthManagerUser(username=user, role=role),
+            user=user,
             session=session,
         )
         return dict(result.model_dump(mode="json"))
+
+
+def waiting_approval_of(dag_id: str, run_id: str) -> tuple[str, str] | None:
+    """(Airflow run id, task id) of the approval waiting for payments run ``run_id``, if any
+    (its subject names the run: the payments run id is not Airflow's)."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.execute(
+            select(TaskInstance.run_id, TaskInstance.task_id)
+            .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
+            .where(
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                HITLDetail.responded_at.is_(None),
+                HITLDetail.subject == subject_of(run_id),
+            )
+        ).first()
+    return (str(row[0]), str(row[1])) if row else None
+
+
+def subject_of(run_id: str) -> str:
+    """The approval's subject as Required actions lists it."""
+    return f"Approve payment run {run_id}"
 
 
 def waiting_approvals(dag_id: str) -> list[tuple[str, str]]:

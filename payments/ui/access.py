@@ -5,7 +5,8 @@ A user's roles come from the payments settings, by their auth manager user id
 numeric id under FAB, the subject under Keycloak; compared as
 :mod:`payments.four_eyes` compares ids):
 
-- **finance**: ``PAYMENTS_FINANCE_APPROVERS``: approves runs, reviews and
+- **finance**: ``PAYMENTS_FINANCE_APPROVERS``: approves runs (on the run's page,
+  with a confirmation step, or in Airflow's Required actions), reviews and
   releases holds, applies bank reports;
 - **auditor**: ``PAYMENTS_AUDITORS``: reads everything, verifies the ledger,
   replays runs, downloads audit bundles; decides nothing;
@@ -44,6 +45,7 @@ _F, _A, _O = Role.FINANCE, Role.AUDITOR, Role.OPERATOR
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "read_reconciliation": frozenset({_F, _A}),
     "read_run": frozenset({_F, _A, _O}),
+    "decide_run": frozenset({_F}),
     "read_holds": frozenset({_F, _A}),
     "release_hold": frozenset({_F}),
     "read_quarantine": frozenset({_F, _A, _O}),

@@ -14,9 +14,10 @@ import json
 import re
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, FastAPI, Form, HTTPException
+from fastapi.responses import HTMLResponse, RedirectResponse
 
+from payments.ui.access import PERMISSIONS
 from payments.ui.guard import Visitor, guard
 from payments.ui.layout import bar_chart, esc, money, num, page, table
 
@@ -77,8 +78,27 @@ def register(app: FastAPI) -> None:
         return HTMLResponse(_index(visitor))
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
-    def run(run_id: str, visitor: Annotated[Visitor, Depends(guard("read_run"))]) -> HTMLResponse:
-        return HTMLResponse(_run_page(visitor, chosen_run(run_id)))
+    def run(
+        run_id: str, visitor: Annotated[Visitor, Depends(guard("read_run"))], decided: str = ""
+    ) -> HTMLResponse:
+        return HTMLResponse(_run_page(visitor, chosen_run(run_id), decided))
+
+    @app.get("/runs/{run_id}/decide", response_class=HTMLResponse)
+    def confirm(
+        run_id: str,
+        visitor: Annotated[Visitor, Depends(guard("decide_run"))],
+        option: str = "Approve",
+    ) -> HTMLResponse:
+        return HTMLResponse(_confirm_page(visitor, chosen_run(run_id), option))
+
+    @app.post("/runs/{run_id}/decision")
+    def decision(
+        run_id: str,
+        visitor: Annotated[Visitor, Depends(guard("decide_run"))],
+        option: Annotated[str, Form()],
+    ) -> RedirectResponse:
+        _decide(visitor, chosen_run(run_id), option)
+        return RedirectResponse(f"{visitor.base}/runs/{run_id}?decided={option}", status_code=303)
 
 
 def _read_json(key: str) -> dict[str, Any] | None:
@@ -135,7 +155,7 @@ def _index(visitor: Visitor) -> str:
     return page("Runs", body, base=visitor.base, roles=visitor.roles, here="runs")
 
 
-def _run_page(visitor: Visitor, run_id: str) -> str:
+def _run_page(visitor: Visitor, run_id: str, answered: str = "") -> str:
     preview = _read_json(f"runs/{run_id}/compute/preview.json")
     summary = _read_json(f"runs/{run_id}/summary.json")
     if preview is None:
@@ -148,12 +168,24 @@ def _run_page(visitor: Visitor, run_id: str) -> str:
         f'<p class="big" id="to-pay">To be paid: {national["payable"]["households"]:,} '
         f"households, {esc(_euros(national['payable_cents']))}</p>"
     )
-    if "waiting" in state:
+    if answered:
+        head += (
+            f'<p class="ok" id="notice">Your answer ({esc(answered)}) was given to the run\'s '
+            "approval; the DAG records it in the ledger and goes on.</p>"
+        )
+    elif "waiting" in state:
         head += (
             '<p><a id="approval-link" target="_top" '
             'href="/required_actions?response_received=false">Approve or reject in Airflow '
             "(Required actions)</a>: finance other than the user who triggered the run.</p>"
         )
+        if visitor.roles & PERMISSIONS["decide_run"]:
+            head += (
+                f'<p id="decide"><a class="approve" href="{visitor.base}/runs/{esc(run_id)}'
+                '/decide?option=Approve">Approve…</a> · '
+                f'<a class="reject" href="{visitor.base}/runs/{esc(run_id)}/decide?option=Reject">'
+                "Reject…</a> (you are asked to confirm)</p>"
+            )
     if national["already_paid"]["households"]:
         head += (
             f'<p class="warn" id="already-paid">{national["already_paid"]["households"]:,} '
@@ -241,3 +273,58 @@ def _by_fund(preview: dict[str, Any]) -> str:
         )
         + "</details>"
     )
+
+
+def _confirm_page(visitor: Visitor, run_id: str, option: str) -> str:
+    """The confirmation step: what the answer does, in figures, before it is given."""
+    from payments.orchestration.approval import APPROVE, REJECT
+
+    if option not in (APPROVE, REJECT):
+        raise HTTPException(400, f"answer {option!r}: {APPROVE} or {REJECT}")
+    summary = _read_json(f"runs/{run_id}/summary.json") or {}
+    files = summary.get("payment_files") or {"files": 0, "payments": 0, "cents": 0}
+    if _waiting(run_id) is None:
+        body = (
+            '<p id="nothing">This run is not waiting for finance: nothing to decide. '
+            f'<a href="{visitor.base}/runs/{esc(run_id)}">Back to the run</a></p>'
+        )
+        return page("Nothing to decide", body, base=visitor.base, roles=visitor.roles, here="runs")
+    what = (
+        f"send <strong>{files['payments']:,} payments, {esc(_euros(files['cents']))}</strong> "
+        f"in {files['files']} signed files to the bank"
+        if option == APPROVE
+        else "send nothing and cancel the run's payments (its households are paid by a later run)"
+    )
+    body = (
+        f'<p class="big" id="confirm-text">{esc(option)} run {esc(run_id)}: {what}.</p>'
+        '<p class="note">A decision is final. Four eyes: the user who triggered the run '
+        "cannot answer. Your user id and the time are recorded in the ledger.</p>"
+        f'<form method="post" action="{visitor.base}/runs/{esc(run_id)}/decision" id="confirm">'
+        f'<input type="hidden" name="option" value="{esc(option)}">'
+        f'<button type="submit">Confirm: {esc(option.lower())}</button> '
+        f'<a href="{visitor.base}/runs/{esc(run_id)}">Cancel</a></form>'
+    )
+    return page(
+        f"Confirm: {option.lower()}", body, base=visitor.base, roles=visitor.roles, here="runs"
+    )
+
+
+def _waiting(run_id: str) -> tuple[str, str] | None:
+    from payments.orchestration.approval import waiting_approval_of
+    from payments.ui.access import BATCH_DAG
+
+    return waiting_approval_of(BATCH_DAG, run_id)
+
+
+def _decide(visitor: Visitor, run_id: str, option: str) -> None:
+    """Give the answer to the run's waiting approval, as the visitor (Airflow checks that they
+    are a respondent, as for its own form; the DAG then records it in the ledger)."""
+    from payments.orchestration.approval import APPROVE, REJECT, respond_as
+    from payments.ui.access import BATCH_DAG
+
+    if option not in (APPROVE, REJECT):
+        raise HTTPException(400, f"answer {option!r}: {APPROVE} or {REJECT}")
+    waiting = _waiting(run_id)
+    if waiting is None:
+        raise HTTPException(409, f"run {run_id} is not waiting for finance")
+    respond_as(visitor.user, BATCH_DAG, *waiting, option)

@@ -32,6 +32,8 @@ EVERYONE = {"finance", "auditor", "operator"}
 POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/runs"): EVERYONE,
     ("GET", "/runs/{run_id}"): EVERYONE,
+    ("GET", "/runs/{run_id}/decide"): {"finance"},
+    ("POST", "/runs/{run_id}/decision"): {"finance"},
     ("GET", "/holds"): {"finance", "auditor"},
     ("GET", "/holds/{payment_id}"): {"finance", "auditor"},
     ("POST", "/holds/{payment_id}/release"): {"finance"},
