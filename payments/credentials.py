@@ -10,8 +10,11 @@ funds paid twice) and sign files the bank does not know.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from payments.config import Settings
@@ -38,11 +41,38 @@ def load_secret(data_dir: Path, *, create: bool) -> bytes:
     if not path.exists():
         if not create:
             raise FileNotFoundError(f"no beneficiary-key secret: set {ENV_SECRET} or create {path}")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
+        with _making(path.parent):
+            if not path.exists():
+                _write_private(path, (secrets.token_hex(32) + "\n").encode())
     return bytes.fromhex(path.read_text().strip())
+
+
+@contextmanager
+def _making(folder: Path) -> Iterator[None]:
+    """One process at a time makes the demo's secrets in ``folder``.
+
+    Tasks start together on a fresh demo machine (the batch's national step and
+    the reconciliation both sign): without the lock each made its own key and
+    the last certificate written was not the one the files were signed with.
+    The demo's secrets are local (never on a shared storage root), so a lock
+    on a local file is enough.
+    """
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(folder / ".making", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write 0600 under a temporary name, then rename: a reader sees all or nothing."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(temp, path)
 
 
 def beneficiary_secret(settings: Settings, *, create: bool | None = None) -> bytes:
@@ -67,5 +97,16 @@ def payment_signer(settings: Settings, *, create: bool | None = None) -> Signer:
                 f"no signing key: set {ENV_KEY} and {ENV_CERT} "
                 "(or run payments keygen, or PAYMENTS_DEMO=1 on a one-machine demo)"
             )
-        generate_demo_pair(key, cert, common_name="solidarity-payments demo signer")
+        with _making(key.parent):
+            if not key.exists() or not cert.exists():
+                _make_demo_pair(key, cert)
     return load_signer(key, cert)
+
+
+def _make_demo_pair(key: Path, cert: Path) -> None:
+    """A demo pair, each file renamed into place: never a key beside another's certificate."""
+    key_part = key.with_name(f".{key.name}.{os.getpid()}.part")
+    cert_part = cert.with_name(f".{cert.name}.{os.getpid()}.part")
+    generate_demo_pair(key_part, cert_part, common_name="solidarity-payments demo signer")
+    os.replace(key_part, key)
+    os.replace(cert_part, cert)
