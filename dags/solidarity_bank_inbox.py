@@ -28,11 +28,11 @@ from payments.orchestration.defaults import OWNER, SFTP_POOL, WATCH_RETRIES
     doc_md=__doc__,
 )
 def solidarity_bank_inbox() -> None:
-    @task.short_circuit(pool=SFTP_POOL, outlets=[BANK_REPORTS])
-    def new_reports_waiting() -> bool:
-        from payments.orchestration.reconcile import pending_reports
+    @task(pool=SFTP_POOL, outlets=[BANK_REPORTS])
+    def new_reports_waiting() -> int:
+        from payments.orchestration.reconcile import reports_or_skip
 
-        return pending_reports() > 0
+        return reports_or_skip()
 
     new_reports_waiting()
 

@@ -71,6 +71,18 @@ def pending_reports() -> int:
     return waiting
 
 
+def reports_or_skip() -> int:
+    """The inbox watch: how many reports wait; none skips the task, so that no asset event
+    is emitted (a task that succeeds emits its outlets' events even when it found
+    nothing, and the reconciliation would run every 15 minutes for nothing)."""
+    waiting = pending_reports()
+    if not waiting:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("no new bank report: nothing to reconcile")
+    return waiting
+
+
 def new_reports() -> list[str]:
     """Copy the reports the ledger has not seen; return their paths in the storage root."""
     install_masking()
