@@ -307,6 +307,14 @@ def test_the_reconciliation_runs_by_itself_once_files_reach_the_bank(paid: PaidR
             for dag in ("solidarity_reconciliation", "solidarity_bank_inbox", "solidarity_audit")
         }
     assert paused == dict.fromkeys(paused, False)
+    # The inbox watch ran when it was unpaused, found no report and announced none: the
+    # reconciliation ran for the files reaching the bank, not for an empty inbox.
+    with paid.airflow.client("operator") as api:
+        watches = api.get("/dags/solidarity_bank_inbox/dagRuns").json()["dag_runs"]
+        events = api.get(
+            "/assets/events", params={"source_dag_id": "solidarity_bank_inbox"}
+        ).json()["asset_events"]
+    assert [w["state"] for w in watches][:1] == ["success"] and events == [], (watches, events)
     by_fund = (paid.data / "reconciliation" / "by_fund.csv").read_text()
     assert len(by_fund.strip().splitlines()) == len(paid.summary["funds_with_files"]) + 1
 
@@ -417,6 +425,13 @@ def test_finance_applies_a_bank_report_and_reads_the_reconciliation(
         driver.find_element(By.ID, "report-file").send_keys(str(upload))
         driver.find_element(By.CSS_SELECTOR, "#upload button").click()
         assert "applied" in driver.find_element(By.ID, "notice").text
+        # A file that is no report is quarantined with the reason; nothing in it moves.
+        broken = upload.with_name("statement-export.xml")
+        broken.write_bytes(b"<html>session expired</html>")
+        driver.find_element(By.ID, "report-file").send_keys(str(broken))
+        driver.find_element(By.CSS_SELECTOR, "#upload button").click()
+        notice = driver.find_element(By.ID, "notice").text
+        assert "statement-export.xml: quarantined, nothing moved" in notice, notice
         shot(driver, "finance-bank")
         driver.get(base + "/reconciliation")
         (cents,) = _ledger(
@@ -431,7 +446,7 @@ def test_finance_applies_a_bank_report_and_reads_the_reconciliation(
         == _ledger(paid.data, "SELECT COUNT(*) FROM payments WHERE state = 'rejected'")[0][0]
     )
     events = _ledger(paid.data, "SELECT payload FROM event_log WHERE kind = 'bank_report_uploaded'")
-    assert len(events) == 1 and '"by":"finance"' in events[0][0].replace(" ", "")
+    assert len(events) == 2 and all('"by":"finance"' in e[0].replace(" ", "") for e in events)
 
 
 def test_operator_reads_the_quarantine_but_not_the_holds(paid: PaidRun, tmp_path: Path) -> None:
@@ -498,3 +513,43 @@ def test_auditor_verifies_replays_and_downloads_the_bundle(paid: PaidRun, tmp_pa
     assert check_bundle(bundle, trusted) == []
     runs = _ledger(paid.data, "SELECT COUNT(*) FROM runs")[0][0]
     assert runs == 1  # the replay recorded nothing in the ledger
+
+
+def test_a_dry_run_shows_its_budget_and_says_it_is_a_dry_run(paid: PaidRun, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    with paid.airflow.client("operator") as api:
+        answer = api.post(
+            f"/dags/{DAG}/dagRuns",
+            json={
+                "logical_date": None,
+                "conf": {"scheme_id": "aes-2020-05", "funds": FUNDS, "dry_run": True},
+            },
+        )
+    assert answer.status_code == 200, answer.text
+    run_id = answer.json()["dag_run_id"]
+    state = wait_for(
+        lambda: _run_state(paid.airflow, run_id),
+        timeout=RUN_TIMEOUT,
+        what="the dry run to end",
+        airflow=paid.airflow,
+    )
+    states = _task_states(paid.airflow, run_id)
+    assert state == "success" and states["approval"] == ["skipped"], states
+    summary = _xcom(paid.airflow, run_id, "conclude")
+    report = _xcom(paid.airflow, run_id, "report")
+    assert summary["dry_run"] is True and report["dry_run"] is True
+    folder = summary["run_dir"].rsplit("/", 1)[-1]
+    driver = _browser_as(paid, "operator", tmp_path)
+    try:
+        driver.get(paid.airflow.url + "/payments/runs")
+        row = driver.find_element(By.XPATH, f"//a[text()='{folder}']/ancestor::tr")
+        assert "dry run" in row.text
+        driver.find_element(By.LINK_TEXT, folder).click()
+        assert "dry run" in driver.find_element(By.ID, "state").text
+        payable = summary["national"]["payable_cents"]
+        assert euros(payable) in driver.find_element(By.ID, "to-pay").text
+        assert not driver.find_elements(By.ID, "approval-link")
+        shot(driver, "operator-dry-run")
+    finally:
+        driver.quit()

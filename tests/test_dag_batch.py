@@ -251,9 +251,14 @@ def test_rejected_batch_sends_nothing_and_cancels_its_payments(
         assert recorded is not None and recorded.decision == "rejected"
 
 
-def test_dry_run_records_nothing_and_asks_nobody(batch_env: dict[str, Path]) -> None:
+def test_dry_run_records_nothing_and_asks_nobody(
+    batch_env: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     run = run_dag(DAGS, {"funds": ["13"], "dry_run": True})
     assert str(run.state) == "success"
+    # The national step's log says it is a dry run, with the budget it was run for.
+    assert re.search(r"DRY RUN \S+: nothing recorded.*\d+ households to be paid", caplog.text)
     dry = [p.name for p in (batch_env["data"] / "runs").iterdir() if p.name.startswith("dry-")]
     assert len(dry) == 1
     assert not (batch_env["data"] / "runs" / "LATEST").exists()

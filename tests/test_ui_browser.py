@@ -179,6 +179,8 @@ def test_reconciliation_page_in_a_real_browser(
         rejection_rows = driver.find_elements(By.CSS_SELECTOR, "#rejections tbody tr")
         assert rejection_rows and len(held_rows) >= 0
         assert driver.find_elements(By.CSS_SELECTOR, "svg[role=img]")
+        states = driver.find_elements(By.CSS_SELECTOR, "#chart-states svg rect")
+        assert len(states) == 6  # held, sent, accepted, rejected, returned, cancelled
         page = driver.page_source
         assert "FR76" not in page  # no IBAN on the page
 

@@ -92,6 +92,15 @@ def conclude(
 
 def _log_summary(summary: Mapping[str, Any]) -> None:
     v = summary["validation"]
+    if summary.get("dry_run"):
+        national = summary.get("national") or {}
+        log.warning(
+            "DRY RUN %s: nothing recorded, nothing to approve or send; the budget: %s households "
+            "to be paid, %s (Browse → Payments: Runs)",
+            summary["run_id"],
+            (national.get("payable") or {}).get("households", 0),
+            euros(national.get("payable_cents", 0)),
+        )
     log.info(
         "run %s: rows read %s = accepted %s + quarantined %s; funds %s",
         summary["run_id"],

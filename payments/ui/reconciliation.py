@@ -99,6 +99,11 @@ def render(data: dict[str, Any]) -> str:
         f"<td>{html.escape(mask(str(r['reason'] or '')))}</td></tr>"
         for r in data["held"]
     )
+    by_state_chart = bar_chart(
+        "Where the euros are, by state",
+        [(state, t[f"{state}_cents"]) for state in STATES],
+        chart_id="chart-states",
+    )
     by_fund_chart = bar_chart(
         "Sent by fund",
         [
@@ -144,7 +149,7 @@ def render(data: dict[str, Any]) -> str:
         rows="".join(rows),
         total_households=f"{t['households']:,}",
         total_cells=total_cells,
-        by_fund_chart=by_fund_chart,
+        by_fund_chart=by_state_chart + by_fund_chart,
         rejections=rejections,
         reasons_chart=reasons_chart,
         held=held,
