@@ -393,7 +393,21 @@ def test_finance_reads_the_budget_and_releases_a_hold(paid: PaidRun, tmp_path: P
         driver.find_element(By.ID, "note").send_keys("called the fund: the new IBAN is hers")
         shot(driver, "finance-hold")
         driver.find_element(By.CSS_SELECTOR, "#release button").click()
-        assert "Hold released" in driver.find_element(By.ID, "notice").text
+        assert "Release asked" in driver.find_element(By.ID, "asked").text
+        # Applied by a finance-action run in finance's name (the web server reads only).
+        wait_for(
+            lambda: _ledger(
+                paid.data,
+                "SELECT 1 FROM holds h JOIN payments p ON p.id = h.payment_id "
+                "WHERE p.household_id = :h AND h.released_at IS NOT NULL",
+                h=household_id,
+            ),
+            timeout=300,
+            what="the release to be applied",
+            airflow=paid.airflow,
+        )
+        driver.refresh()
+        assert "Released by finance" in driver.find_element(By.ID, "released").text
     finally:
         driver.quit()
     released = _ledger(
@@ -424,13 +438,13 @@ def test_finance_applies_a_bank_report_and_reads_the_reconciliation(
         driver.get(base + "/bank")
         driver.find_element(By.ID, "report-file").send_keys(str(upload))
         driver.find_element(By.CSS_SELECTOR, "#upload button").click()
-        assert "applied" in driver.find_element(By.ID, "notice").text
+        assert "applied" in _notice_once_applied(driver, paid, 1)
         # A file that is no report is quarantined with the reason; nothing in it moves.
         broken = upload.with_name("statement-export.xml")
         broken.write_bytes(b"<html>session expired</html>")
         driver.find_element(By.ID, "report-file").send_keys(str(broken))
         driver.find_element(By.CSS_SELECTOR, "#upload button").click()
-        notice = driver.find_element(By.ID, "notice").text
+        notice = _notice_once_applied(driver, paid, 2)
         assert "statement-export.xml: quarantined, nothing moved" in notice, notice
         shot(driver, "finance-bank")
         driver.get(base + "/reconciliation")
@@ -447,6 +461,20 @@ def test_finance_applies_a_bank_report_and_reads_the_reconciliation(
     )
     events = _ledger(paid.data, "SELECT payload FROM event_log WHERE kind = 'bank_report_uploaded'")
     assert len(events) == 2 and all('"by":"finance"' in e[0].replace(" ", "") for e in events)
+
+
+def _notice_once_applied(driver: Any, paid: PaidRun, reports: int) -> str:
+    """The Bank page's notice once the finance-action run has applied the upload."""
+    from selenium.webdriver.common.by import By
+
+    wait_for(
+        lambda: _ledger(paid.data, "SELECT COUNT(*) FROM bank_reports")[0][0] == reports,
+        timeout=300,
+        what="the uploaded report to be applied",
+        airflow=paid.airflow,
+    )
+    driver.refresh()
+    return str(driver.find_element(By.ID, "notice").text)
 
 
 def test_operator_reads_the_quarantine_but_not_the_holds(paid: PaidRun, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from payments.ui.dagruns import trigger
 from payments.ui.guard import Visitor, guard
 from payments.ui.layout import esc, page, table
 from payments.ui.runs import RUN_ID, run_ids
@@ -57,24 +58,12 @@ def register(app: FastAPI) -> None:
 
 def _trigger(visitor: Visitor, check: str, run_id: str) -> str:
     """A run of the audit DAG in the visitor's name; its Airflow run id."""
-    from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.exceptions import DagNotFound
-    from airflow.utils.types import DagRunTriggeredByType
-
     if check not in ("verify", "replay"):
         raise HTTPException(400, f"unknown check {check!r}: verify or replay")
     if check == "replay" and not RUN_ID.fullmatch(run_id):
         raise HTTPException(400, "choose the run to replay")
-    try:
-        run = trigger_dag(
-            AUDIT_DAG,
-            triggered_by=DagRunTriggeredByType.UI,
-            triggering_user_name=visitor.name,
-            conf={"check": check, "run_id": run_id if check == "replay" else None},
-        )
-    except DagNotFound as exc:
-        raise HTTPException(503, f"the {AUDIT_DAG} DAG is not loaded yet: try again") from exc
-    return str(run.run_id) if run else ""
+    conf = {"check": check, "run_id": run_id if check == "replay" else None}
+    return trigger(AUDIT_DAG, visitor, conf)
 
 
 def _in_progress() -> list[tuple[str, str, str]]:

@@ -3,10 +3,12 @@
 The bank's status reports (pain.002) and notifications (camt.054) normally
 arrive on its SFTP server, where the reconciliation DAG picks them up. Some
 banks send them by other means (a portal, an e-mail): finance uploads such a
-file here. It goes through the same loop as the DAG's
-(:func:`payments.bank.inbox.ingest_reports`): applied once (by SHA-256), or
-quarantined with the reason and nothing moved. The ledger's event log keeps
-who uploaded which report.
+file here. The page keeps it in the storage root
+(``bank-reports/uploaded/``) and a run of ``solidarity_finance_action`` in
+the user's name applies it (the web server reads the ledger only) through
+the DAG's loop (:func:`payments.bank.inbox.ingest_reports`): applied once
+(by SHA-256), or quarantined with the reason and nothing moved. The ledger's
+event log keeps who uploaded which report.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from payments.ui.access import PERMISSIONS
+from payments.ui.dagruns import FINANCE_ACTION_DAG, trigger
 from payments.ui.guard import Visitor, guard
 from payments.ui.layout import esc, num, page, table
 
@@ -46,28 +49,24 @@ def _engine() -> Any:
 
 
 def _ingest(visitor: Visitor, report: UploadFile) -> str:
-    """Apply the uploaded report (or quarantine it); its SHA-256."""
-    from payments.bank.inbox import digest, ingest_reports
-    from payments.clock import utc_now
-    from payments.ledger import events
-    from payments.logs import mask
+    """Keep the uploaded report in the storage root and have a finance-action run apply it in
+    the visitor's name (the web server reads the ledger only); its SHA-256."""
+    import re
+
+    from payments.bank.inbox import digest
+    from payments.config import load_settings
+    from payments.orchestration.finance_actions import UPLOADED
     from payments.registry import load_registry
 
     cap = load_registry().report_max_bytes
     data = report.file.read(cap + 1)
     if not data:
         raise HTTPException(400, "the file is empty: choose the bank's report file")
-    name = mask(" ".join((report.filename or "uploaded report").split()))[:200]
-    at = utc_now()
-    engine = _engine()
-    ingest_reports(engine, [(f"uploaded {name}", data)], at=at, max_bytes=cap)
     sha = digest(data)
-    from sqlalchemy.orm import Session
-
-    with Session(engine) as session, session.begin():
-        events.append(
-            session, "bank_report_uploaded", {"by": visitor.id, "name": name, "sha256": sha}, at=at
-        )
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", report.filename or "report.xml")[-120:]
+    key = f"{UPLOADED}/{sha[:16]}-{name}"
+    load_settings().storage().write_bytes(key, data)
+    trigger(FINANCE_ACTION_DAG, visitor, {"action": "apply_report", "report": key})
     return sha
 
 
@@ -80,7 +79,10 @@ def _page(visitor: Visitor, uploaded: str) -> str:
     if uploaded:
         mine = next((r for r in reports if r["sha256"] == uploaded), None)
         if mine is None:
-            notice = '<p class="bad" id="notice">The upload was not recorded.</p>'
+            notice = (
+                '<p class="ok" id="notice">Uploaded: the <code>solidarity_finance_action</code> '
+                "DAG applies it in your name in a few seconds (reload this page).</p>"
+            )
         elif mine["outcome"] == "applied":
             notice = f'<p class="ok" id="notice">{esc(mine["name"])}: applied.</p>'
         else:

@@ -7,9 +7,11 @@ and what the hold checks saw (bank details changed on, account holder, the
 IBAN masked as in the logs), from the run's ``compute/review.parquet``.
 
 A release is a decision: only a finance approver who did not trigger the
-payment's run may make it, with a note; the ledger records who, when and
-why (:func:`payments.ledger.holds.release_hold`), and the next run of the
-scheme that includes the fund pays it.
+payment's run may make it, with a note. The page checks and asks; a run of
+``solidarity_finance_action`` in the user's name applies it (the web server
+reads the ledger only), checking four eyes again; the ledger records who,
+when and why (:func:`payments.ledger.holds.release_hold`), and the next run
+of the scheme that includes the fund pays it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fastapi import Depends, FastAPI, Form, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from payments.ui.access import PERMISSIONS
+from payments.ui.dagruns import FINANCE_ACTION_DAG, trigger
 from payments.ui.guard import Visitor, guard
 from payments.ui.layout import esc, money, page, table
 
@@ -76,7 +79,6 @@ def register(app: FastAPI) -> None:
         min_euros: str = "",
         max_euros: str = "",
         state: str = "held",
-        released: str = "",
     ) -> HTMLResponse:
         filters = Filters(
             scheme=scheme,
@@ -86,13 +88,13 @@ def register(app: FastAPI) -> None:
             max_euros=max_euros,
             state=state,
         )
-        return HTMLResponse(_list_page(visitor, filters, released))
+        return HTMLResponse(_list_page(visitor, filters))
 
     @app.get("/holds/{payment_id}", response_class=HTMLResponse)
     def hold(
-        payment_id: int, visitor: Annotated[Visitor, Depends(guard("read_holds"))]
+        payment_id: int, visitor: Annotated[Visitor, Depends(guard("read_holds"))], asked: str = ""
     ) -> HTMLResponse:
-        return HTMLResponse(_facts_page(visitor, payment_id))
+        return HTMLResponse(_facts_page(visitor, payment_id, bool(asked)))
 
     @app.post("/holds/{payment_id}/release")
     def release(
@@ -101,7 +103,7 @@ def register(app: FastAPI) -> None:
         note: Annotated[str, Form()] = "",
     ) -> RedirectResponse:
         _release(visitor, payment_id, note)
-        return RedirectResponse(f"{visitor.base}/holds?released={payment_id}", status_code=303)
+        return RedirectResponse(f"{visitor.base}/holds/{payment_id}?asked=1", status_code=303)
 
 
 def _engine() -> Any:
@@ -111,7 +113,7 @@ def _engine() -> Any:
     return engine_for(load_settings().ledger_url)
 
 
-def _list_page(visitor: Visitor, filters: Filters, released: str) -> str:
+def _list_page(visitor: Visitor, filters: Filters) -> str:
     from sqlalchemy.orm import Session
 
     from payments.ledger.holds import held_payments, hold_reasons, holds_total
@@ -133,15 +135,8 @@ def _list_page(visitor: Visitor, filters: Filters, released: str) -> str:
         )
         for h in lines
     ]
-    notice = (
-        f'<p class="ok" id="notice">Hold released on payment {esc(released)}: '
-        "the next run of its scheme with its fund pays it.</p>"
-        if released
-        else ""
-    )
     body = (
-        notice
-        + _filter_form(visitor, filters, reasons)
+        _filter_form(visitor, filters, reasons)
         + f'<p class="big" id="selection">{count:,} holds selected, '
         f"{esc(_euros(cents))}"
         + (f" (the first {SHOWN} shown)" if count > SHOWN else "")
@@ -182,7 +177,7 @@ def _filter_form(visitor: Visitor, filters: Filters, reasons: list[str]) -> str:
     )
 
 
-def _facts_page(visitor: Visitor, payment_id: int) -> str:
+def _facts_page(visitor: Visitor, payment_id: int, asked: bool = False) -> str:
     from payments.ledger.models import Hold, Payment, Run
 
     with _session() as session:
@@ -209,6 +204,11 @@ def _facts_page(visitor: Visitor, payment_id: int) -> str:
         body += (
             f'<p id="released">Released by {esc(release[0])} on {release[1]:%Y-%m-%d %H:%M} UTC: '
             f"{esc(release[2])}</p>"
+        )
+    elif asked:
+        body += (
+            '<p class="ok" id="asked">Release asked: the <code>solidarity_finance_action</code> '
+            "DAG applies it in your name in a few seconds (reload this page).</p>"
         )
     elif visitor.roles & PERMISSIONS["release_hold"]:
         body += (
@@ -285,32 +285,23 @@ def _facts(payment: dict[str, Any]) -> list[tuple[str, str]]:
     return [*shown, ("Benefits received", ", ".join(sorted(benefits)) or "none")]
 
 
-def _release(visitor: Visitor, payment_id: int, note: str) -> None:
-    from payments.clock import utc_now
-    from payments.config import load_settings
-    from payments.errors import FourEyesError, PaymentsError
+def _release(visitor: Visitor, payment_id: int, note: str) -> str:
+    """Ask for the release: checked here for a clear answer, applied by a run of the finance
+    action DAG in the visitor's name (which checks four eyes again); its Airflow run id."""
     from payments.four_eyes import user_id
-    from payments.ledger.holds import release_hold
     from payments.ledger.models import Hold, Payment, Run
 
     if not note.strip():
         raise HTTPException(400, "say why the hold is lifted: the note is kept in the ledger")
-    with _session() as session, session.begin():
-        if session.query(Hold).filter(Hold.payment_id == payment_id).one_or_none() is None:
+    with _session() as session:
+        hold = session.query(Hold).filter(Hold.payment_id == payment_id).one_or_none()
+        if hold is None:
             raise HTTPException(404, f"no held payment {payment_id}")
-        run = session.get(Run, session.get(Payment, payment_id).run_id)
-        if run and run.triggered_by and user_id(run.triggered_by) == user_id(visitor.name):
-            raise HTTPException(403, "the user who triggered the run cannot release its holds")
-        try:
-            release_hold(
-                session,
-                payment_id,
-                by=visitor.id,
-                note=note.strip(),
-                at=utc_now(),
-                approvers=load_settings().finance_approvers,
-            )
-        except FourEyesError as exc:
-            raise HTTPException(403, str(exc)) from exc
-        except PaymentsError as exc:
-            raise HTTPException(409, str(exc)) from exc
+        if hold.released_at is not None:
+            raise HTTPException(409, f"the hold on payment {payment_id} is already released")
+        payment = session.get(Payment, payment_id)
+        run = session.get(Run, payment.run_id) if payment else None
+    if run and run.triggered_by and user_id(run.triggered_by) == user_id(visitor.name):
+        raise HTTPException(403, "the user who triggered the run cannot release its holds")
+    conf = {"action": "release_hold", "payment_id": payment_id, "note": note.strip()}
+    return trigger(FINANCE_ACTION_DAG, visitor, conf)
