@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 from fastapi import Depends, FastAPI, Form, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from payments.money import euros
 from payments.ui.access import PERMISSIONS
 from payments.ui.dagruns import FINANCE_ACTION_DAG, trigger
 from payments.ui.guard import Visitor, guard
@@ -138,7 +139,7 @@ def _list_page(visitor: Visitor, filters: Filters) -> str:
     body = (
         _filter_form(visitor, filters, reasons)
         + f'<p class="big" id="selection">{count:,} holds selected, '
-        f"{esc(_euros(cents))}"
+        f"{esc(euros(cents))}"
         + (f" (the first {SHOWN} shown)" if count > SHOWN else "")
         + "</p>"
         + table(
@@ -149,12 +150,6 @@ def _list_page(visitor: Visitor, filters: Filters) -> str:
         )
     )
     return page("Holds", body, base=visitor.base, roles=visitor.roles, here="holds")
-
-
-def _euros(cents: int) -> str:
-    from payments.money import euros
-
-    return euros(cents)
 
 
 def _filter_form(visitor: Visitor, filters: Filters, reasons: list[str]) -> str:

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from payments.money import euros
 from payments.ui.access import PERMISSIONS
 from payments.ui.guard import Visitor, guard
 from payments.ui.layout import bar_chart, esc, money, num, page, table
@@ -166,7 +167,7 @@ def _run_page(visitor: Visitor, run_id: str, answered: str = "") -> str:
     head = (
         f'<p class="big" id="state">{esc(preview["scheme_id"])}: {state}</p>'
         f'<p class="big" id="to-pay">To be paid: {national["payable"]["households"]:,} '
-        f"households, {esc(_euros(national['payable_cents']))}</p>"
+        f"households, {esc(euros(national['payable_cents']))}</p>"
     )
     if answered:
         head += (
@@ -208,12 +209,6 @@ def _run_page(visitor: Visitor, run_id: str, answered: str = "") -> str:
         + _by_fund(preview)
     )
     return page(f"Run {run_id}", body, base=visitor.base, roles=visitor.roles, here="runs")
-
-
-def _euros(cents: int) -> str:
-    from payments.money import euros
-
-    return euros(cents)
 
 
 def _by_rule(preview: dict[str, Any]) -> str:
@@ -290,7 +285,7 @@ def _confirm_page(visitor: Visitor, run_id: str, option: str) -> str:
         )
         return page("Nothing to decide", body, base=visitor.base, roles=visitor.roles, here="runs")
     what = (
-        f"send <strong>{files['payments']:,} payments, {esc(_euros(files['cents']))}</strong> "
+        f"send <strong>{files['payments']:,} payments, {esc(euros(files['cents']))}</strong> "
         f"in {files['files']} signed files to the bank"
         if option == APPROVE
         else "send nothing and cancel the run's payments (its households are paid by a later run)"
