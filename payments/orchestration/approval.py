@@ -163,24 +163,8 @@ def respond_as(
 def waiting_approval_of(dag_id: str, run_id: str) -> tuple[str, str] | None:
     """(Airflow run id, task id) of the approval waiting for payments run ``run_id``, if any
     (its subject names the run: the payments run id is not Airflow's)."""
-    from airflow.models.hitl import HITLDetail
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from airflow.utils.state import TaskInstanceState
-    from sqlalchemy import select
-
-    with create_session() as session:
-        row = session.execute(
-            select(TaskInstance.run_id, TaskInstance.task_id)
-            .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
-            .where(
-                TaskInstance.dag_id == dag_id,
-                TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
-                HITLDetail.responded_at.is_(None),
-                HITLDetail.subject == subject_of(run_id),
-            )
-        ).first()
-    return (str(row[0]), str(row[1])) if row else None
+    waiting = waiting_approvals(dag_id, subject=subject_of(run_id))
+    return waiting[0] if waiting else None
 
 
 def subject_of(run_id: str) -> str:
@@ -188,8 +172,9 @@ def subject_of(run_id: str) -> str:
     return f"Approve payment run {run_id}"
 
 
-def waiting_approvals(dag_id: str) -> list[tuple[str, str]]:
-    """(Airflow run id, task id) of every approval of ``dag_id`` waiting for an answer."""
+def waiting_approvals(dag_id: str, *, subject: str | None = None) -> list[tuple[str, str]]:
+    """(Airflow run id, task id) of every approval of ``dag_id`` waiting for an answer (with
+    that subject, when given)."""
     from airflow.models.hitl import HITLDetail
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -204,6 +189,7 @@ def waiting_approvals(dag_id: str) -> list[tuple[str, str]]:
                 TaskInstance.dag_id == dag_id,
                 TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
                 HITLDetail.responded_at.is_(None),
+                *([HITLDetail.subject == subject] if subject else []),
             )
         ).all()
     return [(str(r[0]), str(r[1])) for r in rows]

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from payments.bank.inbox import ingest_reports
+from payments.bank.inbox import digest, ingest_reports
 from payments.clock import utc_now
 from payments.config import load_settings
-from payments.errors import PaymentsError, Refused
+from payments.errors import Refused
 from payments.ledger import events
 from payments.ledger.holds import release_hold
 from payments.ledger.migrate import engine_for
@@ -70,8 +70,6 @@ def _apply(key: str, by: str) -> dict[str, Any]:
     engine = engine_for(settings.ledger_url)
     at = utc_now()
     done = ingest_reports(engine, [(name, data)], at=at)
-    from payments.bank.inbox import digest
-
     with Session(engine) as session, session.begin():
         events.append(
             session,
@@ -85,4 +83,4 @@ def _apply(key: str, by: str) -> dict[str, Any]:
     return {"applied": done.applied, "quarantined": done.quarantined, "by": by}
 
 
-__all__ = ["ACTIONS", "UPLOADED", "PaymentsError", "act"]
+__all__ = ["ACTIONS", "UPLOADED", "act"]

@@ -11,7 +11,6 @@ payment file, no NIR or IBAN) is built on request.
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException
@@ -175,7 +174,7 @@ def _bundle(run_id: str) -> bytes:
     settings = load_settings()
     storage = settings.storage()
     record = f"runs/{run_id}/run.json"
-    if not re.fullmatch(r"[a-z0-9-]+", run_id) or not storage.exists(record):
+    if not RUN_ID.fullmatch(run_id) or not storage.exists(record):
         raise HTTPException(404, f"no archived run {run_id}")
     with staged(storage, pull=[record, f"runs/{run_id}/payments"]) as area:
         scheme_digest = json.loads((area.root / record).read_text())["scheme_sha256"]

@@ -121,6 +121,10 @@ def _decisions() -> dict[str, tuple[str | None, str | None]]:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
+#: Where a run stands, as the pages show it.
+WAITING = '<span class="warn">waiting for finance</span>'
+
+
 def _state(run_id: str, summary: dict[str, Any] | None, decided: tuple[str | None, ...]) -> str:
     if run_id.startswith("dry-") or (summary and summary.get("dry_run")):
         return '<span class="badge dry">dry run</span>'
@@ -129,7 +133,7 @@ def _state(run_id: str, summary: dict[str, Any] | None, decided: tuple[str | Non
     files = (summary or {}).get("payment_files") or {}
     if not files.get("payments"):
         return "nothing to pay"
-    return '<span class="warn">waiting for finance</span>'
+    return WAITING
 
 
 def _index(visitor: Visitor) -> str:
@@ -174,7 +178,7 @@ def _run_page(visitor: Visitor, run_id: str, answered: str = "") -> str:
             f'<p class="ok" id="notice">Your answer ({esc(answered)}) was given to the run\'s '
             "approval; the DAG records it in the ledger and goes on.</p>"
         )
-    elif "waiting" in state:
+    elif state == WAITING:
         head += (
             '<p><a id="approval-link" target="_top" '
             'href="/required_actions?response_received=false">Approve or reject in Airflow '
