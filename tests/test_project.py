@@ -152,7 +152,7 @@ def test_compose_runs_a_distributed_airflow_with_everything_the_dags_name() -> N
     for volume in ("postgres-data", "minio-data"):
         assert volume in doc["volumes"]
     assert "payments storage check" in init  # the bucket exists before any DAG runs
-    assert "[s3]" in (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "[s3,celery]" in (ROOT / "deploy" / "Dockerfile").read_text()
     assert "payments" in doc["networks"]
     assert (ROOT / "deploy" / "Dockerfile").read_text().startswith("# The project's Airflow image")
 
