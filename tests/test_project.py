@@ -118,11 +118,12 @@ def test_compose_runs_a_distributed_airflow_with_everything_the_dags_name() -> N
     assert env["PAYMENTS_LEDGER_URL"].startswith("postgresql+psycopg://ledger:")
     assert env["PAYMENTS_LEDGER_URL"].endswith("@postgres:5432/ledger")
     init_db = (ROOT / "deploy" / "init-databases.sh").read_text()
-    assert "CREATE DATABASE airflow" in init_db and "CREATE DATABASE ledger" in init_db
+    assert 'AIRFLOW_DB="${AIRFLOW_DB:-airflow}"' in init_db
+    assert 'LEDGER_DB="${LEDGER_DB:-ledger}"' in init_db
     # The ledger's database in byte-order collation, as the bench and the tests create it.
     from payments.ledger.migrate import DATABASE_OPTIONS
 
-    assert f"CREATE DATABASE ledger OWNER ledger {DATABASE_OPTIONS};" in init_db
+    assert f'CREATE DATABASE :"ledger_db" OWNER ledger {DATABASE_OPTIONS};' in init_db
     # The init service creates what the DAGs name: the pool and the connections,
     # whose hosts are services of this file.
     from payments.orchestration.endpoints import BANK_CONN, FUNDS_CONN
@@ -131,7 +132,9 @@ def test_compose_runs_a_distributed_airflow_with_everything_the_dags_name() -> N
     assert "airflow pools set payments_sftp" in init
     assert "payments ledger upgrade" in init and "airflow db migrate" in init
     for conn_id, host in ((FUNDS_CONN, "sftp-funds"), (BANK_CONN, "sftp-bank")):
-        assert f"connections add {conn_id} --conn-type sftp --conn-host {host}" in init
+        server = host.removeprefix("sftp-").upper()
+        option = f'--conn-host "${{SFTP_{server}_HOST:-{host}}}"'
+        assert f"connections add {conn_id} --conn-type sftp {option}" in init
         assert host in services
     assert '\\"host_key\\"' in init and "no_host_key_check" not in init
     # Every Airflow component waits for the init and for healthy dependencies,
