@@ -2,8 +2,11 @@
 
 ``PAYMENTS_FAULT=<point>[@<n>]`` makes the process kill itself (SIGKILL: no
 cleanup, no ``finally``, like a worker lost with its machine) the ``n``-th time
-(default: first) it reaches ``checkpoint(<point>)``. Unset, a checkpoint is
-one dictionary lookup. ``make faults`` runs every point of
+(default: first) it reaches ``checkpoint(<point>)``. ``<point>[@<n>]:stall``
+makes it stop there instead, alive and holding what it holds (its ledger
+claim, its SFTP session), until something outside kills it: a test that
+must lose a whole machine at that step (the distributed test kills the Celery
+worker around it). Unset, a checkpoint is one dictionary lookup. ``make faults`` runs every point of
 :data:`SEND_POINTS` and counts what reached the bank.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 ENV = "PAYMENTS_FAULT"
 
@@ -32,9 +36,14 @@ def checkpoint(point: str) -> None:
     spec = os.environ.get(ENV)
     if not spec:
         return
+    spec, _, action = spec.partition(":")
     name, _, nth = spec.partition("@")
     if name != point:
         return
     _reached[point] = _reached.get(point, 0) + 1
-    if _reached[point] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _reached[point] != int(nth or 1):
+        return
+    if action == "stall":
+        while True:
+            time.sleep(3600)
+    os.kill(os.getpid(), signal.SIGKILL)
