@@ -81,10 +81,8 @@ class Airflow:
     def logs(self, limit: int = 6_000) -> str:
         """The components' and the tasks' logs (tails), for a failure's message."""
         parts = []
-        for name in COMPONENTS:
-            path = self.home / f"{name}.log"
-            if path.exists():
-                parts.append(f"--- {name} ---\n{path.read_text(errors='replace')[-limit:]}")
+        for path in sorted(self.home.glob("*.log")):  # one per component (or worker)
+            parts.append(f"--- {path.stem} ---\n{path.read_text(errors='replace')[-limit:]}")
         for path in sorted((self.home / "logs").rglob("*.log")):
             text = path.read_text(errors="replace")
             parts.append(f"--- {path.relative_to(self.home / 'logs')} ---\n{text[-limit // 3 :]}")

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,15 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
         if os.environ.get("PAYMENTS_REQUIRE_SSHD"):
             pytest.fail(reason + " and PAYMENTS_REQUIRE_SSHD is set")
         pytest.skip(reason)
-    base = tmp_path_factory.mktemp("sshd")
+    with started_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@contextmanager
+def started_sshd(base: Path) -> Iterator[SshServer]:
+    """An sshd serving SFTP under ``base/files`` on a free loopback port, until the block ends."""
+    if SSHD is None:
+        raise RuntimeError("OpenSSH sshd is not installed (apt-get install openssh-server)")
     root = base / "files"
     root.mkdir()
     host_key = base / "host_ed25519"
@@ -92,6 +101,10 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
             raise RuntimeError(process.stderr.read().decode() if process.stderr else "sshd died")
         time.sleep(0.05)
     host_key_line = " ".join(Path(str(host_key) + ".pub").read_text().split()[:2])
-    yield SshServer("127.0.0.1", port, getpass.getuser(), client_key, host_key_line, root, process)
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield SshServer(
+            "127.0.0.1", port, getpass.getuser(), client_key, host_key_line, root, process
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
