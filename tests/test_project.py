@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -197,3 +198,47 @@ def test_one_tie_out_error_for_every_stage_under_the_project_s_base() -> None:
 
     assert rows.TieOutError is decide.TieOutError is TieOutError
     assert issubclass(TieOutError, PaymentsError)
+
+
+def test_every_airflow_service_and_the_distributed_test_share_one_configuration() -> None:
+    """The distributed test (tests/test_distributed.py) starts every process with its compose
+    service's environment (bench/distributed.py): a setting the compose file gives one Airflow
+    service and not another, or gives two of them differently, fails here; a setting the
+    harness sets itself cannot replace the compose file's."""
+    from bench.distributed import (
+        AIRFLOW_SERVICES,
+        SHARED_SETTINGS,
+        WORKER_SERVICE,
+        Site,
+        compose_file,
+        service_environment,
+    )
+
+    compose = compose_file()
+    variables = {name: f"<{name}>" for name in _REQUIRED.findall(_compose()[0])}
+    site = Site(addresses={"redis:6379": "127.0.0.1:1"}, databases={"airflow": "airflow_t"})
+    seen: dict[str, set[str]] = {setting: set() for setting in SHARED_SETTINGS}
+    for service in (*AIRFLOW_SERVICES, WORKER_SERVICE):
+        env = service_environment(compose, service, variables, site)
+        for setting in SHARED_SETTINGS:
+            assert setting in env, (service, setting)
+            seen[setting].add(env[setting])
+    assert {k: len(v) for k, v in seen.items()} == dict.fromkeys(SHARED_SETTINGS, 1)
+    worker = service_environment(compose, WORKER_SERVICE, variables, site)
+    assert worker["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert worker["AIRFLOW__CELERY__BROKER_URL"] == "redis://:<REDIS_PASSWORD>@127.0.0.1:1/0"
+    assert worker["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow_t")
+
+
+_REQUIRED = re.compile(r"\$\{([A-Z_]+):\?")
+
+
+def test_compose_interpolation_as_docker_compose_does_it() -> None:
+    from bench.distributed import interpolate
+
+    given = {"A": "a", "EMPTY": ""}
+    assert (
+        interpolate("${A}-${A:-x}-${B:-x}-${EMPTY:-x}-$${HOSTNAME}", given) == "a-a-x-x-${HOSTNAME}"
+    )
+    with pytest.raises(KeyError, match=r"B must be set: set in \.env"):
+        interpolate("${B:?set in .env}", given)
