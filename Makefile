@@ -13,7 +13,7 @@ DATA ?= data
 DEMO_HOUSEHOLDS ?= 20000
 export PAYMENTS_DATA_DIR := $(abspath $(DATA))
 
-.PHONY: demo airflow test lint install constraints constraints-openfisca openfisca bench bench-dag faults national clean help
+.PHONY: demo airflow test lint install constraints constraints-openfisca openfisca bench bench-dag bench-distributed faults national clean help
 
 help:
 	@echo "make demo         set up, generate a sample and run the batch on embedded defaults"
@@ -22,6 +22,7 @@ help:
 	@echo "make lint         ruff and mypy only"
 	@echo "make bench        national-scale figures (prints a table; never asserts timings)"
 	@echo "make bench-dag    the national run through the DAG under the real scheduler"
+	@echo "make bench-distributed  the batch on 1 then 2 Celery workers (compose's settings)"
 	@echo "make faults       kill the sender at every step; count files lost and paid twice"
 	@echo "make constraints  refresh constraints.txt from a fresh, unconstrained install"
 	@echo "make openfisca    the OpenFisca-France venv the scheme comparison runs in (make test builds it)"
@@ -99,6 +100,9 @@ bench: $(STAMP)
 # The national run through the DAG under the real scheduler (PostgreSQL ledger).
 bench-dag: $(STAMP)
 	$(BIN)/python -m bench --dag
+
+bench-distributed: $(STAMP)
+	$(BIN)/python -m bench --distributed
 
 # Reliability: the sender SIGKILLed at each step, then carried on (tests/faults).
 faults: $(STAMP)

@@ -43,12 +43,27 @@ def bench(
             "(LocalExecutor, parallelism 2), PostgreSQL ledger, approval through the API.",
         ),
     ] = False,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Instead: the batch on 1 then 2 Celery workers as docker-compose.yml deploys "
+            "it (Redis, PostgreSQL, S3 storage root, sshd), on a small sample (--households, "
+            "default 12,000).",
+        ),
+    ] = False,
 ) -> None:
     """National-scale figures, stage by stage, beside the default approach (never asserted).
 
     Samples are generated once and cached outside the repository
     ($PAYMENTS_BENCH_DIR, default ~/.cache/solidarity-payments/bench).
     """
+    if distributed:
+        from bench import celery_scaling
+
+        small = households if households != bench_targets.NATIONAL else celery_scaling.HOUSEHOLDS
+        celery_scaling.main(small, json_out)
+        return
     if dag:
         from bench import dag_runtime
 

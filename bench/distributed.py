@@ -54,6 +54,7 @@ from bench.airflow_runtime import (
     airflow_env,
     free_port,
     stop,
+    unpause,
     wait_for,
 )
 from payments.storage import Storage
@@ -500,3 +501,67 @@ def _start_all(
             airflow=airflow,
             every=3,
         )
+
+
+# The batch through Airflow's REST API, as its users drive it (the test and the bench).
+
+DAG = "solidarity_payment_batch"
+#: Seconds between the approval pausing and finance answering: answered at once, the
+#: response can reach the scheduler before the pausing task's exit is reported, and the
+#: resumed task is then marked failed (see test_airflow_runtime). A person takes longer.
+APPROVAL_PAUSE_S = 10
+
+
+def api(airflow: Airflow, user: str, method: str, path: str, **kwargs: Any) -> Any:
+    """One REST call as ``user``; anything but 200 is an error naming the call."""
+    with airflow.client(user) as client:
+        answer = client.request(method, path, **kwargs)
+    if answer.status_code != 200:
+        raise AssertionError(f"{method} {path}: {answer.status_code} {answer.text}")
+    return answer.json()
+
+
+def task_instances(airflow: Airflow, run_id: str) -> list[dict[str, Any]]:
+    path = f"/dags/{DAG}/dagRuns/{run_id}/taskInstances"
+    return list(api(airflow, "operator", "GET", path, params={"limit": 500})["task_instances"])
+
+
+def run_state(airflow: Airflow, run_id: str) -> str | None:
+    """``success`` or ``failed`` once the run ended, else None."""
+    state = str(api(airflow, "operator", "GET", f"/dags/{DAG}/dagRuns/{run_id}")["state"])
+    return state if state in ("success", "failed") else None
+
+
+def xcom(airflow: Airflow, run_id: str, task_id: str) -> Any:
+    path = f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+    params = {"deserialize": True, "stringify": False}
+    return api(airflow, "operator", "GET", path, params=params)["value"]
+
+
+def trigger_batch(airflow: Airflow, conf: Mapping[str, Any]) -> str:
+    """``operator`` unpauses (new DAGs start paused, as compose sets) and triggers the batch."""
+    wait_for(
+        lambda: airflow.client("operator").get(f"/dags/{DAG}").status_code == 200,
+        timeout=300,
+        what=f"the DAG processor to parse {DAG}",
+        airflow=airflow,
+    )
+    unpause(airflow, DAG)
+    body = {"logical_date": None, "conf": dict(conf)}
+    return str(api(airflow, "operator", "POST", f"/dags/{DAG}/dagRuns", json=body)["dag_run_id"])
+
+
+def approve_when_asked(airflow: Airflow, run_id: str, timeout: float) -> float:
+    """Wait for the approval, then answer it as ``finance``; returns when finance was asked."""
+
+    def asked() -> float | None:
+        states = {ti["task_id"]: ti["state"] for ti in task_instances(airflow, run_id)}
+        if "failed" in states.values() or run_state(airflow, run_id):
+            raise AssertionError(f"the run ended before its approval: {states}\n{airflow.logs()}")
+        return time.time() if states.get("approval") in ("deferred", "awaiting_input") else None
+
+    at = float(wait_for(asked, timeout=timeout, what="the approval", airflow=airflow))
+    time.sleep(APPROVAL_PAUSE_S)
+    hitl = f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails"
+    api(airflow, "finance", "PATCH", hitl, json={"chosen_options": ["Approve"]})
+    return at

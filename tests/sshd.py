@@ -73,7 +73,7 @@ def started_sshd(base: Path) -> Iterator[SshServer]:
     if SSHD is None:
         raise RuntimeError("OpenSSH sshd is not installed (apt-get install openssh-server)")
     root = base / "files"
-    root.mkdir()
+    root.mkdir(parents=True)
     host_key = base / "host_ed25519"
     client_key = base / "client_ed25519"
     for key in (host_key, client_key):

@@ -36,15 +36,22 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from bench.airflow_runtime import Airflow, unpause, wait_for
+from bench.airflow_runtime import wait_for
 from bench.distributed import (
     AIRFLOW_SERVICES,
+    DAG,
     SHARED_SETTINGS,
     WORKER_SERVICE,
     Cluster,
+    api,
+    approve_when_asked,
     can_contain,
+    run_state,
     running_cluster,
     service_environment,
+    task_instances,
+    trigger_batch,
+    xcom,
 )
 from payments.ledger.models import Payment, PaymentFileRow
 from payments.sample.writer import SampleSpec, write_sample
@@ -53,10 +60,8 @@ from payments.sepa.verify import verify_batch
 from tests.conftest import MAY_2020
 from tests.sshd import SshServer
 
-DAG = "solidarity_payment_batch"
 FUNDS = ["01", "13", "2A", "59", "69", "75"]
 WORKERS = ("worker-1", "worker-2")
-APPROVAL_PAUSE_S = 10
 RUN_TIMEOUT = 1200
 
 
@@ -164,29 +169,6 @@ def distributed(
         yield _pay(cluster, bank, bank_zone, Path(fault["PAYMENTS_FAULT_ONCE"]))
 
 
-def _api(airflow: Airflow, user: str, method: str, path: str, **kwargs: Any) -> Any:
-    with airflow.client(user) as api:
-        answer = api.request(method, path, **kwargs)
-    assert answer.status_code == 200, f"{method} {path}: {answer.status_code} {answer.text}"
-    return answer.json()
-
-
-def _task_instances(airflow: Airflow, run_id: str) -> list[dict[str, Any]]:
-    path = f"/dags/{DAG}/dagRuns/{run_id}/taskInstances"
-    return list(_api(airflow, "operator", "GET", path, params={"limit": 500})["task_instances"])
-
-
-def _run_state(airflow: Airflow, run_id: str) -> str | None:
-    state = str(_api(airflow, "operator", "GET", f"/dags/{DAG}/dagRuns/{run_id}")["state"])
-    return state if state in ("success", "failed") else None
-
-
-def _xcom(airflow: Airflow, run_id: str, task_id: str) -> Any:
-    path = f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
-    params = {"deserialize": True, "stringify": False}
-    return _api(airflow, "operator", "GET", path, params=params)["value"]
-
-
 def _scratch(cluster: Cluster) -> dict[str, list[str]]:
     return {
         w: sorted(
@@ -201,41 +183,18 @@ def _pay(cluster: Cluster, bank: CollectingBank, bank_zone: Path, stalled: Path)
     for worker in WORKERS:
         (cluster.scratch_of(worker) / f"left-by-{worker}").write_text("private")
     scratch_at_start = _scratch(cluster)
-    wait_for(
-        lambda: airflow.client("operator").get(f"/dags/{DAG}").status_code == 200,
-        timeout=300,
-        what=f"the DAG processor to parse {DAG}",
-        airflow=airflow,
-    )
-    unpause(airflow, DAG)
-    run_id = _api(
-        airflow,
-        "operator",
-        "POST",
-        f"/dags/{DAG}/dagRuns",
-        json={"logical_date": None, "conf": {"scheme_id": "aes-2020-05", "funds": FUNDS}},
-    )["dag_run_id"]
-
-    def approval_waiting() -> bool:
-        tis = {ti["task_id"]: ti["state"] for ti in _task_instances(airflow, run_id)}
-        if "failed" in tis.values() or _run_state(airflow, run_id):
-            raise AssertionError(f"run ended before approval: {tis}\n{airflow.logs()}")
-        return tis.get("approval") in ("deferred", "awaiting_input")
-
-    wait_for(approval_waiting, timeout=RUN_TIMEOUT, what="the approval", airflow=airflow)
-    time.sleep(APPROVAL_PAUSE_S)  # as a person: see test_airflow_runtime
-    hitl = f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails"
-    _api(airflow, "finance", "PATCH", hitl, json={"chosen_options": ["Approve"]})
+    run_id = trigger_batch(airflow, {"scheme_id": "aes-2020-05", "funds": FUNDS})
+    approve_when_asked(airflow, run_id, RUN_TIMEOUT)
 
     def stalled_delivery() -> dict[str, Any] | None:
         worker = stalled.read_text() if stalled.exists() else ""
         # A running task's map index is not rendered yet: its fund is record_approval's n-th.
-        for ti in _task_instances(airflow, run_id) if worker else []:
+        for ti in task_instances(airflow, run_id) if worker else []:
             if ti["task_id"] == "deliver" and ti["state"] == "running" and ti["hostname"] == worker:
-                fund = _xcom(airflow, run_id, "record_approval")[ti["map_index"]]
+                fund = xcom(airflow, run_id, "record_approval")[ti["map_index"]]
                 if list((bank_zone / "bank" / fund).glob("*.part")):
                     return {**ti, "fund": fund}
-        if _run_state(airflow, run_id):
+        if run_state(airflow, run_id):
             raise AssertionError(f"the run ended and no delivery stalled\n{airflow.logs()}")
         return None
 
@@ -249,22 +208,22 @@ def _pay(cluster: Cluster, bank: CollectingBank, bank_zone: Path, stalled: Path)
     cluster.kill_worker(lost["hostname"])
     (survivor,) = set(WORKERS) - {lost["hostname"]}
     state = wait_for(
-        lambda: _run_state(airflow, run_id), timeout=RUN_TIMEOUT, what="the run", airflow=airflow
+        lambda: run_state(airflow, run_id), timeout=RUN_TIMEOUT, what="the run", airflow=airflow
     )
-    tries = _api(
+    tries = api(
         airflow,
         "operator",
         "GET",
         f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/deliver/{lost['map_index']}/tries",
     )["task_instances"]
-    summary = _xcom(airflow, run_id, "conclude")
+    summary = xcom(airflow, run_id, "conclude")
     return DistributedRun(
         cluster=cluster,
         run_id=run_id,
         lost=lost["hostname"],
         survivor=survivor,
         state=state,
-        task_instances=_task_instances(airflow, run_id),
+        task_instances=task_instances(airflow, run_id),
         lost_delivery=lost,
         lost_tries=tries,
         summary=summary,
