@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -200,16 +201,20 @@ def test_one_tie_out_error_for_every_stage_under_the_project_s_base() -> None:
     assert issubclass(TieOutError, PaymentsError)
 
 
-def test_every_airflow_service_and_the_distributed_test_share_one_configuration() -> None:
+def test_every_airflow_service_and_the_distributed_test_share_one_configuration(
+    tmp_path: Path,
+) -> None:
     """The distributed test (tests/test_distributed.py) starts every process with its compose
     service's environment (bench/distributed.py): a setting the compose file gives one Airflow
     service and not another, or gives two of them differently, fails here; a setting the
     harness sets itself cannot replace the compose file's."""
+    from bench.airflow_runtime import airflow_env
     from bench.distributed import (
         AIRFLOW_SERVICES,
         SHARED_SETTINGS,
         WORKER_SERVICE,
         Site,
+        _Plan,
         compose_file,
         service_environment,
     )
@@ -224,6 +229,15 @@ def test_every_airflow_service_and_the_distributed_test_share_one_configuration(
             assert setting in env, (service, setting)
             seen[setting].add(env[setting])
     assert {k: len(v) for k, v in seen.items()} == dict.fromkeys(SHARED_SETTINGS, 1)
+    # What the harness starts each process with: its own settings never win over compose's.
+    common = airflow_env(tmp_path, tmp_path, 8080, {})
+    plan = _Plan(tmp_path, compose, variables, site, common, tmp_path)
+    for service in (*AIRFLOW_SERVICES, WORKER_SERVICE):
+        compose_env = service_environment(compose, service, variables, site)
+        started = plan.env_of(service)
+        assert {k: started[k] for k in SHARED_SETTINGS} == {
+            k: compose_env[k] for k in SHARED_SETTINGS
+        }, service
     worker = service_environment(compose, WORKER_SERVICE, variables, site)
     assert worker["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert worker["AIRFLOW__CELERY__BROKER_URL"] == "redis://:<REDIS_PASSWORD>@127.0.0.1:1/0"
