@@ -374,8 +374,16 @@ def test_finance_reads_the_budget_and_releases_a_hold(paid: PaidRun, tmp_path: P
         chosen = reason.options[1].get_attribute("value")  # the first reason the ledger has
         reason.select_by_value(chosen)
         driver.find_element(By.CSS_SELECTOR, "#filters button").click()
-        rows = driver.find_elements(By.CSS_SELECTOR, "#holds tbody tr")
-        assert rows and all(chosen in r.text for r in rows)
+        # The click loads the filtered page: read its rows once it is there, not the last one's.
+        rows = wait_until(
+            lambda: (
+                "reason=" in driver.current_url
+                and driver.execute_script("return document.readyState") == "complete"
+                and driver.find_elements(By.CSS_SELECTOR, "#holds tbody tr")
+            ),
+            what="the filtered holds",
+        )
+        assert all(chosen in r.text for r in rows)
         (count,) = _ledger(
             paid.data,
             "SELECT COUNT(*) FROM holds WHERE released_at IS NULL AND reasons LIKE :r",
@@ -387,7 +395,10 @@ def test_finance_reads_the_budget_and_releases_a_hold(paid: PaidRun, tmp_path: P
         household = rows[0].find_element(By.TAG_NAME, "a")
         household_id = household.text
         household.click()
-        page = driver.page_source
+        page = wait_until(
+            lambda: "Bank details changed on" in driver.page_source and driver.page_source,
+            what="the hold's facts",
+        )
         assert "Bank details changed on" in page and "IBAN (masked)" in page
         assert not IBAN_PATTERN.search(page) and not NIR_PATTERN.search(page)
         driver.find_element(By.ID, "note").send_keys("called the fund: the new IBAN is hers")
