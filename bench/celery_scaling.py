@@ -23,17 +23,21 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.dag_runtime import _stamp, _summary, _WorkerRss
 from bench.distributed import (
     APPROVAL_PAUSE_S,
     approve_when_asked,
+    on_sshd,
     run_state,
     running_cluster,
     task_instances,
     trigger_batch,
 )
+
+if TYPE_CHECKING:
+    from tests.sshd import SshServer
 
 FUNDS = ("01", "13", "2A", "59", "69", "75")
 SCHEME = "aes-2020-05"
@@ -41,30 +45,14 @@ HOUSEHOLDS = 12_000
 RUN_TIMEOUT = 1800
 
 
-def measure(base: Path, sample: Path, workers: int, s3_endpoint: str, sshd: Any) -> dict[str, Any]:
+def measure(
+    base: Path, sample: Path, workers: int, s3_endpoint: str, sshd: SshServer
+) -> dict[str, Any]:
     """One run of the batch on ``workers`` Celery workers; its figures."""
-    import shutil
-
-    from payments.sepa.signing import generate_demo_pair
-
-    zone, bank = sshd.root / base.name / "funds", sshd.root / base.name / "bank"
-    shutil.copytree(sample / "funds", zone / "funds")
-    bank.mkdir(parents=True)
-    keys = base / "keys"
-    generate_demo_pair(keys / "signing-key.pem", keys / "signing-cert.pem", common_name="bench")
-    shutil.copyfile(sshd.client_key, keys / "sftp_client_key")
-    sftp: dict[str, str] = {}
-    for server, root in (("FUNDS", zone), ("BANK", bank)):
-        sftp |= {
-            f"SFTP_{server}_HOST": sshd.host,
-            f"SFTP_{server}_PORT": str(sshd.port),
-            f"SFTP_{server}_LOGIN": sshd.username,
-            f"SFTP_{server}_ROOT": str(root),
-            f"SFTP_{server}_HOST_KEY": sshd.host_key_line,
-        }
+    servers = on_sshd(sshd, sample, base)
     started = time.time()
     with running_cluster(
-        base, s3_endpoint=s3_endpoint, sftp=sftp, keys=keys, workers=workers
+        base, s3_endpoint=s3_endpoint, servers=servers, workers=workers
     ) as cluster:
         ready = time.time()
         with _WorkerRss() as rss:

@@ -40,7 +40,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import yaml
@@ -58,6 +58,9 @@ from bench.airflow_runtime import (
     wait_for,
 )
 from payments.storage import Storage
+
+if TYPE_CHECKING:
+    from tests.sshd import SshServer
 
 COMPOSE = ROOT / "docker-compose.yml"
 #: The settings that make a deployment distributed, and must be the same in the
@@ -205,7 +208,6 @@ class Cluster:
     scratch: str
     #: The environment each process was started with, by name.
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
-    killed: list[str] = field(default_factory=list)
 
     def storage(self) -> Storage:
         """The storage root, opened with the workers' object-store credentials."""
@@ -229,7 +231,6 @@ class Cluster:
             with suppress(psutil.Error):
                 member.kill()
         process.wait(timeout=30)
-        self.killed.append(worker)
         del self.airflow.processes[worker]
 
 
@@ -255,6 +256,40 @@ def variables_for(run: str, sshd_host_key: str) -> dict[str, str]:
         "SFTP_FUNDS_HOST_KEY": sshd_host_key,
         "SFTP_BANK_HOST_KEY": sshd_host_key,
     }
+
+
+@dataclass(frozen=True)
+class Servers:
+    """The funds' drop zone and the bank on one sshd, and what the cluster needs to reach them."""
+
+    funds: Path  # the funds' files, under funds/<code>/
+    bank: Path  # what the bank receives, under bank/<fund>/
+    #: deploy/airflow-init.sh's SFTP_* variables for both servers.
+    sftp: dict[str, str]
+    #: The files compose's ``secrets`` name: a throw-away signing pair, the sshd's client key.
+    keys: Path
+
+
+def on_sshd(sshd: SshServer, sample: Path, base: Path) -> Servers:
+    """The sample's funds' files on ``sshd``, an empty bank beside them, keys under ``base``."""
+    from payments.sepa.signing import generate_demo_pair
+
+    funds, bank = sshd.root / base.name / "funds-zone", sshd.root / base.name / "bank-zone"
+    shutil.copytree(sample / "funds", funds / "funds")
+    bank.mkdir(parents=True)
+    keys = base / "keys"
+    generate_demo_pair(keys / "signing-key.pem", keys / "signing-cert.pem", common_name=base.name)
+    shutil.copyfile(sshd.client_key, keys / "sftp_client_key")
+    sftp: dict[str, str] = {}
+    for server, root in (("FUNDS", funds), ("BANK", bank)):
+        sftp |= {
+            f"SFTP_{server}_HOST": sshd.host,
+            f"SFTP_{server}_PORT": str(sshd.port),
+            f"SFTP_{server}_LOGIN": sshd.username,
+            f"SFTP_{server}_ROOT": str(root),
+            f"SFTP_{server}_HOST_KEY": sshd.host_key_line,
+        }
+    return Servers(funds, bank, sftp, keys)
 
 
 @contextmanager
@@ -335,7 +370,7 @@ def healthcheck(compose: Mapping[str, Any], service: str) -> str:
 
 
 @dataclass
-class _Plan:
+class Plan:
     """What every process of one cluster is started from."""
 
     base: Path
@@ -374,7 +409,7 @@ class _Plan:
         return process
 
 
-def _init(plan: _Plan, sftp: Mapping[str, str]) -> None:
+def _init(plan: Plan, sftp: Mapping[str, str]) -> None:
     """The ``airflow-init`` service: deploy/airflow-init.sh with its compose environment."""
     for mountpoint in (plan.scratch, SECRETS_DIR):
         Path(mountpoint).mkdir(parents=True, exist_ok=True)
@@ -390,7 +425,7 @@ def _init(plan: _Plan, sftp: Mapping[str, str]) -> None:
         raise RuntimeError(f"airflow-init.sh: {init.stdout[-2000:]}\n{init.stderr[-3000:]}")
 
 
-def _worker_up(plan: _Plan, airflow: Airflow, hostname: str) -> bool:
+def _worker_up(plan: Plan, airflow: Airflow, hostname: str) -> bool:
     """The worker service's compose healthcheck (Celery's ping through the broker) passes."""
     out = subprocess.run(
         ["sh", "-c", healthcheck(plan.compose, WORKER_SERVICE)],
@@ -407,24 +442,21 @@ def running_cluster(
     base: Path,
     *,
     s3_endpoint: str,
-    sftp: Mapping[str, str],
-    keys: Path,
+    servers: Servers,
     workers: int = 2,
     concurrency: int = 1,
     worker_extra: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[Cluster]:
     """The compose deployment's Airflow on this machine, until the block ends.
 
-    ``sftp``: ``SFTP_*`` variables of deploy/airflow-init.sh (host, port, login,
-    root, host key of each server). ``keys``: the files compose's ``secrets``
-    name (``signing-key.pem``, ``signing-cert.pem``, ``sftp_client_key``).
+    ``servers``: the SFTP servers and the keys (:func:`on_sshd`).
     ``worker_extra``: more environment for a worker, by host name (a fault).
     """
     problem = can_contain()
     if problem:
         raise RuntimeError(problem)
     run = secrets.token_hex(4)
-    variables = {**variables_for(run, sftp["SFTP_FUNDS_HOST_KEY"]), **sftp}
+    variables = {**variables_for(run, servers.sftp["SFTP_FUNDS_HOST_KEY"]), **servers.sftp}
     (base / "airflow").mkdir(parents=True, exist_ok=True)
     with (
         running_redis(base / "redis", variables["REDIS_PASSWORD"]) as redis_port,
@@ -448,8 +480,8 @@ def running_cluster(
         }
         home = base / "airflow"
         common = airflow_env(home, home / "unused-data-dir", port, test_only)
-        plan = _Plan(base, compose_file(), variables, site, common, keys)
-        _init(plan, sftp)
+        plan = Plan(base, compose_file(), variables, site, common, servers.keys)
+        _init(plan, servers.sftp)
         worker = plan.env_of(WORKER_SERVICE)
         airflow = Airflow(f"http://127.0.0.1:{port}", home, plan.env_of("airflow-apiserver"))
         cluster = Cluster(
@@ -470,7 +502,7 @@ def running_cluster(
 
 
 def _start_all(
-    plan: _Plan,
+    plan: Plan,
     cluster: Cluster,
     workers: int,
     concurrency: int,

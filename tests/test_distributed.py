@@ -46,6 +46,7 @@ from bench.distributed import (
     api,
     approve_when_asked,
     can_contain,
+    on_sshd,
     run_state,
     running_cluster,
     service_environment,
@@ -55,7 +56,7 @@ from bench.distributed import (
 )
 from payments.ledger.models import Payment, PaymentFileRow
 from payments.sample.writer import SampleSpec, write_sample
-from payments.sepa.signing import generate_demo_pair, load_certificate
+from payments.sepa.signing import load_certificate
 from payments.sepa.verify import verify_batch
 from tests.conftest import MAY_2020
 from tests.sshd import SshServer
@@ -116,7 +117,6 @@ class DistributedRun:
     state: str
     task_instances: list[dict[str, Any]]
     #: The delivery the lost worker was running: its map index and fund.
-    lost_delivery: dict[str, Any]
     lost_tries: list[dict[str, Any]]
     summary: dict[str, Any]
     bank: CollectingBank
@@ -139,34 +139,18 @@ def distributed(
     base = tmp_path_factory.mktemp("distributed")
     sample = base / "sample"
     write_sample(SampleSpec(households=1200, seed=11, window=MAY_2020, funds=tuple(FUNDS)), sample)
-    zone = sshd.root / base.name / "funds-zone"
-    bank_zone = sshd.root / base.name / "bank-zone"
-    shutil.copytree(sample / "funds", zone / "funds")
-    bank_zone.mkdir(parents=True)
-    keys = base / "keys"
-    generate_demo_pair(keys / "signing-key.pem", keys / "signing-cert.pem", common_name="dist")
-    shutil.copyfile(sshd.client_key, keys / "sftp_client_key")
+    servers = on_sshd(sshd, sample, base)
     fault = {"PAYMENTS_FAULT": "send.part_written:stall", "PAYMENTS_FAULT_ONCE": f"{base}/stalled"}
-    sftp = {}
-    for server, root in (("FUNDS", zone), ("BANK", bank_zone)):
-        sftp |= {
-            f"SFTP_{server}_HOST": sshd.host,
-            f"SFTP_{server}_PORT": str(sshd.port),
-            f"SFTP_{server}_LOGIN": sshd.username,
-            f"SFTP_{server}_ROOT": str(root),
-            f"SFTP_{server}_HOST_KEY": sshd.host_key_line,
-        }
     with (
         running_cluster(
             base,
             s3_endpoint=s3_endpoint,
-            sftp=sftp,
-            keys=keys,
+            servers=servers,
             worker_extra=dict.fromkeys(WORKERS, fault),
         ) as cluster,
-        CollectingBank(bank_zone, base / "collected") as bank,
+        CollectingBank(servers.bank, base / "collected") as bank,
     ):
-        yield _pay(cluster, bank, bank_zone, Path(fault["PAYMENTS_FAULT_ONCE"]))
+        yield _pay(cluster, bank, servers.bank, Path(fault["PAYMENTS_FAULT_ONCE"]))
 
 
 def _scratch(cluster: Cluster) -> dict[str, list[str]]:
@@ -224,7 +208,6 @@ def _pay(cluster: Cluster, bank: CollectingBank, bank_zone: Path, stalled: Path)
         survivor=survivor,
         state=state,
         task_instances=task_instances(airflow, run_id),
-        lost_delivery=lost,
         lost_tries=tries,
         summary=summary,
         bank=bank,

@@ -213,8 +213,8 @@ def test_every_airflow_service_and_the_distributed_test_share_one_configuration(
         AIRFLOW_SERVICES,
         SHARED_SETTINGS,
         WORKER_SERVICE,
+        Plan,
         Site,
-        _Plan,
         compose_file,
         service_environment,
     )
@@ -231,7 +231,7 @@ def test_every_airflow_service_and_the_distributed_test_share_one_configuration(
     assert {k: len(v) for k, v in seen.items()} == dict.fromkeys(SHARED_SETTINGS, 1)
     # What the harness starts each process with: its own settings never win over compose's.
     common = airflow_env(tmp_path, tmp_path, 8080, {})
-    plan = _Plan(tmp_path, compose, variables, site, common, tmp_path)
+    plan = Plan(tmp_path, compose, variables, site, common, tmp_path)
     for service in (*AIRFLOW_SERVICES, WORKER_SERVICE):
         compose_env = service_environment(compose, service, variables, site)
         started = plan.env_of(service)
