@@ -72,6 +72,16 @@ def wait_until(condition: Callable[[], Any], *, timeout: float = 30, what: str) 
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def appears(driver: Any, by: str, value: str, *, timeout: float = 30) -> Any:
+    """The element once the page a click is loading has it: a click on a link or a form's
+    button returns before the next page is there, and a lookup at once can miss it."""
+    return wait_until(
+        lambda: (found := driver.find_elements(by, value)) and found[0],
+        timeout=timeout,
+        what=f"{value!r} on the page",
+    )
+
+
 def downloaded(folder: Path, pattern: str, *, timeout: float = 30) -> Path:
     """The file a click downloaded (complete, not Chromium's ``.crdownload``)."""
     return Path(

@@ -37,6 +37,7 @@ from payments.sepa.verify import verify_batch
 from tests.browser import (
     CHROMEDRIVER,
     CHROMIUM,
+    appears,
     chrome,
     downloaded,
     log_in,
@@ -243,10 +244,10 @@ def _approve_on_the_run_page(airflow: Airflow, run_id: str) -> dict[str, str]:
         }
         shot(driver, "finance-run-waiting")
         driver.find_element(By.CSS_SELECTOR, "#decide a.approve").click()
-        seen["confirm"] = driver.find_element(By.ID, "confirm-text").text
+        seen["confirm"] = appears(driver, By.ID, "confirm-text").text
         shot(driver, "finance-confirm")
         driver.find_element(By.CSS_SELECTOR, "#confirm button").click()
-        seen["notice"] = driver.find_element(By.ID, "notice").text
+        seen["notice"] = appears(driver, By.ID, "notice").text
         return seen
     finally:
         driver.quit()
@@ -364,7 +365,7 @@ def test_finance_reads_the_budget_and_releases_a_hold(paid: PaidRun, tmp_path: P
     try:
         driver.get(base + "/runs")
         driver.find_element(By.LINK_TEXT, run_id).click()
-        assert euros(payable) in driver.find_element(By.ID, "to-pay").text
+        assert euros(payable) in appears(driver, By.ID, "to-pay").text
         assert "approved by finance" in driver.find_element(By.ID, "state").text
         assert driver.find_elements(By.CSS_SELECTOR, "#chart-outcome svg[role=img]")
         shot(driver, "finance-run")
@@ -404,7 +405,7 @@ def test_finance_reads_the_budget_and_releases_a_hold(paid: PaidRun, tmp_path: P
         driver.find_element(By.ID, "note").send_keys("called the fund: the new IBAN is hers")
         shot(driver, "finance-hold")
         driver.find_element(By.CSS_SELECTOR, "#release button").click()
-        assert "Release asked" in driver.find_element(By.ID, "asked").text
+        assert "Release asked" in appears(driver, By.ID, "asked").text
         # Applied by a finance-action run in finance's name (the web server reads only).
         wait_for(
             lambda: _ledger(
@@ -533,7 +534,7 @@ def test_auditor_verifies_replays_and_downloads_the_bundle(paid: PaidRun, tmp_pa
     try:
         driver.get(base + "/audit")
         driver.find_element(By.CSS_SELECTOR, "#verify button").click()
-        assert "Started" in driver.find_element(By.ID, "notice").text
+        assert "Started" in appears(driver, By.ID, "notice").text
         verified = wait_for(
             lambda: result_of("verify"), timeout=300, what="the verification", airflow=paid.airflow
         )
@@ -585,9 +586,9 @@ def test_a_dry_run_shows_its_budget_and_says_it_is_a_dry_run(paid: PaidRun, tmp_
         row = driver.find_element(By.XPATH, f"//a[text()='{folder}']/ancestor::tr")
         assert "dry run" in row.text
         driver.find_element(By.LINK_TEXT, folder).click()
-        assert "dry run" in driver.find_element(By.ID, "state").text
+        assert "dry run" in appears(driver, By.ID, "state").text
         payable = summary["national"]["payable_cents"]
-        assert euros(payable) in driver.find_element(By.ID, "to-pay").text
+        assert euros(payable) in appears(driver, By.ID, "to-pay").text
         assert not driver.find_elements(By.ID, "approval-link")
         shot(driver, "operator-dry-run")
     finally:
