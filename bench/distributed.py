@@ -195,19 +195,38 @@ def contained(hostname: str, scratch: str, secrets_dir: Path | None, argv: list[
 
 @dataclass
 class Cluster:
-    """A running distributed deployment: Airflow's API, the workers, the stores' addresses."""
+    """A running distributed deployment: Airflow's API, the workers, what they were started from."""
 
     airflow: Airflow
-    compose: dict[str, Any]
-    variables: dict[str, str]
-    site: Site
+    plan: Plan
     #: Worker host name -> its process (the one ``unshare`` became).
-    workers: dict[str, subprocess.Popen[bytes]]
-    ledger_url: str
-    storage_root: str
-    scratch: str
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     #: The environment each process was started with, by name.
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def compose(self) -> dict[str, Any]:
+        return self.plan.compose
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return self.plan.variables
+
+    @property
+    def site(self) -> Site:
+        return self.plan.site
+
+    @property
+    def scratch(self) -> str:
+        return self.plan.scratch
+
+    @property
+    def ledger_url(self) -> str:
+        return self.plan.env_of(WORKER_SERVICE)["PAYMENTS_LEDGER_URL"]
+
+    @property
+    def storage_root(self) -> str:
+        return self.plan.env_of(WORKER_SERVICE)["PAYMENTS_STORAGE_ROOT"]
 
     def storage(self) -> Storage:
         """The storage root, opened with the workers' object-store credentials."""
@@ -425,7 +444,7 @@ def _init(plan: Plan, sftp: Mapping[str, str]) -> None:
         raise RuntimeError(f"airflow-init.sh: {init.stdout[-2000:]}\n{init.stderr[-3000:]}")
 
 
-def _worker_up(plan: Plan, airflow: Airflow, hostname: str) -> bool:
+def _worker_up(plan: Plan, hostname: str) -> bool:
     """The worker service's compose healthcheck (Celery's ping through the broker) passes."""
     out = subprocess.run(
         ["sh", "-c", healthcheck(plan.compose, WORKER_SERVICE)],
@@ -457,7 +476,8 @@ def running_cluster(
         raise RuntimeError(problem)
     run = secrets.token_hex(4)
     variables = {**variables_for(run, servers.sftp["SFTP_FUNDS_HOST_KEY"]), **servers.sftp}
-    (base / "airflow").mkdir(parents=True, exist_ok=True)
+    home = base / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
     with (
         running_redis(base / "redis", variables["REDIS_PASSWORD"]) as redis_port,
         databases(run, variables) as db_site,
@@ -478,38 +498,26 @@ def running_cluster(
             "AIRFLOW__CORE__PARALLELISM": str(max(2, workers * concurrency)),
             "AWS_DEFAULT_REGION": "us-east-1",
         }
-        home = base / "airflow"
         common = airflow_env(home, home / "unused-data-dir", port, test_only)
         plan = Plan(base, compose_file(), variables, site, common, servers.keys)
         _init(plan, servers.sftp)
-        worker = plan.env_of(WORKER_SERVICE)
         airflow = Airflow(f"http://127.0.0.1:{port}", home, plan.env_of("airflow-apiserver"))
-        cluster = Cluster(
-            airflow=airflow,
-            compose=plan.compose,
-            variables=variables,
-            site=site,
-            workers={},
-            ledger_url=worker["PAYMENTS_LEDGER_URL"],
-            storage_root=worker["PAYMENTS_STORAGE_ROOT"],
-            scratch=plan.scratch,
-        )
+        cluster = Cluster(airflow, plan)
         try:
-            _start_all(plan, cluster, workers, concurrency, worker_extra or {})
+            _start_all(cluster, workers, concurrency, worker_extra or {})
             yield cluster
         finally:
             stop(airflow)
 
 
 def _start_all(
-    plan: Plan,
     cluster: Cluster,
     workers: int,
     concurrency: int,
     worker_extra: Mapping[str, Mapping[str, str]],
 ) -> None:
     """Every Airflow service, then the workers; back once the API and each worker answer."""
-    airflow = cluster.airflow
+    airflow, plan = cluster.airflow, cluster.plan
     for service in AIRFLOW_SERVICES:
         cluster.environments[service] = plan.env_of(service)
         argv = airflow_command(plan.compose, service)
@@ -527,7 +535,7 @@ def _start_all(
     wait_for(lambda: _api_up(airflow), timeout=240, what="the API server", airflow=airflow)
     for hostname in cluster.workers:
         wait_for(
-            lambda h=hostname: _worker_up(plan, airflow, h),  # type: ignore[misc]
+            lambda h=hostname: _worker_up(plan, h),  # type: ignore[misc]
             timeout=240,
             what=f"Celery worker {hostname}",
             airflow=airflow,

@@ -24,8 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,6 +57,7 @@ from payments.sample.writer import SampleSpec, write_sample
 from payments.sepa.signing import load_certificate
 from payments.sepa.verify import verify_batch
 from tests.conftest import MAY_2020
+from tests.faults.scenarios import Collector
 from tests.sshd import SshServer
 
 FUNDS = ["01", "13", "2A", "59", "69", "75"]
@@ -70,41 +69,6 @@ def _required(reason: str) -> None:
     if os.environ.get("PAYMENTS_REQUIRE_DISTRIBUTED"):
         pytest.fail(reason + " and PAYMENTS_REQUIRE_DISTRIBUTED is set")
     pytest.skip(reason)
-
-
-class CollectingBank:
-    """The bank takes each payment file the moment it is at its name (a thread): a file put
-    there twice is taken twice."""
-
-    def __init__(self, zone: Path, into: Path) -> None:
-        self.zone, self.into = zone, into
-        self.taken: Counter[str] = Counter()
-        self.hashes: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bank", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.collect()
-            time.sleep(0.2)
-
-    def collect(self) -> None:
-        for path in sorted(self.zone.glob("bank/*/*.xml")):
-            key = f"{path.parent.name}/{path.name}"
-            self.taken[key] += 1
-            target = self.into / f"{key}.{self.taken[key]}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(path, target)
-            self.hashes[key] = hashlib.sha256(target.read_bytes()).hexdigest()
-
-    def __enter__(self) -> CollectingBank:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.collect()
 
 
 @dataclass
@@ -119,7 +83,7 @@ class DistributedRun:
     #: The delivery the lost worker was running: its map index and fund.
     lost_tries: list[dict[str, Any]]
     summary: dict[str, Any]
-    bank: CollectingBank
+    bank: Collector
     bank_zone: Path
     #: What each worker's scratch held: at the start (after a marker was put in each), at the end.
     scratch_at_start: dict[str, list[str]]
@@ -148,7 +112,7 @@ def distributed(
             servers=servers,
             worker_extra=dict.fromkeys(WORKERS, fault),
         ) as cluster,
-        CollectingBank(servers.bank, base / "collected") as bank,
+        Collector(servers.bank, every=0.2) as bank,
     ):
         yield _pay(cluster, bank, servers.bank, Path(fault["PAYMENTS_FAULT_ONCE"]))
 
@@ -162,7 +126,7 @@ def _scratch(cluster: Cluster) -> dict[str, list[str]]:
     }
 
 
-def _pay(cluster: Cluster, bank: CollectingBank, bank_zone: Path, stalled: Path) -> DistributedRun:
+def _pay(cluster: Cluster, bank: Collector, bank_zone: Path, stalled: Path) -> DistributedRun:
     airflow = cluster.airflow
     for worker in WORKERS:
         (cluster.scratch_of(worker) / f"left-by-{worker}").write_text("private")
@@ -245,11 +209,12 @@ def test_a_worker_lost_mid_delivery_loses_and_duplicates_nothing(
     storage = run.cluster.storage()
     payments_run = run.summary["run_id"]
     manifest = json.loads(storage.read_text(f"runs/{payments_run}/payments/manifest.json"))
-    expected = {f"{f['fund_code']}/{Path(f['path']).name}": f["sha256"] for f in manifest["files"]}
+    expected = {Path(f["path"]).name: f["sha256"] for f in manifest["files"]}
     assert len(expected) >= len(FUNDS)
     # Every file reached the bank exactly once, as signed; nothing half-written is left.
-    assert run.bank.taken == Counter(dict.fromkeys(expected, 1))
-    assert run.bank.hashes == expected
+    assert run.bank.copies() == Counter(dict.fromkeys(expected, 1))
+    taken = {p.name.rsplit(".", 1)[0]: p for p in run.bank.taken.glob("*.xml.*")}
+    assert {n: hashlib.sha256(p.read_bytes()).hexdigest() for n, p in taken.items()} == expected
     assert not list(run.bank_zone.rglob("*.part"))
     local = run.cluster.airflow.home.parent / "from-bucket"
     storage.download(f"runs/{payments_run}", local)

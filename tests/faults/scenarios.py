@@ -125,9 +125,10 @@ def prepare(base: Path, *, households: int = 900) -> str:
 class Collector:
     """A bank that takes every payment file the moment it is complete (renamed into place)."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, every: float = 0.002) -> None:
         self.bank = data / "bank"
         self.taken = data / "bank-collected"
+        self.every = every
         self.taken.mkdir(parents=True, exist_ok=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -135,7 +136,7 @@ class Collector:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self.sweep()
-            time.sleep(0.002)
+            time.sleep(self.every)
 
     def sweep(self) -> None:
         for path in sorted(self.bank.rglob("*.xml")) if self.bank.exists() else []:
@@ -153,6 +154,10 @@ class Collector:
         self._stop.set()
         self._thread.join()
         self.sweep()
+
+    def copies(self) -> Counter[str]:
+        """How many times each file name was taken."""
+        return Counter(path.name.rsplit(".", 1)[0] for path in self.taken.glob("*.xml.*"))
 
 
 def count(data: Path, run_id: str) -> tuple[int, int, int, int]:
