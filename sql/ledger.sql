@@ -14,6 +14,8 @@ CREATE TABLE bank_events (
 	CONSTRAINT uq_bank_events_source_sha256 UNIQUE (source_sha256, end_to_end_id, status)
 );
 
+CREATE INDEX ix_bank_events_end_to_end_id ON bank_events (end_to_end_id);
+
 CREATE TABLE bank_reports (
 	sha256 VARCHAR(64) NOT NULL,
 	name VARCHAR(255) NOT NULL,
@@ -50,6 +52,26 @@ CREATE TABLE runs (
 	approved_at TIMESTAMP WITHOUT TIME ZONE,
 	decision VARCHAR(16),
 	CONSTRAINT pk_runs PRIMARY KEY (run_id)
+);
+
+CREATE TABLE spent_vouchers (
+	nonce VARCHAR(64) NOT NULL,
+	user_id VARCHAR(128) NOT NULL,
+	user_name VARCHAR(128) NOT NULL,
+	action VARCHAR(32) NOT NULL,
+	spent_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	CONSTRAINT pk_spent_vouchers PRIMARY KEY (nonce)
+);
+
+CREATE TABLE airflow_runs (
+	dag_id VARCHAR(250) NOT NULL,
+	airflow_run_id VARCHAR(250) NOT NULL,
+	run_id VARCHAR(64) NOT NULL,
+	concluded_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+	shown_manifest_sha256 VARCHAR(64),
+	shown_at TIMESTAMP WITHOUT TIME ZONE,
+	CONSTRAINT pk_airflow_runs PRIMARY KEY (dag_id, airflow_run_id),
+	CONSTRAINT fk_airflow_runs_run_id_runs FOREIGN KEY(run_id) REFERENCES runs (run_id)
 );
 
 CREATE TABLE input_files (

@@ -168,7 +168,11 @@ class BankEvent(Base):
     status: Mapped[str] = mapped_column(String(16))  # accepted | rejected | returned
     reason_code: Mapped[str | None] = mapped_column(String(8))
     received_at: Mapped[datetime] = mapped_column(DateTime)
-    __table_args__ = (UniqueConstraint("source_sha256", "end_to_end_id", "status"),)
+    __table_args__ = (
+        UniqueConstraint("source_sha256", "end_to_end_id", "status"),
+        # Who caused a re-issue: the report that moved the payment it re-issues.
+        Index("ix_bank_events_end_to_end_id", "end_to_end_id"),
+    )
 
 
 class BankReport(Base):
@@ -207,3 +211,34 @@ class Event(Base):
     payload: Mapped[str] = mapped_column(Text)  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AirflowRun(Base):
+    """Which payments run an Airflow DAG run concluded, and what finance was shown of it.
+
+    Written by the ``conclude`` task (the ledger's writer, on a worker); every
+    later task of the DAG run looks its payments run up here by its own Airflow
+    run id, never in an XCom, which anyone who may edit the DAG can rewrite.
+    ``shown_manifest_sha256`` is the signed manifest the approval's text was
+    rendered from: the answer is applied only to that manifest.
+    """
+
+    __tablename__ = "airflow_runs"
+    dag_id: Mapped[str] = mapped_column(String(250))
+    airflow_run_id: Mapped[str] = mapped_column(String(250))
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"))
+    concluded_at: Mapped[datetime] = mapped_column(DateTime)
+    shown_manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    shown_at: Mapped[datetime | None] = mapped_column(DateTime)
+    __table_args__ = (PrimaryKeyConstraint("dag_id", "airflow_run_id"),)
+
+
+class SpentVoucher(Base):
+    """A voucher the payments pages signed, used once (:mod:`payments.identity`)."""
+
+    __tablename__ = "spent_vouchers"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    user_name: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    spent_at: Mapped[datetime] = mapped_column(DateTime)
