@@ -16,9 +16,18 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from payments.config import Settings
 from payments.errors import PaymentsError
+from payments.identity import generate_pair, key_paths, load_private, load_public
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
 from payments.sepa.signing import ENV_CERT, ENV_KEY, Signer, generate_demo_pair, load_signer
 from payments.sepa.signing import signer_paths as _paths
 
@@ -43,7 +52,7 @@ def load_secret(data_dir: Path, *, create: bool) -> bytes:
             raise FileNotFoundError(f"no beneficiary-key secret: set {ENV_SECRET} or create {path}")
         with _making(path.parent):
             if not path.exists():
-                _write_private(path, (secrets.token_hex(32) + "\n").encode())
+                write_private(path, (secrets.token_hex(32) + "\n").encode())
     return bytes.fromhex(path.read_text().strip())
 
 
@@ -66,7 +75,7 @@ def _making(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write 0600 under a temporary name, then rename: a reader sees all or nothing."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.part")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -110,3 +119,22 @@ def _make_demo_pair(key: Path, cert: Path) -> None:
     generate_demo_pair(key_part, cert_part, common_name="solidarity-payments demo signer")
     os.replace(key_part, key)
     os.replace(cert_part, cert)
+
+
+def identity_signing_key(settings: Settings) -> Ed25519PrivateKey:
+    """The API server's key that signs vouchers (a demo pair only in the demo)."""
+    return load_private(_identity_pair(settings)[0])
+
+
+def identity_public_key(settings: Settings) -> Ed25519PublicKey:
+    """The public key that checks vouchers (workers, the ``payments`` command)."""
+    return load_public(_identity_pair(settings)[1])
+
+
+def _identity_pair(settings: Settings) -> tuple[Path, Path]:
+    private, public = key_paths(settings.data_dir)
+    if settings.may_create_secrets and not public.exists():
+        with _making(public.parent):
+            if not public.exists():
+                generate_pair(private, public)
+    return private, public
