@@ -71,61 +71,71 @@ def solidarity_payment_batch() -> None:
         from payments.orchestration import national as stage
 
         dag_run = get_current_context()["dag_run"]
-        return stage.conclude(planned, triggered_by=dag_run.triggering_user_name)
+        return stage.conclude(
+            planned,
+            triggered_by=dag_run.triggering_user_name,
+            airflow_run=(dag_run.dag_id, dag_run.run_id),
+        )
 
+    # From here on, each task finds its payments run in the ledger by its own Airflow
+    # run: no XCom names what is approved or paid (the operator may rewrite XComs).
     @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def needs_approval(summary: dict[str, Any]) -> bool:
+    def needs_approval() -> bool:
         from payments.orchestration import decision as stage
 
-        return stage.needs_approval(summary)
+        return stage.needs_approval(_this_run())
 
     approval = FinanceApprovalOperator(
         task_id="approval",
-        subject="Approve payment run {{ ti.xcom_pull(task_ids='conclude')['run_id'] }}",
-        body="{{ ti.xcom_pull(task_ids='conclude')['approval_text'] }}",
         approve_task_id="record_approval",
         reject_task_id="record_rejection",
-        summary_task_id="conclude",
         retries=0,
     )
 
     @task(outlets=[PAYMENT_BATCH])
-    def record_approval(summary: dict[str, Any]) -> list[str]:
+    def record_approval() -> list[str]:
         from payments.orchestration import decision as stage
 
-        return stage.record_approval(summary)
+        return stage.record_approval(_this_run())
 
     @task
-    def record_rejection(summary: dict[str, Any]) -> dict[str, Any]:
+    def record_rejection() -> dict[str, Any]:
         from payments.orchestration import decision as stage
 
-        return stage.record_rejection(summary)
+        return stage.record_rejection(_this_run())
 
     @task(pool=SFTP_POOL, outlets=[AT_THE_BANK], map_index_template="{{ fund_code }}")
-    def deliver(summary: dict[str, Any], fund_code: str) -> dict[str, Any]:
+    def deliver(fund_code: str) -> dict[str, Any]:
         from payments.orchestration import delivery as stage
 
         context = get_current_context()
         context["fund_code"] = fund_code  # type: ignore[typeddict-unknown-key]
-        return stage.deliver(summary, fund_code, owner=stage.task_owner(context["ti"]))
+        return stage.deliver(_this_run(), fund_code, owner=stage.task_owner(context["ti"]))
 
     @task(trigger_rule="none_failed_min_one_success")
-    def report(summary: dict[str, Any]) -> dict[str, Any]:
+    def report() -> dict[str, Any]:
         from payments.orchestration import delivery as stage
 
-        return stage.report(summary)
+        params = get_current_context()["params"]
+        return stage.report(_this_run(), dry_run=bool(params.get("dry_run")))
 
     planned = plan()
     received = receive.partial(planned=planned).expand(fund_code=funds_to_receive(planned))
     summary = conclude(planned)
     received >> summary
-    needs_approval(summary) >> approval
-    funds = record_approval(summary)
-    rejected = record_rejection(summary)
+    summary >> needs_approval() >> approval
+    funds = record_approval()
+    rejected = record_rejection()
     approval >> [funds, rejected]
-    delivered = deliver.partial(summary=summary).expand(fund_code=funds)
-    final = report(summary)
-    [delivered, rejected] >> final
+    delivered = deliver.expand(fund_code=funds)
+    final = report()
+    [summary, delivered, rejected] >> final
+
+
+def _this_run() -> tuple[str, str]:
+    """(DAG id, Airflow run id) of the running task: how the ledger names its payments run."""
+    dag_run = get_current_context()["dag_run"]
+    return dag_run.dag_id, dag_run.run_id
 
 
 solidarity_payment_batch()

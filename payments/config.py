@@ -17,7 +17,8 @@ ENV_DATA_DIR = "PAYMENTS_DATA_DIR"
 ENV_LEDGER_URL = "PAYMENTS_LEDGER_URL"
 #: Where tasks exchange data: a folder (default: the data dir) or an object-store URL.
 ENV_STORAGE_ROOT = "PAYMENTS_STORAGE_ROOT"
-#: Comma-separated user ids (as the Airflow auth manager knows them) who may approve a batch.
+#: Comma-separated user ids (as the Airflow auth manager knows them) who may approve a batch,
+#: each followed by ``=name`` when the user's name is not its id (FAB: ``3=alice``).
 ENV_APPROVERS = "PAYMENTS_FINANCE_APPROVERS"
 #: Comma-separated user ids of the auditors: they read the Reconciliation page and the
 #: audit bundles, as finance does, and decide nothing.

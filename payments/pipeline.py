@@ -19,6 +19,7 @@ import os
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,10 @@ def conclude_run(
         if signer is not None and not options.dry_run:
             write = _writer(scheme, run_id, signer, gathered.staging / "payments", options)
         if engine is not None and not options.dry_run:
-            recorded = _record(engine, run_id, scheme, validation, decisions, recording, write)
+            hold_date = options.payment_run_date(scheme)
+            recorded = _record(
+                engine, run_id, scheme, validation, decisions, recording, write, hold_date
+            )
             claimed_elsewhere, attempts, batch = recorded
         elif write is not None:
             batch = write(decisions)
@@ -306,6 +310,7 @@ def _record(
     decisions: pl.DataFrame,
     recording: Recording,
     write: Callable[[pl.DataFrame], BatchResult] | None,
+    hold_date: date,
 ) -> tuple[list[str], dict[str, int], BatchResult | None]:
     """Record the run in the ledger, and write its files with only this run's payments payable.
 
@@ -319,7 +324,9 @@ def _record(
     :class:`payments.ledger.decisions.Pending`).
     """
     at = recording.started_at or utc_now()
-    parameters = recording.parameters or {"funds": [f.fund_code for f in validation.funds]}
+    parameters = dict(recording.parameters or {"funds": [f.fund_code for f in validation.funds]})
+    # What finance is shown: the date recent bank changes were counted back from.
+    parameters["hold_date"] = hold_date.isoformat()
     with Session(engine) as session, session.begin():
         record_run(
             session,

@@ -16,9 +16,11 @@ import polars as pl
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from payments.errors import Refused, UnknownRun
+from payments.errors import FourEyesError, Refused, UnknownRun
 from payments.four_eyes import check_decider
+from payments.identity import Identity
 from payments.ledger import events, states
+from payments.ledger.approval import causes
 from payments.ledger.files import file_payments, placement, record_payment_files
 from payments.ledger.models import Payment, PaymentFileRow, Run
 from payments.ledger.moves import move
@@ -26,15 +28,19 @@ from payments.ledger.runs import approve_run
 from payments.sepa.layout import MANIFEST, TRANSACTIONS
 from payments.statuses import RunDecision
 
+#: How a run recorded from a shell without a voucher names its triggerer (an OS account).
+SHELL = "os:"
+
 
 def approve(
     engine: Engine,
     run_dir: Path,
     run_id: str,
     *,
-    by: str,
+    by: str | Identity,
     at: datetime,
     approvers: Collection[str],
+    shown_manifest_sha256: str | None = None,
 ) -> int:
     """Finance approves the run: its payments, placed in their files when recorded, go ``in_file``.
 
@@ -52,12 +58,29 @@ def approve(
     batch = run_dir / "payments"
     with Session(engine) as session, session.begin():
         run = _run(session, run_id)
-        who = check_decider(by, triggered_by=run.triggered_by, approvers=approvers)
+        who = check_decider(
+            by,
+            triggered_by=run.triggered_by,
+            approvers=approvers,
+            caused=causes(session, run_id).people(),
+        )
         if run.decision == RunDecision.REJECTED:
             raise _final(run)
         if run.decision == RunDecision.APPROVED:
             return 0
+        if (run.triggered_by or "").startswith(SHELL):
+            raise FourEyesError(
+                f"run {run_id} was recorded from a shell ({run.triggered_by}), by no user the "
+                "auth manager knows: four eyes cannot be checked; rerun it from the DAG, or "
+                "with a voucher (payments run --voucher)"
+            )
         manifest_bytes = (batch / MANIFEST).read_bytes()
+        manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+        if shown_manifest_sha256 is not None and manifest_sha256 != shown_manifest_sha256:
+            raise Refused(
+                f"run {run_id}: finance was shown manifest {shown_manifest_sha256[:12]}…, "
+                f"the run's is {manifest_sha256[:12]}…: nothing approved; rerun the batch"
+            )
         manifest = json.loads(manifest_bytes)
         recorded = session.execute(
             select(PaymentFileRow.id).where(PaymentFileRow.run_id == run_id).limit(1)
@@ -68,18 +91,18 @@ def approve(
                 batch / TRANSACTIONS, columns=["end_to_end_id", "msg_id"]
             )
             file_payments(session, run_id, placement(transactions, ids))
-        _check_concluded(session, run_id, manifest)
+        check_concluded(session, run_id, manifest)
         return approve_run(
             session,
             run_id,
             by=who,
             at=at,
-            manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+            manifest_sha256=manifest_sha256,
         )
 
 
 def reject(
-    engine: Engine, run_id: str, *, by: str, at: datetime, approvers: Collection[str]
+    engine: Engine, run_id: str, *, by: str | Identity, at: datetime, approvers: Collection[str]
 ) -> bool:
     """Finance rejects the run: nothing is sent; its payments are cancelled.
 
@@ -123,7 +146,7 @@ def _final(run: Run) -> Refused:
     )
 
 
-def _check_concluded(session: Session, run_id: str, manifest: dict[str, object]) -> None:
+def check_concluded(session: Session, run_id: str, manifest: dict[str, object]) -> None:
     """The manifest to approve lists exactly the files the ledger recorded at conclusion."""
     recorded = {
         (r.msg_id, r.sha256, r.nb_of_txs, r.ctrl_sum_cents)

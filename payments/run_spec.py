@@ -50,10 +50,11 @@ class RunOptions:
     """How a run is made, beyond its inputs: recorded with it, replayed as they were.
 
     ``run_date`` (for the recent-bank-change hold) defaults to the scheme's
-    payment date; ``created_at`` (the payment files' creation time) to 08:00 the
-    day before it. ``bank_profile`` writes every fund's files for that profile
-    instead of each fund's own. A ``dry_run`` records nothing and writes no
-    payment file. ``workers``: processes validating, threads building facts.
+    payment date, and is never later than it; ``created_at`` (the payment
+    files' creation time) to 08:00 the day before it. ``bank_profile`` writes
+    every fund's files for that profile instead of each fund's own. A
+    ``dry_run`` records nothing and writes no payment file. ``workers``:
+    processes validating, threads building facts.
     """
 
     created_at: datetime | None = None
@@ -67,7 +68,14 @@ class RunOptions:
         return self.created_at or default_creation_time(scheme)
 
     def payment_run_date(self, scheme: Scheme) -> date:
-        return self.run_date or scheme.spec.payment_date
+        """The date recent bank changes are counted back from: never after the scheme's
+        payment date. A later date would make every recent change look old and lift
+        the main fraud hold; an earlier one holds more, never less."""
+        return (
+            min(self.run_date, scheme.spec.payment_date)
+            if self.run_date
+            else (scheme.spec.payment_date)
+        )
 
     def recorded(self, scheme: Scheme) -> dict[str, Any]:
         """The options as the run record keeps them (for a replay)."""

@@ -210,7 +210,7 @@ def test_approved_batch_goes_from_fund_sftp_to_bank_sftp_exactly_once(
     # A retried delivery task (what Airflow's retries run) sends nothing again.
     from payments.orchestration.delivery import deliver
 
-    again = deliver(summary, "75", owner="a-retry")
+    again = deliver((DAG_ID, str(run.run_id)), "75", owner="a-retry")
     assert set(again["files"].values()) == {"already_sent"}
     assert again["payments_sent"] == 0
     assert _bank_files(bank) == at_bank
@@ -403,6 +403,8 @@ def test_a_dry_run_after_a_paid_run_reports_a_dry_run(batch_env: dict[str, Path]
     assert str(dry.state) == "success"
     [folder] = [p for p in (batch_env["data"] / "runs").iterdir() if p.name.startswith("dry-")]
     summary = json.loads((folder / "summary.json").read_text())
-    reported = delivery.report(summary)  # what the DAG's last task returns
-    assert reported["dry_run"] is True
+    assert summary["dry_run"] is True
+    # what the DAG's last task returns: the ledger holds nothing of this Airflow run
+    reported = delivery.report((DAG_ID, str(dry.run_id)), dry_run=True)
+    assert reported == {"recorded": False, "dry_run": True}
     assert "sent_ties_out" not in reported  # nothing was sent by this run: nothing to tie out

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from payments.errors import PaymentsError
 from payments.four_eyes import check_decider
+from payments.identity import Identity
 from payments.ledger import events, states
 from payments.ledger.models import Hold, Payment, Run
 from payments.ledger.moves import transition
@@ -123,7 +124,7 @@ def release_hold(
     session: Session,
     payment_id: int,
     *,
-    by: str,
+    by: str | Identity,
     note: str,
     at: datetime,
     approvers: Collection[str],
@@ -150,7 +151,7 @@ def release_household(
     fund_code: str,
     household_id: str,
     *,
-    by: str,
+    by: str | Identity,
     note: str,
     at: datetime,
     approvers: Collection[str],

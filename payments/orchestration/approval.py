@@ -3,15 +3,19 @@
 ``FinanceApprovalOperator`` is Airflow's ``HITLBranchOperator`` with two
 options (Approve → ``record_approval``, Reject → ``record_rejection``) whose
 respondents are fixed when the task runs: the configured finance approvers
-minus the user who triggered the run (four eyes). Airflow's API refuses a
-response from anyone else (``is_authorized_hitl_task``).
+minus the user who triggered the run and those who caused what it pays (four
+eyes). Airflow's API refuses a response from anyone else
+(``is_authorized_hitl_task``).
 
+What is asked, and of which payments run, comes from the ledger: the run this
+Airflow run concluded, its figures and the signed manifest's SHA-256
+(:func:`payments.orchestration.decision.ask`), never from an XCom or a
+template over one: XComs and task states can be written through the REST API
+by anyone who may edit the DAG, the operator who triggered the run included.
 The decision is recorded in the ledger by this task itself, when Airflow
 delivers the answer read from its own HITL record (who answered, what, when;
-:func:`payments.orchestration.decision.decide` checks four eyes again), never
-from an XCom: XComs and task states can be written through the REST API by
-anyone who may edit the DAG, the operator who triggered the run included.
-``record_approval`` then only reads the ledger's decision.
+:func:`payments.orchestration.decision.decide` checks four eyes again and the
+manifest shown). ``record_approval`` then only reads the ledger's decision.
 
 ``respond`` records a response through Airflow's own HITL endpoint function
 (the one the UI calls), as a given user: the demo and the tests answer this way.
@@ -20,44 +24,55 @@ anyone who may edit the DAG, the operator who triggered the run included.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
 
 from payments.config import DEMO_APPROVER, load_settings
 from payments.errors import FourEyesError
-from payments.four_eyes import user_id
+from payments.four_eyes import approvers_of, user_id
 from payments.statuses import RunDecision
 
 log = logging.getLogger(__name__)
 APPROVE = "Approve"
 REJECT = "Reject"
-__all__ = ["DEMO_APPROVER", "FinanceApprovalOperator", "respond", "respondents"]
+__all__ = ["DEMO_APPROVER", "FinanceApprovalOperator", "respond", "respondents", "subject_of"]
 
 
-def respondents(approvers: tuple[str, ...], triggered_by: str | None) -> list[dict[str, str]]:
-    """HITL assigned users: the approvers, without the one who triggered the run.
+def respondents(
+    approvers: tuple[str, ...],
+    triggered_by: str | None,
+    caused: Mapping[str, str] | None = None,
+) -> list[dict[str, str]]:
+    """HITL assigned users: the approvers (by the auth manager's id, as Airflow compares
+    them), without the one who triggered the run (by name, as Airflow records it) nor
+    those who caused what the run pays (by id: a report's uploader, a hold's releaser).
 
     Never empty: an HITL task without assigned users may be answered by anyone
     allowed to edit the DAG, which would defeat the four eyes.
     """
-    users = [{"id": a, "name": a} for a in approvers if user_id(a) != user_id(triggered_by)]
+    out = {user_id(who) for who in (caused or {})}
+    users = [
+        {"id": a.id, "name": a.name}
+        for a in approvers_of(approvers)
+        if user_id(a.name) != user_id(triggered_by) and user_id(a.id) not in out
+    ]
     if not users:
         raise FourEyesError(
-            f"no finance approver other than {triggered_by!r} (PAYMENTS_FINANCE_APPROVERS): "
-            "the run cannot be approved by the user who triggered it"
+            f"no finance approver other than {triggered_by!r} and those who caused what the "
+            "run pays (PAYMENTS_FINANCE_APPROVERS): nobody may approve it"
         )
     return users
 
 
 class FinanceApprovalOperator(HITLBranchOperator):
-    """Approve or reject a run; only assigned finance users may answer."""
+    """Approve or reject the payments run this Airflow run concluded, as the ledger says;
+    only assigned finance users may answer."""
 
-    def __init__(
-        self, *, approve_task_id: str, reject_task_id: str, summary_task_id: str, **kwargs: Any
-    ) -> None:
-        self.summary_task_id = summary_task_id
+    def __init__(self, *, approve_task_id: str, reject_task_id: str, **kwargs: Any) -> None:
         super().__init__(
+            subject="Approve a payment run",
             options=[APPROVE, REJECT],
             options_mapping={APPROVE: approve_task_id, REJECT: reject_task_id},
             multiple=False,
@@ -65,28 +80,36 @@ class FinanceApprovalOperator(HITLBranchOperator):
         )
 
     def execute(self, context: Any) -> Any:
-        from payments.orchestration.decision import earlier_decision
+        from payments.orchestration.decision import ask, earlier_decision, final
 
-        summary = context["ti"].xcom_pull(task_ids=self.summary_task_id)
-        earlier = earlier_decision(summary)
+        airflow_run = _airflow_run(context)
+        earlier = final(lambda: earlier_decision(airflow_run))
         if earlier is not None:
             # The same inputs again (same run id): finance decided already, and a decision
             # is final. Asking again would show money already sent as "to be paid".
             approved = earlier.decision == RunDecision.APPROVED
             log.info(
-                "run %s was already %s: nothing new to decide; %s",
-                summary["run_id"],
+                "this run's payments were already %s: nothing new to decide; %s",
                 earlier,
                 "files not yet at the bank are delivered" if approved else "nothing is sent",
             )
             chosen = self.options_mapping[APPROVE if approved else REJECT]
             return self.do_branch(context=context, branches_to_execute=[chosen])
-        triggered_by = context["dag_run"].triggering_user_name
-        self.assigned_users = respondents(load_settings().finance_approvers, triggered_by)  # type: ignore[assignment]
+        question = final(lambda: ask(airflow_run))
+        # Rendered here from the ledger and the signed manifest, never from a template
+        # over an XCom, which the operator may rewrite before this task renders it.
+        self.subject, self.body = question.subject, question.body
+        self.assigned_users = final(  # type: ignore[assignment]
+            lambda: respondents(
+                load_settings().finance_approvers, question.run.triggered_by, question.caused
+            )
+        )
         log.info(
-            "approval asked of %s (run triggered by %s)",
+            "approval of %s (manifest %s) asked of %s (run triggered by %s)",
+            question.run.run_id,
+            question.manifest_sha256,
             [u["id"] for u in self.assigned_users or []],
-            triggered_by,
+            question.run.triggered_by,
         )
         return super().execute(context)
 
@@ -95,10 +118,15 @@ class FinanceApprovalOperator(HITLBranchOperator):
         log.info("response: %s by %s", ret["chosen_options"], ret["responded_by_user"])
         from payments.orchestration.decision import decide
 
-        summary = context["ti"].xcom_pull(task_ids=self.summary_task_id)
-        decide(summary, ret, context["dag_run"].triggering_user_name)
+        decide(_airflow_run(context), ret)
         branches = [self.options_mapping.get(o, o) for o in ret["chosen_options"]]
         return self.do_branch(context=context, branches_to_execute=branches)
+
+
+def _airflow_run(context: Any) -> tuple[str, str]:
+    """This task's own Airflow run: what the ledger binds the payments run to."""
+    dag_run = context["dag_run"]
+    return str(dag_run.dag_id), str(dag_run.run_id)
 
 
 def respond(

@@ -1,10 +1,16 @@
-"""Finance's decision in the DAG: is it needed, who may give it, and recording it.
+"""Finance's decision in the DAG: is it needed, what is asked, who may answer, recording it.
 
+What is decided on is the payments run the ledger says *this* Airflow run
+concluded (:func:`payments.ledger.approval.bound`), never the one an XCom
+names: XComs can be rewritten through the REST API by anyone who may edit the
+DAG. The question is rendered from the ledger and the signed manifest, whose
+SHA-256 is recorded as shown; the answer is applied only to that manifest.
 Four eyes are checked again here, whatever the auth manager allowed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,28 +19,116 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from payments.clock import utc_now
 from payments.errors import FourEyesError, Refused
 from payments.four_eyes import check_decider, user_id
+from payments.identity import Identity
+from payments.ledger import approval as ledger_approval
 from payments.ledger.migrate import engine_for
 from payments.ledger.models import Run
 from payments.orchestration.approval import APPROVE, REJECT
 from payments.orchestration.settings import task_settings
-from payments.release import approve, reject
+from payments.release import approve, check_concluded, reject
+from payments.sepa.layout import MANIFEST
 from payments.storage import staged
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: (DAG id, Airflow run id): how a task names the Airflow run it belongs to.
+AirflowRunRef = tuple[str, str]
 
 
-def needs_approval(summary: Mapping[str, Any]) -> bool:
-    """Finance is asked only when something would leave (not on a dry run, not on nothing)."""
-    if summary["dry_run"]:
-        log.info("dry run: nothing recorded, nothing to approve or send")
+@dataclass(frozen=True)
+class BoundRun:
+    """The payments run an Airflow run concluded, as the ledger has it."""
+
+    run_id: str
+    triggered_by: str | None
+    decision: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    shown_manifest_sha256: str | None
+
+    @property
+    def run_dir(self) -> str:
+        return f"runs/{self.run_id}"
+
+
+def bound_run(airflow_run: AirflowRunRef) -> BoundRun | None:
+    """The payments run this Airflow run concluded (None: a dry run, or nobody to pay)."""
+    with Session(engine_for(task_settings().ledger_url)) as session:
+        row = ledger_approval.bound(session, *airflow_run)
+        if row is None:
+            return None
+        run = session.get(Run, row.run_id)
+        assert run is not None  # a foreign key
+        return BoundRun(
+            run.run_id,
+            run.triggered_by,
+            run.decision,
+            run.approved_by,
+            run.approved_at,
+            row.shown_manifest_sha256,
+        )
+
+
+def bound_required(airflow_run: AirflowRunRef) -> BoundRun:
+    run = bound_run(airflow_run)
+    if run is None:
+        raise Refused(
+            f"Airflow run {airflow_run[1]} concluded no payments run in the ledger: "
+            "nothing to approve, record or send"
+        )
+    return run
+
+
+def needs_approval(airflow_run: AirflowRunRef) -> bool:
+    """Finance is asked only when the ledger holds payment files of this Airflow run's
+    payments run (a dry run records nothing; an empty run has no file)."""
+    run = bound_run(airflow_run)
+    if run is None:
+        log.info("no payments run recorded (dry run, or nobody to pay): nothing to approve")
         return False
-    if not summary.get("payment_files") or not summary["payment_files"]["payments"]:
-        log.info("no payment in this run: nothing to approve or send")
+    with Session(engine_for(task_settings().ledger_url)) as session:
+        funds = ledger_approval.funds_with_files(session, run.run_id)
+    if not funds:
+        log.info("run %s has no payment file: nothing to approve or send", run.run_id)
         return False
     return True
+
+
+@dataclass(frozen=True)
+class Question:
+    """What finance is asked: the run, the text, who must not answer, the manifest shown."""
+
+    run: BoundRun
+    subject: str
+    body: str
+    manifest_sha256: str
+    caused: dict[str, str]
+
+
+def ask(airflow_run: AirflowRunRef) -> Question:
+    """The question for this Airflow run's payments run, from the ledger and the signed
+    manifest; the manifest is recorded as shown (the answer applies to it only)."""
+    from payments.orchestration.approval import subject_of
+    from payments.orchestration.summary import approval_text_of
+
+    run = bound_required(airflow_run)
+    settings = task_settings()
+    manifest_key = f"{run.run_dir}/payments/{MANIFEST}"
+    manifest_bytes = settings.storage().read_bytes(manifest_key)
+    sha = hashlib.sha256(manifest_bytes).hexdigest()
+    import json
+
+    with Session(engine_for(settings.ledger_url)) as session, session.begin():
+        check_concluded(session, run.run_id, json.loads(manifest_bytes))
+        ledger_approval.mark_shown(session, *airflow_run, sha, utc_now())
+        figures = ledger_approval.facts(session, run.run_id)
+        caused = ledger_approval.causes(session, run.run_id)
+        waiting = ledger_approval.released_waiting(session, figures["scheme_id"])
+    body = approval_text_of(figures, caused, waiting, sha)
+    return Question(run, subject_of(run.run_id), body, sha, caused.people())
 
 
 @dataclass(frozen=True)
@@ -50,13 +144,13 @@ class Earlier:
         return f"{self.decision} by {self.by or 'unknown'}{when}"
 
 
-def earlier_decision(summary: Mapping[str, Any]) -> Earlier | None:
-    """Finance's decision on this run if it was already made (the same run re-triggered)."""
-    with Session(engine_for(task_settings().ledger_url)) as session:
-        run = session.get(Run, summary["run_id"])
-    if run is None or not run.decision:
+def earlier_decision(airflow_run: AirflowRunRef) -> Earlier | None:
+    """Finance's decision on this Airflow run's payments run if it was already made (the
+    same inputs re-triggered conclude the same run)."""
+    run = bound_required(airflow_run)
+    if not run.decision:
         return None
-    return Earlier(run.decision, run.approved_by, run.approved_at)
+    return Earlier(run.decision, run.decided_by, run.decided_at)
 
 
 @dataclass(frozen=True)
@@ -67,6 +161,10 @@ class Answer:
     user_name: str
     option: str
     at: datetime
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(self.user_id, self.user_name)
 
 
 def answer_from(response: Mapping[str, Any]) -> Answer:
@@ -83,42 +181,54 @@ def answer_from(response: Mapping[str, Any]) -> Answer:
     return Answer(str(user.get("id") or ""), str(user.get("name") or ""), options[0], stamp)
 
 
-def check_respondent(answer: Answer, triggered_by: str | None, approvers: tuple[str, ...]) -> str:
-    """Four eyes, checked again on our side whatever the auth manager allowed.
-
-    Like with like: the respondent's *id* must be an approver's (the ids HITL
-    assigns), and the respondent's *name* must not be the triggerer's (Airflow
-    records who triggered a run by name). Under the simple auth manager they
-    are one string; under FAB or Keycloak they differ.
-    """
-    trigger = user_id(triggered_by)
-    if trigger and trigger in (user_id(answer.user_name), user_id(answer.user_id)):
-        raise FourEyesError("the user who triggered the run cannot decide on it (four eyes)")
-    return check_decider(answer.user_id, triggered_by=triggered_by, approvers=approvers)
-
-
-__all__ = ["decide", "needs_approval", "record_approval", "record_rejection"]
-
-
-def decide(
-    summary: Mapping[str, Any], response: Mapping[str, Any], triggered_by: str | None
+def check_respondent(
+    answer: Answer,
+    triggered_by: str | None,
+    approvers: tuple[str, ...],
+    caused: Mapping[str, str] | None = None,
 ) -> str:
+    """Four eyes, checked again on our side whatever the auth manager allowed: the
+    respondent's id is an approver's, bound to its name; the name is not the triggerer's;
+    the id caused nothing this run pays (:func:`payments.four_eyes.check_decider`)."""
+    if user_id(triggered_by) and user_id(triggered_by) in (
+        user_id(answer.user_name),
+        user_id(answer.user_id),
+    ):
+        raise FourEyesError("the user who triggered the run cannot decide on it (four eyes)")
+    return check_decider(
+        answer.identity, triggered_by=triggered_by, approvers=approvers, caused=caused
+    )
+
+
+__all__ = [
+    "APPROVE",
+    "REJECT",
+    "ask",
+    "decide",
+    "needs_approval",
+    "record_approval",
+    "record_rejection",
+]
+
+
+def decide(airflow_run: AirflowRunRef, response: Mapping[str, Any]) -> str:
     """Record finance's answer in the ledger; called by the approval task when Airflow delivers
     the answer, and only then. Returns the option chosen. A refusal fails the task for good."""
-    return final(lambda: _decide(summary, answer_from(response), triggered_by))
+    return final(lambda: _decide(airflow_run, answer_from(response)))
 
 
-def _decide(summary: Mapping[str, Any], answer: Answer, triggered_by: str | None) -> str:
+def _decide(airflow_run: AirflowRunRef, answer: Answer) -> str:
+    run = bound_required(airflow_run)
     if answer.option == APPROVE:
-        _approved(summary, answer, triggered_by)
+        _approved(run, answer)
     elif answer.option == REJECT:
-        _rejected(summary, answer, triggered_by)
+        _rejected(run, answer)
     else:
         raise Refused(f"the approval's answer {answer.option!r} is neither option: refused")
     return answer.option
 
 
-def record_approval(summary: Mapping[str, Any]) -> list[str]:
+def record_approval(airflow_run: AirflowRunRef) -> list[str]:
     """After the approval: the funds to deliver, if the ledger holds finance's approval.
 
     The ledger is written by the approval task itself when Airflow delivers
@@ -126,67 +236,60 @@ def record_approval(summary: Mapping[str, Any]) -> list[str]:
     through the API (which an operator may do) skips that: no decision is in
     the ledger, and this task fails without retry; nothing is delivered.
     """
-    final(lambda: _recorded(summary, "approved"))
-    return list(summary["funds_with_files"])
+    run = final(lambda: _recorded(airflow_run, "approved"))
+    with Session(engine_for(task_settings().ledger_url)) as session:
+        return ledger_approval.funds_with_files(session, run.run_id)
 
 
-def record_rejection(summary: Mapping[str, Any]) -> dict[str, Any]:
+def record_rejection(airflow_run: AirflowRunRef) -> dict[str, Any]:
     """After the approval: the run as rejected, if the ledger holds finance's rejection."""
-    return {
-        "run_id": summary["run_id"],
-        "rejected_by": final(lambda: _recorded(summary, "rejected")),
-    }
+    run = final(lambda: _recorded(airflow_run, "rejected"))
+    return {"run_id": run.run_id, "rejected_by": run.decided_by}
 
 
-def _recorded(summary: Mapping[str, Any], decision: str) -> str | None:
-    """Who made the decision the ledger holds; refused if it holds no such decision."""
-    settings = task_settings()
-    with Session(engine_for(settings.ledger_url)) as session:
-        run = session.get(Run, summary["run_id"])
-    if run is None or run.decision != decision:
+def _recorded(airflow_run: AirflowRunRef, decision: str) -> BoundRun:
+    """The bound run, if the ledger holds that decision from finance; refused otherwise."""
+    run = bound_required(airflow_run)
+    if run.decision != decision:
         raise Refused(
-            f"run {summary['run_id']}: the ledger holds no {decision} decision from finance "
+            f"run {run.run_id}: the ledger holds no {decision} decision from finance "
             "(an answer given in Airflow records it; marking the approval task done does not)"
         )
-    log.info("run %s %s by %s", run.run_id, decision, run.approved_by)
-    return run.approved_by
+    log.info("run %s %s by %s", run.run_id, decision, run.decided_by)
+    return run
 
 
-def _approved(summary: Mapping[str, Any], answer: Answer, triggered_by: str | None) -> list[str]:
-    if answer.option != APPROVE:
-        raise Refused(f"the approval's answer is {answer.option!r}, not {APPROVE!r}: refused")
+def _approved(run: BoundRun, answer: Answer) -> None:
     settings = task_settings()
-    user = check_respondent(answer, triggered_by, settings.finance_approvers)
-    run_dir = str(summary["run_dir"])
-    with staged(settings.storage(), pull=[f"{run_dir}/payments"]) as area:
+    if run.shown_manifest_sha256 is None:
+        raise Refused(f"run {run.run_id}: finance was never shown this run: nothing approved")
+    with Session(engine_for(settings.ledger_url)) as session:
+        caused = ledger_approval.causes(session, run.run_id).people()
+    user = check_respondent(answer, run.triggered_by, settings.finance_approvers, caused)
+    with staged(settings.storage(), pull=[f"{run.run_dir}/payments"]) as area:
         filed = approve(
             engine_for(settings.ledger_url),
-            area.root / run_dir,
-            summary["run_id"],
-            by=user,
+            area.root / run.run_dir,
+            run.run_id,
+            by=answer.identity,
             at=answer.at,
             approvers=settings.finance_approvers,
+            shown_manifest_sha256=run.shown_manifest_sha256,
         )
-    log.info("run %s approved by %s: %s payments filed", summary["run_id"], user, filed)
-    return list(summary["funds_with_files"])
+    log.info("run %s approved by %s: %s payments filed", run.run_id, user, filed)
 
 
-def _rejected(
-    summary: Mapping[str, Any], answer: Answer, triggered_by: str | None
-) -> dict[str, Any]:
-    if answer.option != REJECT:
-        raise Refused(f"the approval's answer is {answer.option!r}, not {REJECT!r}: refused")
+def _rejected(run: BoundRun, answer: Answer) -> None:
     settings = task_settings()
-    user = check_respondent(answer, triggered_by, settings.finance_approvers)
+    user = check_respondent(answer, run.triggered_by, settings.finance_approvers)
     reject(
         engine_for(settings.ledger_url),
-        summary["run_id"],
-        by=user,
+        run.run_id,
+        by=answer.identity,
         at=answer.at,
         approvers=settings.finance_approvers,
     )
-    log.warning("run %s rejected by %s: nothing will be sent", summary["run_id"], user)
-    return {"run_id": summary["run_id"], "rejected_by": user}
+    log.warning("run %s rejected by %s: nothing will be sent", run.run_id, user)
 
 
 def final(action: Callable[[], T]) -> T:

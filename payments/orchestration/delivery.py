@@ -9,7 +9,6 @@ pays for its imports.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,6 +16,8 @@ from sqlalchemy.orm import Session
 from payments.clock import utc_now
 from payments.config import Settings
 from payments.credentials import payment_signer
+from payments.errors import Refused
+from payments.ledger.approval import facts, funds_with_files
 from payments.ledger.finance import run_at_bank
 from payments.ledger.integrity import CHAIN_HEAD, write_chain_head
 from payments.ledger.migrate import engine_for
@@ -37,25 +38,33 @@ def task_owner(ti: Any) -> str:
     return f"airflow:{ti.dag_id}:{ti.run_id}:{ti.task_id}:{ti.map_index}"
 
 
-def deliver(summary: Mapping[str, Any], fund_code: str, *, owner: str) -> dict[str, Any]:
+def deliver(airflow_run: tuple[str, str], fund_code: str, *, owner: str) -> dict[str, Any]:
     """Mapped per fund: verify the batch, upload this fund's files exactly once.
 
-    Fails while any of the fund's files is not at the bank (another sender's
-    upload in progress): Airflow's retry then carries on, and the run never
-    ends green with a file missing.
+    The run is the one the ledger says this Airflow run concluded; a fund it has
+    no file for is refused (the fund list comes through an XCom). Fails while
+    any of the fund's files is not at the bank (another sender's upload in
+    progress): Airflow's retry then carries on, and the run never ends green
+    with a file missing.
     """
+    from payments.orchestration.decision import bound_required, final
+
     settings = task_settings()
+    run = final(lambda: bound_required(airflow_run))
+    with Session(engine_for(settings.ledger_url)) as session:
+        funds = funds_with_files(session, run.run_id)
+    if fund_code not in funds:
+        final(lambda: _no_files(run.run_id, fund_code))
     trusted = load_certificate(signer_paths(settings.data_dir)[1])
-    run_dir = str(summary["run_dir"])
     with (
-        staged(settings.storage(), pull=[f"{run_dir}/payments"]) as area,
+        staged(settings.storage(), pull=[f"{run.run_dir}/payments"]) as area,
         bank_target() as transport,
     ):
         log.info("fund %s: delivering to %s", fund_code, describe(None))
         sent = send(
             engine_for(settings.ledger_url),
-            area.root / run_dir,
-            summary["run_id"],
+            area.root / run.run_dir,
+            run.run_id,
             transport,
             trusted=trusted,
             at=utc_now(),
@@ -76,41 +85,46 @@ def deliver(summary: Mapping[str, Any], fund_code: str, *, owner: str) -> dict[s
     return {"fund": fund_code, "files": sent.files, "payments_sent": sent.payments_sent}
 
 
-def report(summary: Mapping[str, Any]) -> dict[str, Any]:
+def _no_files(run_id: str, fund_code: str) -> None:
+    raise Refused(f"run {run_id} has no payment file for fund {fund_code}: nothing to deliver")
+
+
+def report(airflow_run: tuple[str, str], *, dry_run: bool = False) -> dict[str, Any]:
     """The run as the ledger now has it: payments and cents by state (ties out to the files).
 
     Fails when the run was approved and one of its files is not at the bank,
-    or when what was sent does not tie out to the files. A dry run reports
-    itself as such: it recorded and sent nothing.
+    or when what was sent does not tie out to the files the ledger recorded.
+    A run the ledger holds nothing of (a dry run) reports itself as such.
     """
-    if summary.get("dry_run"):
-        # Same inputs, same run id: the ledger may hold the real run's payments,
-        # which this run neither recorded nor sent.
-        log.info("run %s: dry run: nothing recorded or sent, nothing to tie out", summary["run_id"])
-        return {"run_id": summary["run_id"], "dry_run": True, "run_dir": summary["run_dir"]}
+    from payments.orchestration.decision import bound_run
+
+    run_ref = bound_run(airflow_run)
+    if run_ref is None:
+        log.info("nothing recorded by this run (%s): nothing to tie out", "dry run" if dry_run
+                 else "nobody to pay")  # fmt: skip
+        return {"recorded": False, "dry_run": dry_run}
     settings = task_settings()
+    run_id = run_ref.run_id
     with Session(engine_for(settings.ledger_url)) as session:
-        run = run_at_bank(session, summary["run_id"])
+        run = run_at_bank(session, run_id)
+        files = facts(session, run_id)["files"]
     for state, t in run.states.items():
-        log.info(
-            "run %s: %s %s payments, %s", summary["run_id"], state, t["payments"], euros(t["cents"])
-        )
-    files = summary.get("payment_files") or {"payments": 0, "cents": 0}
+        log.info("run %s: %s %s payments, %s", run_id, state, t["payments"], euros(t["cents"]))
     out = {
-        "run_id": summary["run_id"],
+        "run_id": run_id,
         "states": run.states,
         "files": files,
         # Sent, or since answered by the bank (a re-triggered run reports later).
         "sent_ties_out": run.sent() == {"payments": files["payments"], "cents": files["cents"]},
-        "run_dir": summary["run_dir"],
+        "run_dir": run_ref.run_dir,
     }
-    log.info("run %s: sent ties out to the files: %s", summary["run_id"], out["sent_ties_out"])
+    log.info("run %s: sent ties out to the files: %s", run_id, out["sent_ties_out"])
     decision, missing = run.decision, run.not_uploaded
     if decision == RunDecision.APPROVED:
-        _sign_chain_head(settings, run_dir=str(summary["run_dir"]))
+        _sign_chain_head(settings, run_dir=run_ref.run_dir)
     if decision == RunDecision.APPROVED and (missing or not out["sent_ties_out"]):
         raise TransportError(
-            f"run {summary['run_id']}: approved, but "
+            f"run {run_id}: approved, but "
             + (
                 f"{len(missing)} files not at the bank ({', '.join(missing[:3])})"
                 if missing

@@ -31,12 +31,19 @@ SUMMARY = "summary.json"
 
 
 def conclude(
-    planned: Mapping[str, Any], *, triggered_by: str | None, started_at: datetime | None = None
+    planned: Mapping[str, Any],
+    *,
+    triggered_by: str | None,
+    airflow_run: tuple[str, str] | None = None,
+    started_at: datetime | None = None,
 ) -> dict[str, Any]:
     """National step: gather the funds, deduplicate and compute, record, sign the files.
 
-    Writes ``summary.json`` and ``approval.md`` beside the run's outputs. On a
-    retry after the workspace was already renamed, returns the summary it wrote.
+    Writes ``summary.json`` and ``approval.md`` beside the run's outputs, and
+    records in the ledger that ``airflow_run`` (DAG id, Airflow run id)
+    concluded this payments run: the later tasks look it up there, never in
+    this task's XCom. On a retry after the workspace was already renamed,
+    returns the summary it wrote.
     """
     settings = task_settings()
     request = parse_request(planned)
@@ -48,6 +55,7 @@ def conclude(
         done = storage.read_text(pointer)
         log.info("national step already done by an earlier attempt: %s", done)
         summary: dict[str, Any] = json.loads(storage.read_text(done))
+        _bind(settings.ledger_url, airflow_run, summary)
         return summary
     with staged(storage, pull=[f"{ws}/validation", f"{ws}/received"]) as area:
         root = area.root
@@ -71,7 +79,7 @@ def conclude(
                 started_at,
                 parameters={k: v for k, v in request.to_dict().items() if k != "dry_run"},
             ),
-            options=RunOptions(dry_run=request.dry_run),
+            options=RunOptions(dry_run=request.dry_run, run_date=request.hold_date()),
         )
         summary = run_summary(result, request.to_dict(), root, triggered_by)
         summary["approval_text"] = approval_text(summary)
@@ -86,8 +94,24 @@ def conclude(
             area.publish(f"runs/{LATEST}")
         area.publish(pointer)
         area.remove(ws)
+    _bind(settings.ledger_url, airflow_run, summary)
     _log_summary(summary)
     return summary
+
+
+def _bind(ledger_url: str, airflow_run: tuple[str, str] | None, summary: Mapping[str, Any]) -> None:
+    """The ledger learns which payments run this Airflow run concluded (not for a dry run,
+    which the ledger does not hold)."""
+    if airflow_run is None or summary.get("dry_run"):
+        return
+    from sqlalchemy.orm import Session
+
+    from payments.clock import utc_now
+    from payments.ledger.approval import bind
+    from payments.ledger.migrate import engine_for
+
+    with Session(engine_for(ledger_url)) as session, session.begin():
+        bind(session, *airflow_run, str(summary["run_id"]), utc_now())
 
 
 def _log_summary(summary: Mapping[str, Any]) -> None:

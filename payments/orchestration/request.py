@@ -41,6 +41,13 @@ class BatchRequest:
     def scheme(self) -> Scheme:
         return scheme_for(self.scheme_id, self.payment_date)
 
+    def hold_date(self) -> date:
+        """The date recent bank changes are counted back from: the decree's payment date,
+        or the requested one when earlier. Postponing the payment never shortens the
+        window (moved five weeks later, every recent change would look old)."""
+        decree = load_scheme(self.scheme_id).spec.payment_date
+        return min(self.payment_date or decree, decree)
+
 
 def _funds(value: Any) -> tuple[str, ...]:
     registry = load_registry()

@@ -12,11 +12,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from payments.ledger.approval import Causes
 from payments.money import euros
 from payments.run_spec import RunResult
 from payments.statuses import FundFile
 
-__all__ = ["approval_text", "euros", "run_summary"]
+__all__ = ["approval_text", "approval_text_of", "euros", "run_summary"]
 
 
 def run_summary(
@@ -142,3 +143,104 @@ def as_text(value: object) -> str:
     header) shown as plain text in finance's Markdown: every Markdown character escaped, on
     one line. A link or an image in a fund's file is never rendered on the approval page."""
     return MARKDOWN.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def approval_text_of(
+    facts: dict[str, Any], causes: Causes, waiting: tuple[int, int], manifest_sha256: str
+) -> str:
+    """Finance's approval text, from the ledger (:func:`payments.ledger.approval.facts`) and
+    the signed manifest's SHA-256 only: what the files pay, what pays again and who caused
+    it, the dates and the hold window, what is held. Never from an XCom."""
+    files = facts["files"]
+    lines = [
+        f"## To be paid: {files['payments']:,} payments, {euros(files['cents'])}",
+        "",
+        f"Run `{facts['run_id']}` (scheme **{facts['scheme_id']}**), in {files['files']} signed "
+        f"files for {facts['funds_with_files']} funds; triggered by "
+        f"**{as_text(facts.get('triggered_by') or 'unknown')}**, who cannot approve it.",
+        "",
+        f"- Payment date (execution date in the files): **{facts['execution_date']}**"
+        + (
+            f"; recent bank changes are held when made within "
+            f"{recent_days()} days of **{facts['hold_date']}** or after it."
+            if facts.get("hold_date")
+            else "."
+        ),
+    ]
+    reissued = causes.reissued
+    if reissued:
+        total = sum(c.payments for c in reissued.values())
+        cents = sum(c.cents for c in reissued.values())
+        lines.append(
+            f"- **Paid again** (re-issues, included above): {total:,} payments, {euros(cents)}:"
+        )
+        for state, c in sorted(reissued.items()):
+            who = ", ".join(sorted(as_text(w) for w in c.by)) or "unknown"
+            lines.append(
+                f"  - earlier payment {REISSUE_CAUSE.get(state, state)}: {c.payments:,} "
+                f"payments, {euros(c.cents)}; caused by {who}"
+            )
+    else:
+        lines.append("- Paid again (re-issues): none.")
+    if causes.released.payments:
+        who = ", ".join(sorted(as_text(w) for w in causes.released.by)) or "unknown"
+        lines.append(
+            f"- **Released holds** paid by this run (included above): "
+            f"{causes.released.payments:,} payments, {euros(causes.released.cents)}; "
+            f"released by {who}"
+        )
+    if waiting[0]:
+        lines.append(
+            f"- Holds released and waiting for their fund's next run: {waiting[0]:,}, "
+            f"{euros(waiting[1])} (not in these files)."
+        )
+    if causes.people():
+        lines.append(
+            "- Who caused a re-issue or released a hold cannot approve this run (four eyes): "
+            + ", ".join(sorted(as_text(w) for w in causes.people()))
+            + "."
+        )
+    held = facts["held"]
+    if held:
+        total = facts["held_total"]
+        lines.append(
+            f"- Held for review, not in the files: {total['payments']:,} payments, "
+            f"{euros(total['cents'])} (by reason below)."
+        )
+    rows, funds = facts["rows"], facts["funds"]
+    lines += [
+        f"- Rows read {rows['read']:,} = accepted {rows['accepted']:,} + "
+        f"quarantined {rows['quarantined']:,}. Funds: "
+        + ", ".join(f"{n} {status}" for status, n in sorted(funds.items()))
+        + ".",
+        f"- Per fund, with charts: [the run's page](/payments/runs/{facts['run_id']}).",
+        f"- Signed manifest SHA-256: `{manifest_sha256}` (the answer applies to it only).",
+        "",
+    ]
+    if facts["by_rule"]:
+        lines += ["| Rule | Payments | Amount |", "|---|---:|---:|"]
+        for rule, r in facts["by_rule"].items():
+            lines.append(f"| {as_text(rule)} | {r['payments']:,} | {euros(r['cents'])} |")
+        lines.append("")
+    if held:
+        lines += ["**Held for review** (not in the files):", ""]
+        lines += ["| Reason | Payments | Amount |", "|---|---:|---:|"]
+        for reason, r in held.items():
+            lines.append(f"| {as_text(reason)} | {r['payments']:,} | {euros(r['cents'])} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+#: What happened to the earlier payment a re-issue replaces.
+REISSUE_CAUSE = {
+    "rejected": "rejected by the bank",
+    "returned": "returned by the payee's bank",
+    "cancelled": "cancelled (its run was rejected)",
+}
+
+
+def recent_days() -> int:
+    """The recent-bank-change window of the hold policy, in days."""
+    from payments.entitlement.holds import load_hold_policy
+
+    return int(load_hold_policy().recent_bank_change_days)

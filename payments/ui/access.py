@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from payments.config import load_settings
-from payments.four_eyes import user_id
+from payments.four_eyes import approvers_of, user_id
 
 BATCH_DAG = "solidarity_payment_batch"
 
@@ -54,6 +54,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "read_audit": frozenset({_A}),
     "start_audit": frozenset({_A}),
     "download_bundle": frozenset({_F, _A}),
+    # Who you are, for the ``payments`` command (payments.cli.identity): finance decides
+    # there, an operator records runs there.
+    "cli_voucher": frozenset({_F, _O}),
 }
 
 
@@ -62,7 +65,7 @@ def roles_of(user: Any) -> frozenset[Role]:
     settings = load_settings()
     me = user_id(str(user.get_id()))
     listed = {
-        Role.FINANCE: settings.finance_approvers,
+        Role.FINANCE: tuple(a.id for a in approvers_of(settings.finance_approvers)),
         Role.AUDITOR: settings.auditors,
         Role.OPERATOR: settings.operators,
     }

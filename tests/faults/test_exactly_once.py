@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,9 @@ def test_the_report_fails_while_a_file_of_an_approved_run_is_not_at_the_bank(
     ledger: Engine, tmp_path: Path, signer: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """H5: report logged "ties out: False" and ended green; tie-out ignored in_file payments."""
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.approval import bind
     from payments.ledger.finance import tie_out
 
     result = _approved(ledger, tmp_path, signer)
@@ -94,16 +98,13 @@ def test_the_report_fails_while_a_file_of_an_approved_run_is_not_at_the_bank(
     monkeypatch.setenv("PAYMENTS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("PAYMENTS_LEDGER_URL", ledger.url.render_as_string(hide_password=False))
     assert result.payments is not None
-    totals = result.payments.manifest["totals"]
-    summary = {
-        "run_id": result.run_id,
-        "run_dir": f"runs/{result.run_id}",
-        "payment_files": {"payments": totals["nb_of_txs"], "cents": totals["ctrl_sum_cents"]},
-    }
+    airflow_run = ("solidarity_payment_batch", "manual__1")
+    with Session(ledger) as session, session.begin():
+        bind(session, *airflow_run, result.run_id, datetime(2020, 5, 14))
     with pytest.raises(TransportError, match="not at the bank"):
-        delivery.report(summary)
+        delivery.report(airflow_run)
     assert not any(line["ties_out"] for line in tie_out(ledger))
     send_local(ledger, result, tmp_path, signer)
-    assert delivery.report(summary)["sent_ties_out"] is True
+    assert delivery.report(airflow_run)["sent_ties_out"] is True
     assert all(line["ties_out"] for line in tie_out(ledger))
     assert "in_file" not in states(ledger)

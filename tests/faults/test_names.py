@@ -70,7 +70,8 @@ def test_an_unwritable_name_is_held_then_paid_once_the_fund_corrects_it(
                 session, payment_id, by="finance", note="name corrected", at=AT, approvers=APPROVERS
             )
     second = run(ledger, tmp_path, signer, ("13",))
-    approve(ledger, second.out_dir, second.run_id, by="finance", at=AT, approvers=APPROVERS)
+    # finance released the holds: another finance user approves the run that pays them
+    approve(ledger, second.out_dir, second.run_id, by="bob", at=AT, approvers=APPROVERS)
     with ledger.connect() as c:
         paid = (
             c.execute(
