@@ -1,6 +1,7 @@
 """Audit: verify the ledger's integrity, or replay a run and compare every output.
 
-Started by an auditor from the payments *Audit* page (or this form):
+Started by an auditor from the payments *Audit* page, which signs a voucher
+for the auditor and the check (a run without one is refused):
 `verify` checks the hash-chained event log, the ledger's rows and every
 payment file; `replay` recomputes a run from its archive and compares each
 output byte for byte. The result is kept in the storage root (`audits/`)
@@ -28,6 +29,7 @@ from payments.orchestration.defaults import NO_RETRIES, OWNER
             type=["null", "string"],
             description="The payment run to replay (a replay only).",
         ),
+        "voucher": Param(None, type=["null", "string"], description="Signed by the page."),
     },
     default_args={"owner": OWNER, **NO_RETRIES},
     tags=["payments", "solidarity", "audit"],
@@ -44,6 +46,7 @@ def solidarity_audit() -> None:
             params["check"],
             params.get("run_id") or "",
             requested_by=context["dag_run"].triggering_user_name,
+            voucher=params.get("voucher"),
         )
 
     check()

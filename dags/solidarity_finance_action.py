@@ -1,9 +1,10 @@
 """A decision finance made on the payments pages, applied in finance's name.
 
 Triggered by the Holds page (release a hold, with a note) and the Bank page
-(apply a report finance uploaded). The user who triggered the run is the
-author: four eyes are checked with that name. The web server that shows
-the pages only reads the ledger; this run writes it.
+(apply a report finance uploaded), with a voucher the page signed for the
+authenticated user and this very act: a run triggered otherwise (the Airflow
+CLI, the REST API with a conf of one's own) is refused. The web server that
+shows the pages only reads the ledger; this run writes it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from payments.orchestration.defaults import NO_RETRIES, OWNER
         "payment_id": Param(None, type=["null", "integer"], description="The held payment."),
         "note": Param(None, type=["null", "string"], description="Why the hold is lifted."),
         "report": Param(None, type=["null", "string"], description="The uploaded report."),
+        "voucher": Param(None, type=["null", "string"], description="Signed by the page."),
     },
     default_args={"owner": OWNER, **NO_RETRIES},
     tags=["payments", "solidarity", "finance"],
@@ -36,7 +38,8 @@ def solidarity_finance_action() -> None:
         from payments.orchestration import finance_actions as stage
 
         context = get_current_context()
-        return stage.act(dict(context["params"]), by=context["dag_run"].triggering_user_name)
+        params = dict(context["params"])
+        return stage.act(params, triggered_as=context["dag_run"].triggering_user_name)
 
     act()
 

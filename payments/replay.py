@@ -21,7 +21,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from payments.archive import RUN_RECORD, archive_path, get, output_hashes, sha256_bytes
+from payments.errors import PaymentsError
 from payments.pipeline import conclude_run
+from payments.run_ids import RUN_ID
 from payments.run_spec import Gathered, LedgerRead, Recording, RunOptions
 from payments.schemes import parse_scheme
 from payments.sepa.profiles import load_profile
@@ -71,6 +73,8 @@ def replay_run(
     root: Path, run_id: str, scratch: Path, *, secret: bytes, signer: Signer
 ) -> ReplayReport:
     """Recompute ``run_id`` from its archive under ``scratch``; report every difference."""
+    if not RUN_ID.fullmatch(run_id):
+        raise PaymentsError(f"{run_id!r} is not a payments run id: nothing replayed")
     report = ReplayReport(run_id)
     run_dir = root / "runs" / run_id
     record = json.loads((run_dir / RUN_RECORD).read_text())

@@ -26,6 +26,7 @@ from tests.bank_simulator import sent_batch
 from tests.conftest import SHARED
 from tests.faults.runs import AT
 from tests.iso_reports import Block, Return, Tx, block, camt053, camt054, pain002
+from tests.vouchers import public_key_path, voucher_file
 
 SHARED_ISO = SHARED / "reference" / "iso20022"
 VENDORED = Path(__file__).parent / "iso20022"
@@ -347,17 +348,25 @@ def test_a_report_about_nothing_of_ours_says_so_and_exits_non_zero(
     msg, ids = sent_file
     monkeypatch.setenv("PAYMENTS_LEDGER_URL", ledger.url.render_as_string(hide_password=False))
     monkeypatch.setenv("PAYMENTS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PAYMENTS_IDENTITY_PUBLIC_KEY", str(public_key_path(tmp_path)))
     theirs = tmp_path / "theirs.xml"
     theirs.write_bytes(pain002("NOT-OUR-FILE", group="ACCP"))
-    result = CliRunner().invoke(app, ["ingest", str(theirs)])
+    result = CliRunner().invoke(app, ["ingest", "--voucher", _finance(tmp_path), str(theirs)])
     assert result.exit_code == 1
     assert "theirs.xml: no line matched a payment file or payment of ours" in result.output
     broken = tmp_path / "broken.xml"
     broken.write_bytes(b"<Document>")
-    assert CliRunner().invoke(app, ["ingest", str(broken)]).exit_code == 1
+    assert (
+        CliRunner().invoke(app, ["ingest", "--voucher", _finance(tmp_path), str(broken)]).exit_code
+        == 1
+    )
     listed = CliRunner().invoke(app, ["bank-reports", "--quarantined"])
     assert listed.exit_code == 1 and "broken.xml" in listed.output
     assert "theirs.xml" not in listed.output and "not well-formed" in listed.output
     page = render(load(ledger))  # the Reconciliation page lists it too
     assert "broken.xml" in page and "theirs.xml" not in page
     assert _states(ledger, msg) == {"sent": len(ids)}
+
+
+def _finance(data_dir: Path) -> str:
+    return str(voucher_file(data_dir, "finance"))

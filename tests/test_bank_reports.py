@@ -13,6 +13,7 @@ from payments.bank.reports import apply_report
 from payments.ledger.models import Payment
 from payments.sepa.signing import Signer
 from tests.bank_simulator import answer_folder, returns_notification, sent_batch, status_report
+from tests.vouchers import public_key_path, voucher_file
 
 AT = datetime(2020, 5, 15, 8, 0, 0)
 
@@ -103,13 +104,22 @@ def test_cli_ingest_and_reconciliation(tmp_path: Path, signer: Signer, monkeypat
     bank = sent_batch(engine, tmp_path / "data", signer, ("13",), seed=5, at=AT)
     reports = list(answer_folder(bank, reject_share=0.1, seed=4))
     runner = CliRunner()
-    result = runner.invoke(app, ["ingest", *reports])
+    monkeypatch.setenv("PAYMENTS_IDENTITY_PUBLIC_KEY", str(public_key_path(tmp_path)))
+
+    def finance() -> list[str]:
+        return ["--voucher", str(voucher_file(tmp_path, "finance"))]
+
+    without = runner.invoke(app, ["ingest", *reports])  # a report moves money: who applies it?
+    assert without.exit_code == 1 and "pass --voucher" in without.output
+    result = runner.invoke(app, ["ingest", *finance(), *reports])
     assert result.exit_code == 0, result.output
-    again = runner.invoke(app, ["ingest", reports[0]])  # the same bytes: seen, not applied again
+    again = runner.invoke(
+        app, ["ingest", *finance(), reports[0]]
+    )  # the same bytes: seen, not applied again
     assert again.exit_code == 0 and "0 reports applied (1 seen before)" in again.output
     altered = tmp_path / "altered.xml"
     altered.write_bytes(Path(reports[0]).read_bytes() + b"\n")  # other bytes, same lines
-    replayed = runner.invoke(app, ["ingest", str(altered)])
+    replayed = runner.invoke(app, ["ingest", *finance(), str(altered)])
     assert replayed.exit_code == 1 and "cannot become" in replayed.output
     csv = tmp_path / "reconciliation.csv"
     shown = runner.invoke(app, ["reconciliation", "--out", str(csv)])

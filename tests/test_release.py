@@ -24,6 +24,7 @@ from tests.conftest import MAY_2020
 from tests.households import APPROVERS, SECRET
 from tests.openssl import openssl_verify
 from tests.sshd import SshServer
+from tests.vouchers import public_key_path, voucher_file
 
 FUNDS = ["13", "59", "2A"]
 AT = datetime(2020, 5, 14, 9, 0)
@@ -236,12 +237,15 @@ def test_released_hold_is_paid_by_the_complementary_run(
             fund,
             "--household",
             household,
-            "--by",
-            "finance",
+            "--voucher",
+            str(voucher_file(tmp_path, "finance")),
             "--note",
             "called the fund",
         ],
-        env={"PAYMENTS_LEDGER_URL": url},
+        env={
+            "PAYMENTS_LEDGER_URL": url,
+            "PAYMENTS_IDENTITY_PUBLIC_KEY": str(public_key_path(tmp_path)),
+        },
     )
     assert released.exit_code == 0, released.output
     approve(ledger, first.out_dir, first.run_id, by="finance", at=_now(), approvers=APPROVERS)

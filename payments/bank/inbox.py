@@ -157,3 +157,18 @@ def received(engine: Engine, *, quarantined_only: bool = False) -> list[dict[str
             }
             for r in session.execute(query).scalars()
         ]
+
+
+def record_uploads(
+    engine: Engine, reports: list[tuple[str, bytes]], *, by: str, at: datetime
+) -> None:
+    """Who brought these reports (not the bank's inbox): recorded before they are applied,
+    so that each re-issue they cause is traced to that user (four eyes at its approval)."""
+    with Session(engine) as session, session.begin():
+        for name, data in reports:
+            events.append(
+                session,
+                "bank_report_uploaded",
+                {"by": by, "name": name, "sha256": digest(data)},
+                at=at,
+            )

@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from payments.cli.identity import VoucherFile, vouched
 from payments.cli.options import (
     DataDir,
+    refusals,
 )
 from payments.clock import utc_now
 from payments.config import load_settings
@@ -21,23 +23,30 @@ def ingest(
     reports: Annotated[
         list[Path], typer.Argument(help="pain.002 status reports or camt.054 returns.")
     ],
+    voucher: VoucherFile = None,
     data_dir: DataDir = None,
 ) -> None:
     """Apply bank reports to the ledger (accepted, rejected with reason, returned).
+
+    A report moves money (a rejection or a return is paid again by the next
+    run): the finance user the --voucher names applies it, and cannot approve
+    the run that pays its re-issues.
 
     Every line is matched by MsgId / EndToEndId; unmatched or duplicated lines are
     listed, reports that cannot be read are quarantined (the others applied), and
     the exit code is 1. A report already applied is not applied again.
     """
-    from payments.bank.inbox import ingest_reports
+    from payments.bank.inbox import ingest_reports, record_uploads
     from payments.ledger.migrate import engine_for
 
     settings = load_settings(data_dir)
-    done = ingest_reports(
-        engine_for(settings.ledger_url),
-        ((path.name, path.read_bytes()) for path in reports),
-        at=utc_now(),
-    )
+    with refusals():
+        by = vouched(voucher, settings, finance=True)
+    engine = engine_for(settings.ledger_url)
+    at = utc_now()
+    read = [(path.name, path.read_bytes()) for path in reports]
+    record_uploads(engine, read, by=by.id, at=at)
+    done = ingest_reports(engine, read, at=at)
     stdout.print(
         f"{done.applied:,} reports applied ({done.already_seen:,} seen before): accepted "
         f"{done.accepted:,}, rejected {done.rejected:,}, returned {done.returned:,}"

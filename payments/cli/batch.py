@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from datetime import date, datetime, timedelta
@@ -12,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from payments.cli.identity import VoucherFile, os_account, vouched
 from payments.cli.options import (
     CPUS,
     BankProfileName,
@@ -305,9 +305,7 @@ def run(
     no_ledger: Annotated[
         bool, typer.Option("--no-ledger", help="Do not read or record the ledger.")
     ] = False,
-    triggered_by: Annotated[
-        str, typer.Option("--triggered-by", help="Who starts the run (cannot approve it).")
-    ] = getpass.getuser(),
+    voucher: VoucherFile = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
@@ -315,7 +313,9 @@ def run(
 
     A missing or rejected file is listed and the other funds go on. Outputs go to
     <data-dir>/runs/<run-id>/ (validation/, compute/, payments/). Payment files are
-    signed but not sent: sending comes after finance's approval.
+    signed but not sent: sending comes after finance's approval. The run's
+    triggerer is the user the --voucher names; without one, the OS account, and
+    such a run cannot be approved (no user the auth manager knows triggered it).
     """
     from payments.pipeline import run_batch
     from payments.run_spec import RunOptions
@@ -324,6 +324,7 @@ def run(
     loaded = load_scheme(scheme)
     with refusals():
         secret, signer = beneficiary_secret(settings), payment_signer(settings)
+        triggered_by = vouched(voucher, settings, finance=False).name if voucher else os_account()
     selected = load_registry().select(codes(funds))
     with progress("receiving and validating", len(selected), enabled=not as_json) as bar:
         result = run_batch(

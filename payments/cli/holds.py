@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from payments.cli.identity import VoucherFile, vouched
 from payments.cli.options import (
-    By,
     DataDir,
     Scheme,
     refusals,
@@ -50,8 +50,8 @@ def holds_list(scheme: Scheme = "aes-2020-05", data_dir: DataDir = None) -> None
 def holds_release(
     fund: Annotated[str, typer.Option(help="Fund code.")],
     household: Annotated[str, typer.Option(help="Fund-local household number.")],
-    by: By,
     note: Annotated[str, typer.Option(help="Why the hold is lifted (kept in the ledger).")],
+    voucher: VoucherFile = None,
     scheme: Scheme = "aes-2020-05",
     data_dir: DataDir = None,
 ) -> None:
@@ -62,6 +62,8 @@ def holds_release(
     from payments.ledger.migrate import engine_for
 
     settings = load_settings(data_dir)
+    with refusals():
+        by = vouched(voucher, settings, finance=True)
     with refusals(), Session(engine_for(settings.ledger_url)) as session, session.begin():
         release_household(
             session,
@@ -73,4 +75,4 @@ def holds_release(
             at=utc_now(),
             approvers=settings.finance_approvers,
         )
-    stdout.print(f"Hold released on fund {fund} household {household} by {by}.")
+    stdout.print(f"Hold released on fund {fund} household {household} by {by.name}.")

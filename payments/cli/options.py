@@ -102,5 +102,3 @@ def refusals() -> Iterator[None]:
 
 
 RunId = Annotated[str, typer.Argument(help="Run id (runs/<run-id>/ under the data dir).")]
-
-By = Annotated[str, typer.Option("--by", help="Who decides (not who triggered the run).")]

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
+from payments.cli.identity import VoucherFile, vouched
 from payments.cli.options import (
-    By,
     DataDir,
     RunId,
     refusals,
@@ -24,11 +24,14 @@ from payments.sepa.signing import (
 
 def approve(
     run_id: RunId,
-    by: By,
+    voucher: VoucherFile = None,
     data_dir: DataDir = None,
     refuse: Annotated[bool, typer.Option("--reject", help="Reject: nothing will be sent.")] = False,
 ) -> None:
-    """Finance's decision on a run: approve (payments filed) or --reject (payments cancelled)."""
+    """Finance's decision on a run: approve (payments filed) or --reject (payments cancelled).
+
+    Who decides is the finance user the --voucher names (from the payments pages).
+    """
     from payments.ledger.migrate import engine_for
     from payments.release import approve as approve_run
     from payments.release import reject
@@ -37,9 +40,10 @@ def approve(
     engine = engine_for(settings.ledger_url)
     now = utc_now()
     with refusals():
+        by = vouched(voucher, settings, finance=True)
         if refuse:
             if reject(engine, run_id, by=by, at=now, approvers=settings.finance_approvers):
-                stdout.print(f"Run {run_id} rejected by {by}: nothing will be sent.")
+                stdout.print(f"Run {run_id} rejected by {by.name}: nothing will be sent.")
             else:
                 stdout.print(f"Run {run_id} was already rejected: nothing changes.")
             return
@@ -51,7 +55,7 @@ def approve(
             at=now,
             approvers=settings.finance_approvers,
         )
-    stdout.print(f"Run {run_id} approved by {by}: {filed:,} payments filed.")
+    stdout.print(f"Run {run_id} approved by {by.name}: {filed:,} payments filed.")
 
 
 def send(

@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from payments.clock import utc_now
 from payments.config import load_settings
-from payments.credentials import beneficiary_secret, payment_signer
-from payments.errors import PaymentsError
+from payments.credentials import beneficiary_secret, identity_public_key, payment_signer
+from payments.errors import PaymentsError, Refused
+from payments.four_eyes import user_id
+from payments.identity import verify
 from payments.ledger.integrity import audit
 from payments.ledger.migrate import engine_for
+from payments.ledger.vouchers import spend
 from payments.logs import install_masking
 from payments.replay import replay_run
+from payments.run_ids import RUN_ID
 from payments.sepa.signing import load_certificate, signer_paths
 from payments.storage import staged
 
@@ -42,14 +48,36 @@ def result_key(check: str, run_id: str, at: datetime) -> str:
     return f"{AUDITS}/{at:%Y%m%dT%H%M%S}-{what}.json"
 
 
-def run_check(check: str, run_id: str, *, requested_by: str | None) -> dict[str, Any]:
-    """Run one check; write and return its result; fail when it found a problem."""
+def run_check(
+    check: str, run_id: str, *, requested_by: str | None, voucher: object = None
+) -> dict[str, Any]:
+    """Run one check; write and return its result; fail when it found a problem.
+
+    What the Audit page checks is checked again here, since anyone who may
+    trigger DAGs can start this one with any conf: the voucher the page signed
+    for an auditor and this check, and the run id's form (a replay scratches a
+    folder named after it).
+    """
     install_masking()
     if check not in CHECKS:
         raise PaymentsError(f"unknown check {check!r}: one of {', '.join(CHECKS)}")
-    if check == "replay" and not run_id:
-        raise PaymentsError("a replay needs the run id to replay")
+    if check == "replay" and not RUN_ID.fullmatch(run_id):
+        raise PaymentsError(f"a replay needs the id of a payments run, not {run_id!r}")
     settings = load_settings()
+    vouched = verify(
+        identity_public_key(settings),
+        voucher,
+        action="audit",
+        params={"check": check, "run_id": run_id if check == "replay" else None},
+        at=utc_now(),
+    )
+    if user_id(vouched.user.name) != user_id(requested_by):
+        raise Refused(f"the voucher is {vouched.user.name}'s, the run was triggered as "
+                      f"{requested_by!r}")  # fmt: skip
+    if user_id(vouched.user.id) not in {user_id(a) for a in settings.auditors}:
+        raise Refused(f"{vouched.user.name} is not an auditor (PAYMENTS_AUDITORS)")
+    with Session(engine_for(settings.ledger_url)) as session, session.begin():
+        spend(session, vouched, utc_now())
     started = utc_now()
     storage = settings.storage()
     if check == "verify":
@@ -62,10 +90,13 @@ def run_check(check: str, run_id: str, *, requested_by: str | None) -> dict[str,
     else:
         secret = beneficiary_secret(settings, create=False)
         signer = payment_signer(settings, create=False)
-        with staged(storage, pull=[f"runs/{run_id}", "archive"]) as area:
-            report = replay_run(
-                area.root, run_id, area.root / "replay" / run_id, secret=secret, signer=signer
-            )
+        with (
+            staged(storage, pull=[f"runs/{run_id}", "archive"]) as area,
+            tempfile.TemporaryDirectory(prefix="replay-") as scratch,
+        ):
+            # A fresh folder of its own: a replay never clears a path the conf names.
+            report = replay_run(area.root, run_id, Path(scratch) / run_id, secret=secret,
+                                signer=signer)  # fmt: skip
         problems = report.problems
         details = {
             "identical_files": len(report.identical),

@@ -16,10 +16,11 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from payments.run_ids import RUN_ID
 from payments.ui.dagruns import trigger
 from payments.ui.guard import Visitor, guard
 from payments.ui.layout import esc, page, table
-from payments.ui.runs import RUN_ID, run_ids
+from payments.ui.runs import run_ids
 
 AUDIT_DAG = "solidarity_audit"
 #: Results shown at most.
@@ -62,7 +63,7 @@ def _trigger(visitor: Visitor, check: str, run_id: str) -> str:
     if check == "replay" and not RUN_ID.fullmatch(run_id):
         raise HTTPException(400, "choose the run to replay")
     conf = {"check": check, "run_id": run_id if check == "replay" else None}
-    return trigger(AUDIT_DAG, visitor, conf)
+    return trigger(AUDIT_DAG, visitor, conf, action="audit", vouched=conf)
 
 
 def _in_progress() -> list[tuple[str, str, str]]:

@@ -66,7 +66,8 @@ def _ingest(visitor: Visitor, report: UploadFile) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]", "_", report.filename or "report.xml")[-120:]
     key = f"{UPLOADED}/{sha[:16]}-{name}"
     load_settings().storage().write_bytes(key, data)
-    trigger(FINANCE_ACTION_DAG, visitor, {"action": "apply_report", "report": key})
+    conf = {"action": "apply_report", "report": key}
+    trigger(FINANCE_ACTION_DAG, visitor, conf, action="apply_report", vouched={"report": key})
     return sha
 
 

@@ -298,5 +298,13 @@ def _release(visitor: Visitor, payment_id: int, note: str) -> str:
         run = session.get(Run, payment.run_id) if payment else None
     if run and run.triggered_by and user_id(run.triggered_by) == user_id(visitor.name):
         raise HTTPException(403, "the user who triggered the run cannot release its holds")
+    from payments.orchestration.finance_actions import subject
+
     conf = {"action": "release_hold", "payment_id": payment_id, "note": note.strip()}
-    return trigger(FINANCE_ACTION_DAG, visitor, conf)
+    return trigger(
+        FINANCE_ACTION_DAG,
+        visitor,
+        conf,
+        action="release_hold",
+        vouched=subject("release_hold", conf),
+    )

@@ -11,18 +11,17 @@ links to Airflow's *Required actions*.
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from payments.money import euros
+from payments.run_ids import RUN_ID
 from payments.ui.access import PERMISSIONS
 from payments.ui.guard import Visitor, guard
 from payments.ui.layout import bar_chart, esc, money, num, page, table
 
-RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,80}")
 #: The preview's outcomes, in the order finance reads them, with their words.
 OUTCOMES = (
     ("payable", "to be paid"),
@@ -73,6 +72,16 @@ def run_picker(visitor: Visitor, here: str, current: str) -> str:
 
 def register(app: FastAPI) -> None:
     """The list of runs and each run's page."""
+
+    @app.get("/voucher", response_class=PlainTextResponse)
+    def cli_voucher(visitor: Annotated[Visitor, Depends(guard("cli_voucher"))]) -> Response:
+        return PlainTextResponse(
+            _cli_voucher(visitor),
+            headers={
+                "Content-Disposition": 'attachment; filename="payments-voucher.txt"',
+                "Cache-Control": "no-store",
+            },
+        )
 
     @app.get("/runs", response_class=HTMLResponse)
     def runs(visitor: Annotated[Visitor, Depends(guard("read_run"))]) -> HTMLResponse:
@@ -157,6 +166,13 @@ def _index(visitor: Visitor) -> str:
         rows,
         empty="no run yet",
     )
+    if visitor.roles & PERMISSIONS["cli_voucher"]:
+        body += (
+            f'<p class="note" id="voucher">At a terminal: <a href="{visitor.base}/voucher">'
+            "a voucher for the payments command</a> (who you are, signed by this server; "
+            "good 15 minutes, for one command: <code>payments approve RUN --voucher FILE</code>"
+            ")</p>"
+        )
     return page("Runs", body, base=visitor.base, roles=visitor.roles, here="runs")
 
 
@@ -280,14 +296,13 @@ def _confirm_page(visitor: Visitor, run_id: str, option: str) -> str:
 
     if option not in (APPROVE, REJECT):
         raise HTTPException(400, f"answer {option!r}: {APPROVE} or {REJECT}")
-    summary = _read_json(f"runs/{run_id}/summary.json") or {}
-    files = summary.get("payment_files") or {"files": 0, "payments": 0, "cents": 0}
     if _waiting(run_id) is None:
         body = (
             '<p id="nothing">This run is not waiting for finance: nothing to decide. '
             f'<a href="{visitor.base}/runs/{esc(run_id)}">Back to the run</a></p>'
         )
         return page("Nothing to decide", body, base=visitor.base, roles=visitor.roles, here="runs")
+    files, asked = _ledger_files(run_id), _asked(run_id)
     what = (
         f"send <strong>{files['payments']:,} payments, {esc(euros(files['cents']))}</strong> "
         f"in {files['files']} signed files to the bank"
@@ -298,6 +313,8 @@ def _confirm_page(visitor: Visitor, run_id: str, option: str) -> str:
         f'<p class="big" id="confirm-text">{esc(option)} run {esc(run_id)}: {what}.</p>'
         '<p class="note">A decision is final. Four eyes: the user who triggered the run '
         "cannot answer. Your user id and the time are recorded in the ledger.</p>"
+        "<details open><summary>What you are asked (from the ledger and the signed "
+        f'manifest)</summary><pre id="approval-text">{esc(asked)}</pre></details>'
         f'<form method="post" action="{visitor.base}/runs/{esc(run_id)}/decision" id="confirm">'
         f'<input type="hidden" name="option" value="{esc(option)}">'
         f'<button type="submit">Confirm: {esc(option.lower())}</button> '
@@ -306,6 +323,46 @@ def _confirm_page(visitor: Visitor, run_id: str, option: str) -> str:
     return page(
         f"Confirm: {option.lower()}", body, base=visitor.base, roles=visitor.roles, here="runs"
     )
+
+
+def _cli_voucher(visitor: Visitor) -> str:
+    """A voucher for one ``payments`` command, for the user Airflow just authenticated."""
+    from payments.clock import utc_now
+    from payments.identity import CLI, CLI_TTL, Identity, vouch
+    from payments.ui.dagruns import page_key
+
+    key = page_key()
+    return vouch(key, Identity(visitor.id, visitor.name), CLI, {}, at=utc_now(), ttl=CLI_TTL) + "\n"
+
+
+def _ledger_files(run_id: str) -> dict[str, int]:
+    """The run's signed files as the ledger recorded them at conclusion (not summary.json,
+    which whoever may write the storage root could change)."""
+    from sqlalchemy.orm import Session
+
+    from payments.config import load_settings
+    from payments.ledger.approval import facts
+    from payments.ledger.migrate import engine_for
+
+    with Session(engine_for(load_settings().ledger_url)) as session:
+        return dict(facts(session, run_id)["files"])
+
+
+def _asked(run_id: str) -> str:
+    """The approval's text as the worker rendered it for Airflow's Required actions."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from payments.orchestration.approval import subject_of
+
+    with create_session() as session:
+        body = session.execute(
+            select(HITLDetail.body)
+            .where(HITLDetail.subject == subject_of(run_id), HITLDetail.responded_at.is_(None))
+            .limit(1)
+        ).scalar_one_or_none()
+    return str(body or "")
 
 
 def _waiting(run_id: str) -> tuple[str, str] | None:

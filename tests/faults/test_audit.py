@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from payments.ledger.events import GENESIS, event_hash
+from tests.vouchers import voucher_file
 
 
 def _payments(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,14 +35,14 @@ def _payments(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def sent(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-fund run, approved and sent with the CLI: the untouched ledger."""
     data = tmp_path_factory.mktemp("audit") / "data"
-    for args in (
-        ("sample", "--households", "400", "--funds", "13,75"),
-        ("run", "--funds", "13,75", "--triggered-by", "operator", "--json"),
-    ):
-        done = _payments(data, *args)
-        assert done.returncode == 0, done.stderr[-2000:]
+    done = _payments(data, "sample", "--households", "400", "--funds", "13,75")
+    assert done.returncode == 0, done.stderr[-2000:]
+    operator = str(voucher_file(data, "operator"))
+    done = _payments(data, "run", "--funds", "13,75", "--voucher", operator, "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
     run_id = json.loads(done.stdout)["run_id"]
-    for args in (("approve", run_id, "--by", "finance"), ("send", run_id)):
+    finance = str(voucher_file(data, "finance"))
+    for args in (("approve", run_id, "--voucher", finance), ("send", run_id)):
         done = _payments(data, *args)
         assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     assert (data / "runs" / run_id / "chain-head.json.p7s").exists()
@@ -153,3 +154,46 @@ def test_check_bundle_refuses_a_rewritten_bundle(sent: Path, tmp_path: Path, for
     done = _payments(sent, "audit", "check-bundle", str(forged), "--cert", cert)
     assert done.returncode == 1 and "rewritten" in done.stdout, done.stdout
     assert ("reconciliation.csv" in done.stdout) == (forge == "reconciliation")
+
+
+def test_a_replay_never_deletes_the_folder_its_conf_names(
+    sent: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N4: the audit DAG replayed any ``run_id`` its conf named; ``../runs/<run>`` made the
+    replay's scratch folder the run's own, and the second try deleted it (payment files,
+    signatures, run record, chain head). Any user who may trigger DAGs could."""
+    from payments.errors import PaymentsError
+    from payments.orchestration.audit import run_check
+    from tests.vouchers import voucher
+
+    data = tmp_path / "data"
+    shutil.copytree(sent, data)
+    for name, value in {
+        "PAYMENTS_DATA_DIR": str(data),
+        "PAYMENTS_DEMO": "1",
+        "PAYMENTS_AUDITORS": "auditor",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PAYMENTS_LEDGER_URL", raising=False)
+    monkeypatch.delenv("PAYMENTS_STORAGE_ROOT", raising=False)
+    run_id = (data / "runs" / "LATEST").read_text().strip()
+    before = sorted(p.name for p in (data / "runs" / run_id).iterdir())
+    climbing = f"../runs/{run_id}"
+    for _try in range(2):
+        conf = {"check": "replay", "run_id": climbing}
+        with pytest.raises(PaymentsError, match=r"not .*'\.\./runs/"):
+            run_check("replay", climbing, requested_by="auditor",
+                      voucher=voucher(data, "auditor", "audit", conf))  # fmt: skip
+    assert sorted(p.name for p in (data / "runs" / run_id).iterdir()) == before
+    # The DAG re-checks what the page checks: an auditor's voucher for this very check.
+    with pytest.raises(PaymentsError, match="no voucher"):
+        run_check("replay", run_id, requested_by="operator")
+    operators = voucher(data, "operator", "audit", {"check": "replay", "run_id": run_id})
+    with pytest.raises(PaymentsError, match="not an auditor"):
+        run_check("replay", run_id, requested_by="operator", voucher=operators)
+    replay = {"check": "replay", "run_id": run_id}
+    done = run_check(
+        "replay", run_id, requested_by="auditor", voucher=voucher(data, "auditor", "audit", replay)
+    )
+    assert done["ok"] and done["replayed_run_id"] == run_id
+    assert sorted(p.name for p in (data / "runs" / run_id).iterdir()) == before

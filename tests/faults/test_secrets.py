@@ -24,7 +24,7 @@ def test_outside_the_demo_a_missing_secret_stops_the_run(
     for name in ("PAYMENTS_DEMO", "PAYMENTS_KEY_SECRET", "PAYMENTS_SIGNING_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PAYMENTS_DATA_DIR", str(tmp_path))
-    done = CliRunner().invoke(app, ["run", "--funds", "13", "--triggered-by", "operator"])
+    done = CliRunner().invoke(app, ["run", "--funds", "13"])
     assert done.exit_code == 1, done.output
     assert "no beneficiary-key secret: set PAYMENTS_KEY_SECRET" in done.output
     assert "Traceback" not in done.output
@@ -32,7 +32,7 @@ def test_outside_the_demo_a_missing_secret_stops_the_run(
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").glob("aes-*"))
     # the key secret given, the signing key is still missing: refused the same way
     monkeypatch.setenv("PAYMENTS_KEY_SECRET", "ab" * 32)
-    done = CliRunner().invoke(app, ["run", "--funds", "13", "--triggered-by", "operator"])
+    done = CliRunner().invoke(app, ["run", "--funds", "13"])
     assert done.exit_code == 1 and "no signing key" in done.output, done.output
     assert not (tmp_path / "secrets").exists()
 
