@@ -16,6 +16,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from payments.ui import audit, bank, holds, quarantine, reconciliation, runs
+from payments.ui.gate import Gate
 
 
 def create_app() -> FastAPI:
@@ -23,4 +24,5 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Payments", docs_url=None, redoc_url=None, openapi_url=None)
     for module in (runs, holds, quarantine, bank, reconciliation, audit):
         module.register(app)
+    app.add_middleware(Gate)
     return app

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from payments.ledger.migrate import engine_for
 from payments.ledger.models import Hold
 from payments.sepa.signing import generate_demo_pair, load_signer
+from tests.vouchers import signing_key
 
 USERS = {
     "finance": "user",
@@ -46,6 +47,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/audit"): {"auditor"},
     ("POST", "/audit/checks"): {"auditor"},
     ("GET", "/runs/{run_id}/bundle.zip"): {"finance", "auditor"},
+    ("GET", "/voucher"): {"finance", "operator"},
 }
 
 
@@ -60,6 +62,7 @@ def paid_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str, 
         root / "secrets/signing-key.pem", root / "secrets/signing-cert.pem", common_name="t"
     )
     signer = load_signer(root / "secrets/signing-key.pem", root / "secrets/signing-cert.pem")
+    signing_key(root)  # the API server's identity key, for the vouchers its pages sign
     url = f"sqlite:///{root / 'ledger.sqlite'}"
     from datetime import datetime
 
@@ -173,3 +176,60 @@ def test_no_route_blocks_the_api_servers_event_loop(client) -> None:  # type: ig
     ]
     assert len(ours) == len(POLICY)
     assert not [r.path for r in ours if inspect.iscoroutinefunction(r.endpoint)]
+
+
+def _post_unread(app: Any, headers: list[tuple[bytes, bytes]]) -> tuple[int, int]:
+    """POST an upload to the app at the ASGI level; (status, body chunks the app read)."""
+    import asyncio
+
+    read: list[int] = []
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        read.append(1)
+        return {"type": "http.request", "body": b"x" * 65_536, "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/bank/reports",
+        "raw_path": b"/bank/reports",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    return int(sent[0]["status"]), len(read)
+
+
+def test_a_body_is_not_read_before_its_sender_is_known(client) -> None:  # type: ignore[no-untyped-def]
+    """N9: the API server spooled a whole unauthenticated upload to disk (200 MB) before it
+    answered 401: FastAPI parses a form body before the route's guard runs."""
+    app, tokens = client
+    huge = [(b"content-type", b"multipart/form-data; boundary=x"), (b"content-length", b"2" * 9)]
+    assert _post_unread(app.app, huge) == (401, 0)
+    forged = [*huge, (b"authorization", b"Bearer not-a-token")]
+    assert _post_unread(app.app, forged)[1] == 0
+    finance = [(b"authorization", f"Bearer {tokens['finance']}".encode())]
+    assert _post_unread(app.app, [*huge, *finance]) == (413, 0)  # over a report's cap
+    chunked = [(b"content-type", b"multipart/form-data; boundary=x"), *finance]
+    assert _post_unread(app.app, chunked) == (411, 0)
+
+
+def test_no_page_can_be_framed_by_another_site(client) -> None:  # type: ignore[no-untyped-def]
+    """N12: no ``frame-ancestors``/``X-Frame-Options``: a page of the same site could frame the
+    confirm page and have "Confirm: approve" clicked."""
+    app, tokens = client
+    for token in (tokens["finance"], None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        answer = app.get("/runs", headers=headers)
+        assert answer.headers["x-frame-options"] == "SAMEORIGIN"
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'self'"
