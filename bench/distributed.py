@@ -285,12 +285,14 @@ class Servers:
     bank: Path  # what the bank receives, under bank/<fund>/
     #: deploy/airflow-init.sh's SFTP_* variables for both servers.
     sftp: dict[str, str]
-    #: The files compose's ``secrets`` name: a throw-away signing pair, the sshd's client key.
+    #: The files compose's ``secrets`` name: throw-away signing and identity pairs, the
+    #: sshd's client key.
     keys: Path
 
 
 def on_sshd(sshd: SshServer, sample: Path, base: Path) -> Servers:
     """The sample's funds' files on ``sshd``, an empty bank beside them, keys under ``base``."""
+    from payments.identity import generate_pair
     from payments.sepa.signing import generate_demo_pair
 
     funds, bank = sshd.root / base.name / "funds-zone", sshd.root / base.name / "bank-zone"
@@ -298,6 +300,7 @@ def on_sshd(sshd: SshServer, sample: Path, base: Path) -> Servers:
     bank.mkdir(parents=True)
     keys = base / "keys"
     generate_demo_pair(keys / "signing-key.pem", keys / "signing-cert.pem", common_name=base.name)
+    generate_pair(keys / "identity-key.pem", keys / "identity-key.pub.pem")
     shutil.copyfile(sshd.client_key, keys / "sftp_client_key")
     sftp: dict[str, str] = {}
     for server, root in (("FUNDS", funds), ("BANK", bank)):

@@ -181,7 +181,11 @@ def test_compose_gives_each_service_only_the_secrets_it_uses() -> None:
         assert not services[name].get("secrets"), name
     api = services["airflow-apiserver"]
     assert not set(api["environment"]) & {"PAYMENTS_KEY_SECRET", "PAYMENTS_SIGNING_KEY"}
-    assert set(api.get("secrets", [])) <= {"signing_cert"}
+    assert set(api.get("secrets", [])) <= {"signing_cert", "identity_key"}
+    # The key that vouches for users is the API server's alone; workers check with its half.
+    assert api["environment"]["PAYMENTS_IDENTITY_KEY"] == "/run/secrets/identity_key"
+    assert "identity_public_key" in worker["secrets"] and "identity_key" not in worker["secrets"]
+    assert "PAYMENTS_IDENTITY_KEY" not in worker["environment"]
     assert api["environment"]["PAYMENTS_LEDGER_URL"].startswith(
         "postgresql+psycopg://ledger_reader:"
     )
