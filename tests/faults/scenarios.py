@@ -16,7 +16,11 @@ on one ledger make the last scenarios. A payment file reaching the bank twice
 is *paid twice*; a file never reaching it, or a payment not ``sent`` at the
 end, is *lost*. Both must be 0.
 
-Run: ``python -m tests.faults.scenarios`` (prints a table and a JSON line).
+Then the insider scenarios (:mod:`tests.faults.insiders`): the second
+review's attacks by an operator, or by one finance user alone, each counted as
+approved without finance and paid without being shown; both must be 0.
+
+Run: ``python -m tests.faults.scenarios`` (prints two tables and JSON lines).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from pathlib import Path
 
 from payments.faults import ENV as FAULT_ENV
 from payments.faults import SEND_POINTS
+from tests.vouchers import voucher_file
 
 APPROVER, OPERATOR = "finance", "operator"
 #: The file, in msg id order, whose upload is killed (the first goes through).
@@ -107,8 +112,8 @@ def prepare(base: Path, *, households: int = 900) -> str:
         "run",
         "--funds",
         "13,75",
-        "--triggered-by",
-        OPERATOR,
+        "--voucher",
+        str(voucher_file(base, OPERATOR)),
         "--max-transactions",
         "120",
         "--workers",
@@ -117,7 +122,7 @@ def prepare(base: Path, *, households: int = 900) -> str:
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
     run_id = str(json.loads(ran.stdout)["run_id"])
-    approved = _payments(base, "approve", run_id, "--by", APPROVER)
+    approved = _payments(base, "approve", run_id, "--voucher", str(voucher_file(base, APPROVER)))
     assert approved.returncode == 0, approved.stdout + approved.stderr
     return run_id
 
@@ -290,8 +295,13 @@ def summary(outcomes: list[Outcome]) -> dict[str, int]:
 
 
 def main() -> int:
+    from tests.faults.insiders import insiders
+    from tests.faults.insiders import table as insider_table
+    from tests.faults.insiders import totals as insider_totals
+
     with tempfile.TemporaryDirectory(prefix="payments-faults-") as tmp:
         outcomes = scenarios(Path(tmp))
+        attacks = insiders(Path(tmp) / "insiders")
     width = max(len(o.scenario) for o in outcomes)
     print(f"{'scenario':{width}}  survived  files  lost  twice  unsent")
     for o in outcomes:
@@ -306,8 +316,19 @@ def main() -> int:
         f"files lost: {totals['files_lost']}, paid twice: {totals['files_paid_twice']}, "
         f"payments left unsent: {totals['payments_unsent']}"
     )
-    ok = totals["survived"] == totals["scenarios"]
-    return 0 if ok and not (totals["files_lost"] or totals["files_paid_twice"]) else 1
+    print()
+    print(insider_table(attacks))
+    counted = insider_totals(attacks)
+    print(json.dumps({"insiders": counted, "outcomes": [asdict(a) for a in attacks]}))
+    print(
+        f"{counted['scenarios']} insider scenarios, {counted['refused']} refused; "
+        f"approved without finance: {counted['approved_without_finance']}, "
+        f"paid without being shown: {counted['paid_without_being_shown']}"
+    )
+    ok = totals["survived"] == totals["scenarios"] and counted["refused"] == counted["scenarios"]
+    lost = totals["files_lost"] or totals["files_paid_twice"]
+    insider = counted["approved_without_finance"] or counted["paid_without_being_shown"]
+    return 0 if ok and not lost and not insider else 1
 
 
 if __name__ == "__main__":
