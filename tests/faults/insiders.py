@@ -137,28 +137,35 @@ def _sample(work: Path, funds: tuple[str, ...], seed: int = 21) -> None:
     write_sample(SampleSpec(households=500, seed=seed, window=may, funds=funds), work / "data")
 
 
-def xcom_repoint(work: Path) -> Insider:
-    """N1: the operator points B's ``conclude`` XCom at run C while finance reads B."""
-    _airflow_home(work)
-    _set_environment(work)
+def concluded_undecided(fund: str) -> Any:
+    """Run C: a run of ``fund`` concluded by the operator and waiting for finance (the
+    review set its DAG run failed while the approval waited: the same ledger state)."""
     from payments.config import load_settings
     from payments.credentials import beneficiary_secret, payment_signer
-    from payments.orchestration.approval import respond
-    from payments.orchestration.local_run import DAG_ID, run_dag
     from payments.pipeline import run_batch
     from payments.schemes import load_scheme
 
-    _sample(work, ("13", "75"))
     settings = load_settings()
-    c = run_batch(
+    return run_batch(
         settings.data_dir,
         load_scheme("aes-2020-05"),
         secret=beneficiary_secret(settings),
         signer=payment_signer(settings),
         ledger_url=settings.ledger_url,
         triggered_by="operator",
-        funds=["75"],
+        funds=[fund],
     )
+
+
+def xcom_repoint(work: Path) -> Insider:
+    """N1: the operator points B's ``conclude`` XCom at run C while finance reads B."""
+    _airflow_home(work)
+    _set_environment(work)
+    from payments.orchestration.approval import respond
+    from payments.orchestration.local_run import DAG_ID, run_dag
+
+    _sample(work, ("13", "75"))
+    c = concluded_undecided("75")
     rest = _operator_rest()
 
     def repoint_then_approve(airflow_run_id: str, task_id: str) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -97,3 +100,21 @@ def reseal(path: Path, *, rows: int | None = None) -> None:
     if rows is not None:
         meta["row_count"] = rows
     companion.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def payments_cli(
+    data: Path, *args: str, approvers: str = "finance", **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """The ``payments`` command as a process on the demo setting, storage root ``data``: as
+    someone at a shell would run it (``extra``: more environment, $LOGNAME say)."""
+    env = {
+        **os.environ,
+        "PAYMENTS_DATA_DIR": str(data),
+        "PAYMENTS_DEMO": "1",
+        "PAYMENTS_FINANCE_APPROVERS": approvers,
+        **extra,
+    }
+    env.pop("PAYMENTS_LEDGER_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "payments", *args], env=env, capture_output=True, text=True
+    )

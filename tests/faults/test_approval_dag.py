@@ -143,22 +143,12 @@ def test_a_rewritten_xcom_does_not_repoint_finances_answer(dag_env: Path) -> Non
     while finance reads B, the operator points B's XCom at C; finance approves.
     """
     from payments.config import load_settings
-    from payments.credentials import beneficiary_secret, payment_signer
     from payments.orchestration.approval import respond
     from payments.orchestration.local_run import DAG_ID
-    from payments.pipeline import run_batch
-    from payments.schemes import load_scheme
+    from tests.faults.insiders import concluded_undecided
 
     settings = load_settings()
-    c = run_batch(
-        settings.data_dir,
-        load_scheme("aes-2020-05"),
-        secret=beneficiary_secret(settings),
-        signer=payment_signer(settings),
-        ledger_url=settings.ledger_url,
-        triggered_by="operator",
-        funds=["75"],
-    )
+    c = concluded_undecided("75")
 
     def repoint_then_approve(airflow_run_id: str, task_id: str) -> None:
         forged = {

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -15,20 +13,12 @@ from pathlib import Path
 import pytest
 
 from payments.ledger.events import GENESIS, event_hash
+from tests.faults.runs import payments_cli
 from tests.vouchers import voucher_file
 
 
 def _payments(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PAYMENTS_DATA_DIR": str(data),
-        "PAYMENTS_DEMO": "1",
-        "PAYMENTS_FINANCE_APPROVERS": "finance",
-    }
-    env.pop("PAYMENTS_LEDGER_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "payments", *args], env=env, capture_output=True, text=True
-    )
+    return payments_cli(data, *args)
 
 
 @pytest.fixture(scope="module")

@@ -13,26 +13,16 @@ import os
 import pwd
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.faults.runs import payments_cli
 from tests.vouchers import voucher_file
 
 
 def _payments(data: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PAYMENTS_DATA_DIR": str(data),
-        "PAYMENTS_DEMO": "1",
-        "PAYMENTS_FINANCE_APPROVERS": "finance,bob",
-        **extra,
-    }
-    env.pop("PAYMENTS_LEDGER_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "payments", *args], env=env, capture_output=True, text=True
-    )
+    return payments_cli(data, *args, approvers="finance,bob", **extra)
 
 
 @pytest.fixture(scope="module")
