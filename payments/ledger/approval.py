@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session, aliased
 
 from payments.errors import Refused
 from payments.ledger import events, states
-from payments.ledger.claims import released_ids
 from payments.ledger.models import (
     AirflowRun,
     BankEvent,
@@ -199,6 +198,8 @@ def _uploaders(session: Session, digests: set[str]) -> dict[str, str]:
 
 def released_waiting(session: Session, scheme_id: str) -> tuple[int, int]:
     """Holds released and not paid yet under the scheme (their fund's next run pays them)."""
+    from payments.ledger.claims import released_ids  # polars: not for the deliver tasks
+
     n, cents = session.execute(
         select(func.count(), func.coalesce(func.sum(Payment.amount_cents), 0)).where(
             Payment.id.in_(released_ids(scheme_id))

@@ -80,7 +80,8 @@ class FinanceApprovalOperator(HITLBranchOperator):
         )
 
     def execute(self, context: Any) -> Any:
-        from payments.orchestration.decision import ask, earlier_decision, final
+        from payments.orchestration.bound import final
+        from payments.orchestration.decision import ask, earlier_decision
 
         airflow_run = _airflow_run(context)
         earlier = final(lambda: earlier_decision(airflow_run))

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -25,61 +25,14 @@ from payments.four_eyes import check_decider, user_id
 from payments.identity import Identity
 from payments.ledger import approval as ledger_approval
 from payments.ledger.migrate import engine_for
-from payments.ledger.models import Run
 from payments.orchestration.approval import APPROVE, REJECT
+from payments.orchestration.bound import AirflowRunRef, BoundRun, bound_required, bound_run, final
 from payments.orchestration.settings import task_settings
 from payments.release import approve, check_concluded, reject
 from payments.sepa.layout import MANIFEST
 from payments.storage import staged
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-#: (DAG id, Airflow run id): how a task names the Airflow run it belongs to.
-AirflowRunRef = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class BoundRun:
-    """The payments run an Airflow run concluded, as the ledger has it."""
-
-    run_id: str
-    triggered_by: str | None
-    decision: str | None
-    decided_by: str | None
-    decided_at: datetime | None
-    shown_manifest_sha256: str | None
-
-    @property
-    def run_dir(self) -> str:
-        return f"runs/{self.run_id}"
-
-
-def bound_run(airflow_run: AirflowRunRef) -> BoundRun | None:
-    """The payments run this Airflow run concluded (None: a dry run, or nobody to pay)."""
-    with Session(engine_for(task_settings().ledger_url)) as session:
-        row = ledger_approval.bound(session, *airflow_run)
-        if row is None:
-            return None
-        run = session.get(Run, row.run_id)
-        assert run is not None  # a foreign key
-        return BoundRun(
-            run.run_id,
-            run.triggered_by,
-            run.decision,
-            run.approved_by,
-            run.approved_at,
-            row.shown_manifest_sha256,
-        )
-
-
-def bound_required(airflow_run: AirflowRunRef) -> BoundRun:
-    run = bound_run(airflow_run)
-    if run is None:
-        raise Refused(
-            f"Airflow run {airflow_run[1]} concluded no payments run in the ledger: "
-            "nothing to approve, record or send"
-        )
-    return run
 
 
 def needs_approval(airflow_run: AirflowRunRef) -> bool:
@@ -290,13 +243,3 @@ def _rejected(run: BoundRun, answer: Answer) -> None:
         approvers=settings.finance_approvers,
     )
     log.warning("run %s rejected by %s: nothing will be sent", run.run_id, user)
-
-
-def final(action: Callable[[], T]) -> T:
-    """Run a decision task's step; a refusal fails the task for good (no retry can change it)."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    try:
-        return action()
-    except Refused as exc:
-        raise AirflowFailException(str(exc)) from exc

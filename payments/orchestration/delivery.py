@@ -22,13 +22,14 @@ from payments.ledger.finance import run_at_bank
 from payments.ledger.integrity import CHAIN_HEAD, write_chain_head
 from payments.ledger.migrate import engine_for
 from payments.money import euros
+from payments.orchestration.bound import bound_required, bound_run, final
 from payments.orchestration.endpoints import bank_target, describe
 from payments.orchestration.settings import task_settings
 from payments.send import send
 from payments.sepa.signing import SIGNATURE_SUFFIX, load_certificate, signer_paths
 from payments.statuses import RunDecision
 from payments.storage import staged
-from payments.transport.base import TransportError
+from payments.transport.base import Inconsistent, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,6 @@ def deliver(airflow_run: tuple[str, str], fund_code: str, *, owner: str) -> dict
     progress): Airflow's retry then carries on, and the run never ends green
     with a file missing.
     """
-    from payments.orchestration.decision import bound_required, final
-
     settings = task_settings()
     run = final(lambda: bound_required(airflow_run))
     with Session(engine_for(settings.ledger_url)) as session:
@@ -61,16 +60,21 @@ def deliver(airflow_run: tuple[str, str], fund_code: str, *, owner: str) -> dict
         bank_target() as transport,
     ):
         log.info("fund %s: delivering to %s", fund_code, describe(None))
-        sent = send(
-            engine_for(settings.ledger_url),
-            area.root / run.run_dir,
-            run.run_id,
-            transport,
-            trusted=trusted,
-            at=utc_now(),
-            owner=owner,
-            fund=fund_code,
-        )
+        try:
+            sent = send(
+                engine_for(settings.ledger_url),
+                area.root / run.run_dir,
+                run.run_id,
+                transport,
+                trusted=trusted,
+                at=utc_now(),
+                owner=owner,
+                fund=fund_code,
+            )
+        except Inconsistent as exc:
+            why = str(exc)
+            final(lambda: _inconsistent(run.run_id, fund_code, why))
+            raise  # not reached: final() raises
     log.info(
         "fund %s: files %s; payments marked sent now: %s",
         fund_code,
@@ -85,6 +89,15 @@ def deliver(airflow_run: tuple[str, str], fund_code: str, *, owner: str) -> dict
     return {"fund": fund_code, "files": sent.files, "payments_sent": sent.payments_sent}
 
 
+def _inconsistent(run_id: str, fund_code: str, why: str) -> None:
+    """A permanent disagreement between the files and the ledger: fails without retry."""
+    raise Refused(
+        f"run {run_id}, fund {fund_code}: the payment files and the ledger disagree ({why}); "
+        "nothing more of this fund is sent: run `payments audit verify`, and pay what is "
+        "missing by a new run that finance approves"
+    )
+
+
 def _no_files(run_id: str, fund_code: str) -> None:
     raise Refused(f"run {run_id} has no payment file for fund {fund_code}: nothing to deliver")
 
@@ -96,8 +109,6 @@ def report(airflow_run: tuple[str, str], *, dry_run: bool = False) -> dict[str, 
     or when what was sent does not tie out to the files the ledger recorded.
     A run the ledger holds nothing of (a dry run) reports itself as such.
     """
-    from payments.orchestration.decision import bound_run
-
     run_ref = bound_run(airflow_run)
     if run_ref is None:
         log.info("nothing recorded by this run (%s): nothing to tie out", "dry run" if dry_run
