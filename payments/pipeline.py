@@ -17,7 +17,7 @@ import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from functools import partial
@@ -67,12 +67,31 @@ log = logging.getLogger(__name__)
 LATEST = "LATEST"
 
 
-def derive_run_id(scheme_id: str, receipts: list[Receipt], scheme_text: str = "") -> str:
-    """Same scheme (id and text) and same received bytes: same id (no clock, no randomness)."""
+def derive_run_id(
+    scheme_id: str,
+    receipts: list[Receipt],
+    scheme_text: str = "",
+    *,
+    released: Sequence[str] = (),
+    bank_profile: str | None = None,
+) -> str:
+    """Same scheme (id and text), same received bytes, same released holds read from the
+    ledger and same bank profile: same id (no clock, no randomness).
+
+    Everything that changes a run's outputs changes its id, so that a concluded
+    run's signed files are never rewritten: a hold released after a run
+    concluded is paid by a new run (the same inputs then give another id),
+    which finance approves. Neither part counts when absent, so a run without
+    them keeps the id it always had.
+    """
     h = hashlib.sha256(scheme_id.encode())
     h.update(hashlib.sha256(scheme_text.encode()).digest())
     for r in sorted(receipts, key=lambda r: r.fund_code):
         h.update(f"\n{r.fund_code}:{r.status}:{r.sha256 or '-'}".encode())
+    if released:
+        h.update(("\nreleased:" + ",".join(sorted(released))).encode())
+    if bank_profile:
+        h.update(f"\nbank_profile:{bank_profile}".encode())
     return f"{scheme_id}-{h.hexdigest()[:12]}"
 
 
@@ -143,13 +162,20 @@ def conclude_run(
     state an archived run read, instead of reading the ledger.
     """
     validation = gathered.validation
-    run_id = derive_run_id(scheme.id, validation.receipts, scheme.text)
+    profile = options.bank_profile.name if options.bank_profile else None
+
+    def identify(released: Sequence[str]) -> str:
+        return derive_run_id(
+            scheme.id, validation.receipts, scheme.text, released=released, bank_profile=profile
+        )
+
     engine = None
     if replay is None and recording.ledger_url:
-        engine, read = _read_ledger(recording.ledger_url, scheme, run_id, secret)
+        engine, read, run_id = _read_ledger(recording.ledger_url, scheme, identify, secret)
         recording = replace(recording, key_fingerprint=fingerprint(secret))
     else:
         read = replay or LedgerRead(None, [], [])
+        run_id = identify(read.released)
     computed = batch = None
     claimed_elsewhere: list[str] = []
     attempts = dict(read.attempts)
@@ -175,19 +201,21 @@ def conclude_run(
 
 
 def _read_ledger(
-    ledger_url: str, scheme: Scheme, run_id: str, secret: bytes
-) -> tuple[Engine, LedgerRead]:
-    """The ledger, at the current schema, and what this run reads of it: the keys
-    already paid (under this scheme or one not cumulable with it) and the released
-    holds. Refuses a secret other than the one the scheme's runs were keyed with."""
+    ledger_url: str, scheme: Scheme, identify: Callable[[Sequence[str]], str], secret: bytes
+) -> tuple[Engine, LedgerRead, str]:
+    """The ledger, at the current schema, what this run reads of it (the released holds,
+    then the keys already paid under this scheme or one not cumulable with it, but for
+    this run's own), and the run's id, which the released holds are part of. Refuses a
+    secret other than the one the scheme's runs were keyed with."""
     upgrade(ledger_url)
     engine = engine_for(ledger_url)
     schemes = [scheme.id, *scheme.spec.not_cumulable_with]
     with Session(engine) as session:
         check_key_fingerprint(session, schemes, fingerprint(secret))
-        prior = prior_payments(session, schemes, exclude_run=run_id)
         released = released_keys(session, scheme.id)
-    return engine, LedgerRead(prior, released, [])
+        run_id = identify(released)
+        prior = prior_payments(session, schemes, exclude_run=run_id)
+    return engine, LedgerRead(prior, released, []), run_id
 
 
 def _compute(

@@ -27,7 +27,7 @@ from payments.sepa.layout import MANIFEST
 from payments.sepa.signing import SIGNATURE_SUFFIX
 from payments.sepa.verify import verify_batch
 from payments.statuses import RunDecision
-from payments.transport.base import Transport, TransportError
+from payments.transport.base import Inconsistent, Transport
 from payments.transport.deliver import AT_THE_BANK, Outgoing, deliver
 
 #: States of a payment that is in a file finance approved.
@@ -78,7 +78,7 @@ def send(
         only = {f["path"] for f in manifest["files"] if f["fund_code"] == fund}
     problems = verify_batch(batch, trusted, only=only)
     if problems:
-        raise TransportError("batch does not verify, nothing sent: " + "; ".join(problems[:5]))
+        raise Inconsistent("batch does not verify, nothing sent: " + "; ".join(problems[:5]))
     with Session(engine) as session:
         run = session.get(Run, run_id)
         if run is None or run.decision != RunDecision.APPROVED:
@@ -125,7 +125,7 @@ def _check_figures(session: Session, row: PaymentFileRow) -> None:
     count = sum(int(n) for _, n, _ in found)
     cents = sum(int(c) for _, _, c in found)
     if unsent or (count, cents) != (row.nb_of_txs, row.ctrl_sum_cents):
-        raise TransportError(
+        raise Inconsistent(
             f"{row.msg_id}: the ledger holds {count} payments, {cents} cents "
             f"({', '.join(sorted(unsent)) or 'all filed'}) for a file of {row.nb_of_txs} "
             f"transactions, {row.ctrl_sum_cents} cents: not sent"

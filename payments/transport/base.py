@@ -19,6 +19,11 @@ class TransportError(RuntimeError):
     """A transfer that cannot be trusted; the message says what and where."""
 
 
+class Inconsistent(TransportError):
+    """The payment files and the ledger disagree: no retry can change that, only a person
+    (``payments audit verify`` says where; a new run pays what this one cannot)."""
+
+
 class Transport(Protocol):
     """What a storage endpoint must do; paths are relative to its root, '/'-separated."""
 

@@ -39,6 +39,7 @@ from payments.sepa.signing import SIGNATURE_SUFFIX
 from payments.statuses import Upload
 from payments.transport.base import (
     PART_SUFFIX,
+    Inconsistent,
     Transport,
     TransportError,
     already_there,
@@ -98,7 +99,7 @@ def deliver(
         with Session(engine) as session, session.begin():
             return Delivery("already_sent", mark_sent(session, file.file_id, file.run_id, at=at))
     if hashlib.sha256(file.data).hexdigest() != seen.sha256:
-        raise TransportError(f"{file.msg_id}: file to send differs from the one recorded")
+        raise Inconsistent(f"{file.msg_id}: file to send differs from the one recorded")
     mine = seen.owner == owner or seen.state == Upload.WRITTEN
     expired = seen.until is not None and seen.until < at
     if not (mine or expired or takeover) or not _claim(engine, file.msg_id, seen, owner, at):
