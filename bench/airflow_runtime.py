@@ -37,6 +37,8 @@ USERS = {
     "admin": ("admin", "admin-pw"),
     "operator": ("op", "op-pw"),
     "finance": ("user", "fin-pw"),
+    # A second finance user: who released a hold does not approve the run that pays it.
+    "bob": ("user", "bob-pw"),
     "auditor": ("viewer", "aud-pw"),
     "viewer": ("viewer", "view-pw"),
 }

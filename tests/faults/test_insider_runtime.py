@@ -11,6 +11,9 @@ REST API, as the reviewers did against ``make airflow``:
   ``conclude`` ends, before ``approval`` renders it.
 - N3: ``LOGNAME=finance airflow dags trigger solidarity_finance_action`` with a
   release in its conf.
+
+And issue 37's sequence: finance releases a hold of the approved, sent run on
+the Holds page; the operator triggers the same funds again.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Airflow,
     write_sample(SampleSpec(households=600, seed=21, window=MAY_2020, funds=("13", "75")), data)
     extra = {
         "PAYMENTS_DEMO": "1",
-        "PAYMENTS_FINANCE_APPROVERS": "finance",
+        "PAYMENTS_FINANCE_APPROVERS": "finance,bob",
         "PAYMENTS_AUDITORS": "auditor",
         "PAYMENTS_OPERATORS": "operator",
     }
@@ -191,3 +194,79 @@ def _trigger_and_conclude(running: Airflow) -> None:
     run = _trigger(running, ["13", "75"])
     wait_for(lambda: _waiting(running, run), timeout=TIMEOUT, what="a run's approval",
              airflow=running)  # fmt: skip
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_hold_released_after_approval_is_paid_by_a_new_run(
+    airflow: tuple[Airflow, Path],
+) -> None:
+    """Issue 37: the same funds run again after a release adopted the released payment into
+    the approved run and rewrote its signed file in place; delivery failed as retryable."""
+    import httpx
+
+    running, data = airflow
+    [(airflow_run, paid_run)] = _ledger(
+        data,
+        "SELECT a.airflow_run_id, a.run_id FROM airflow_runs a JOIN runs r ON r.run_id = a.run_id "
+        "WHERE r.decision = 'approved'",
+    )
+    [(payment_id, household)] = _ledger(
+        data,
+        "SELECT p.id, p.household_id FROM payments p JOIN holds h ON h.payment_id = p.id "
+        "WHERE p.run_id = ? AND h.released_at IS NULL ORDER BY p.id LIMIT 1",
+        paid_run,
+    )
+    before = _digests(data / "runs" / paid_run)
+    pages = httpx.Client(
+        base_url=f"{running.url}/payments",
+        headers={"Authorization": f"Bearer {running.token('finance')}"},
+        timeout=60,
+    )
+    released = pages.post(f"/holds/{payment_id}/release", data={"note": "checked with the fund"})
+    assert released.status_code in (200, 303), released.text
+    wait_for(
+        lambda: (
+            _ledger(data, "SELECT released_by FROM holds WHERE payment_id = ?", payment_id)
+            == [("finance",)]
+        ),
+        timeout=TIMEOUT,
+        what="the release, applied by the finance-action DAG",
+        airflow=running,
+    )
+
+    again = _trigger(running, ["13"])  # the same files as the approved run
+    wait_for(lambda: _waiting(running, again), timeout=TIMEOUT, what="the new run's approval",
+             airflow=running)  # fmt: skip
+    [(new_run,)] = _ledger(data, "SELECT run_id FROM airflow_runs WHERE airflow_run_id = ?", again)
+    assert new_run != paid_run and airflow_run != again
+    assert _digests(data / "runs" / paid_run) == before
+    time.sleep(APPROVAL_PAUSE_S)
+    with running.client("finance") as api:  # finance released the hold: not asked
+        assert (
+            api.patch(_hitl(running, again), json={"chosen_options": ["Approve"]}).status_code
+            == 403
+        )
+    with running.client("bob") as api:
+        shown = api.get(_hitl(running, again)).json()["body"]
+        assert "released by finance" in shown
+        assert (
+            api.patch(_hitl(running, again), json={"chosen_options": ["Approve"]}).status_code
+            == 200
+        )
+    state = wait_for(lambda: _run_state(running, DAG, again), timeout=TIMEOUT,
+                     what="the new run's end", airflow=running)  # fmt: skip
+    assert state == "success", f"{_states(running, DAG, again)}\n{running.logs()}"
+    assert _ledger(
+        data, "SELECT run_id, state FROM payments WHERE household_id = ? AND fund_code = '13'",
+        household,
+    ) == [(new_run, "sent")]  # fmt: skip
+    assert _digests(data / "runs" / paid_run) == before
