@@ -108,3 +108,37 @@ def test_the_report_fails_while_a_file_of_an_approved_run_is_not_at_the_bank(
     assert delivery.report(airflow_run)["sent_ties_out"] is True
     assert all(line["ties_out"] for line in tie_out(ledger))
     assert "in_file" not in states(ledger)
+
+
+def test_deliver_fails_for_good_when_a_file_disagrees_with_the_ledger(
+    ledger: Engine, tmp_path: Path, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 37: a file rewritten after approval failed ``deliver`` four times with a
+    ledger-jargon error raised as retryable; a retry cannot mend it."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.approval import bind
+
+    result = _approved(ledger, tmp_path, signer)
+    for name, value in {
+        "PAYMENTS_DATA_DIR": str(tmp_path),
+        "PAYMENTS_LEDGER_URL": ledger.url.render_as_string(hide_password=False),
+        "PAYMENTS_DEMO": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PAYMENTS_STORAGE_ROOT", raising=False)
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from payments.sepa.signing import signer_paths
+
+    cert = signer_paths(tmp_path)[1]  # the certificate deliver trusts
+    cert.parent.mkdir(exist_ok=True)
+    cert.write_bytes(signer.certificate.public_bytes(Encoding.PEM))
+    airflow_run = ("solidarity_payment_batch", "manual__2")
+    with Session(ledger) as session, session.begin():
+        bind(session, *airflow_run, result.run_id, datetime(2020, 5, 14))
+    with Session(ledger) as session, session.begin():
+        session.execute(update(PaymentFileRow).values(sha256="0" * 64))
+    with pytest.raises(AirflowFailException, match="the payment files and the ledger disagree"):
+        delivery.deliver(airflow_run, "13", owner="a-task")
