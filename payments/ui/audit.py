@@ -45,6 +45,16 @@ def register(app: FastAPI) -> None:
         started = _trigger(visitor, check, run_id)
         return RedirectResponse(f"{visitor.base}/audit?started={started}", status_code=303)
 
+    @app.get("/certificate.pem")
+    def certificate(
+        visitor: Annotated[Visitor, Depends(guard("download_bundle"))],
+    ) -> Response:
+        return Response(
+            _certificate(),
+            media_type="application/x-pem-file",
+            headers={"Content-Disposition": 'attachment; filename="signing-cert.pem"'},
+        )
+
     @app.get("/runs/{run_id}/bundle.zip")
     def bundle(
         run_id: str, visitor: Annotated[Visitor, Depends(guard("download_bundle"))]
@@ -148,8 +158,12 @@ def _page(visitor: Visitor, started: str) -> str:
             empty="no check yet",
         )
         + "<h2>Audit bundles</h2>"
-        + '<p class="note">A zip to check offline (<code>payments audit check-bundle</code>): '
-        "the run record, its ledger extract and events, signatures; no payment file.</p>"
+        + '<p class="note">A zip to check offline (<code>payments audit check-bundle '
+        "BUNDLE --cert signing-cert.pem</code>): the run record, its ledger extract and "
+        "events, signatures; no payment file. The check trusts only the certificate you "
+        f'give it: <a id="certificate" href="{visitor.base}/certificate.pem">this '
+        f"deployment's signing certificate</a> (SHA-256 <code>{esc(_fingerprint())}</code>: "
+        "compare it with the one the bank holds).</p>"
         + table("bundles", ("Run", "Download"), bundles, empty="no run yet")
     )
     return page("Audit", body, base=visitor.base, roles=visitor.roles, here="audit")
@@ -159,6 +173,29 @@ def _detail(result: dict[str, Any]) -> str:
     if result["check"] == "verify":
         return f"{result.get('payment_files_checked', 0):,} payment files match the ledger"
     return f"{result.get('identical_files', 0):,} output files byte-identical"
+
+
+def _certificate() -> bytes:
+    """The certificate payment files and chain heads are signed with (public)."""
+    from payments.config import load_settings
+    from payments.sepa.signing import signer_paths
+
+    path = signer_paths(load_settings().data_dir)[1]
+    if not path.exists():
+        raise HTTPException(404, "no signing certificate in this deployment yet")
+    return path.read_bytes()
+
+
+def _fingerprint() -> str:
+    """The certificate's SHA-256 fingerprint (DER), as ``openssl x509 -fingerprint`` says it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    try:
+        cert = x509.load_pem_x509_certificate(_certificate())
+    except HTTPException:
+        return "none yet"
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
 def _bundle(run_id: str) -> bytes:

@@ -47,6 +47,7 @@ POLICY: dict[tuple[str, str], set[str]] = {
     ("GET", "/audit"): {"auditor"},
     ("POST", "/audit/checks"): {"auditor"},
     ("GET", "/runs/{run_id}/bundle.zip"): {"finance", "auditor"},
+    ("GET", "/certificate.pem"): {"finance", "auditor"},
     ("GET", "/voucher"): {"finance", "operator"},
 }
 
@@ -233,3 +234,20 @@ def test_no_page_can_be_framed_by_another_site(client) -> None:  # type: ignore[
         answer = app.get("/runs", headers=headers)
         assert answer.headers["x-frame-options"] == "SAMEORIGIN"
         assert answer.headers["content-security-policy"] == "frame-ancestors 'self'"
+
+
+def test_the_audit_page_offers_the_certificate_a_bundle_is_checked_with(client, paid_run) -> None:  # type: ignore[no-untyped-def]
+    """Issue 37: the auditor had to fetch the signing certificate at a terminal to check a
+    bundle offline."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    app, tokens = client
+    root = paid_run[0]
+    auditor = {"Authorization": f"Bearer {tokens['auditor']}"}
+    pem = app.get("/certificate.pem", headers=auditor)
+    assert pem.status_code == 200
+    assert pem.content == (root / "secrets" / "signing-cert.pem").read_bytes()
+    fingerprint = x509.load_pem_x509_certificate(pem.content).fingerprint(hashes.SHA256())
+    page = app.get("/audit", headers=auditor).text
+    assert 'id="certificate"' in page and fingerprint.hex(":").upper() in page
