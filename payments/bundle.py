@@ -145,10 +145,21 @@ def _chain(session: Session, head: int) -> bytes:
     return "".join(f"{seq} {prev} {digest}\n" for seq, prev, digest in rows).encode()
 
 
+def _rejected(members: dict[str, bytes]) -> bool:
+    """True when the bundle's events say finance rejected the run, in an event the signed
+    chain head covers (one appended after it proves nothing)."""
+    head = int(json.loads(members[CHAIN_HEAD])["seq"]) if CHAIN_HEAD in members else 0
+    for line in members["events.jsonl"].decode().splitlines():
+        event = json.loads(line)
+        if event.get("kind") == "run_rejected" and int(event.get("seq", head + 1)) <= head:
+            return True
+    return False
+
+
 def _check_chain(members: dict[str, bytes], trusted: x509.Certificate) -> list[str]:
     """The run's events link, through the whole chain, to a head signed outside the database."""
     if CHAIN_HEAD not in members:
-        return [f"{CHAIN_HEAD}: missing: the run's events are not anchored (run not delivered?)"]
+        return [f"{CHAIN_HEAD}: missing: the run's events are not anchored (run not decided?)"]
     try:
         verify_detached(members[CHAIN_HEAD], members[CHAIN_HEAD + SIGNATURE_SUFFIX], trusted)
     except (SignatureError, KeyError) as exc:
@@ -252,7 +263,11 @@ def check_bundle(path: Path, trusted: x509.Certificate | None) -> list[str]:
         for r in rows
         if r["state"] in ("in_file", "sent", "accepted", "rejected", "returned")
     )
-    if filed != manifest.get("totals", {}).get("ctrl_sum_cents"):
+    if _rejected(members):
+        # Finance rejected the run: its files never left and its payments were cancelled.
+        if filed:
+            problems.append(f"reconciliation.csv: {filed} cents filed in a rejected run")
+    elif filed != manifest.get("totals", {}).get("ctrl_sum_cents"):
         problems.append(
             f"reconciliation.csv: {filed} cents filed, the manifest says "
             f"{manifest.get('totals', {}).get('ctrl_sum_cents')}"

@@ -246,9 +246,17 @@ def test_rejected_batch_sends_nothing_and_cancels_its_payments(
     ledger = _ledger(batch_env["tmp"])
     assert "sent" not in ledger and "approved" not in ledger and ledger["cancelled"][0] > 0
     run_id = (batch_env["data"] / "runs" / "LATEST").read_text().strip()
-    with Session(engine_for(f"sqlite:///{batch_env['tmp'] / 'ledger.sqlite'}")) as session:
+    url = f"sqlite:///{batch_env['tmp'] / 'ledger.sqlite'}"
+    with Session(engine_for(url)) as session:
         recorded = session.get(Run, run_id)
         assert recorded is not None and recorded.decision == "rejected"
+    # Issue 37: a rejected run's events were never anchored, and its bundle never checked.
+    from payments.bundle import check_bundle, export_bundle
+
+    data = batch_env["data"]
+    cert = signer_paths(data)[1]
+    zipped = export_bundle(data, url, run_id, batch_env["tmp"] / "rejected.zip", cert)
+    assert check_bundle(zipped, load_certificate(cert)) == []
 
 
 def test_dry_run_records_nothing_and_asks_nobody(

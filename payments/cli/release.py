@@ -13,7 +13,7 @@ from payments.cli.options import (
     refusals,
 )
 from payments.clock import utc_now
-from payments.config import load_settings
+from payments.config import Settings, load_settings
 from payments.console import stdout
 from payments.credentials import payment_signer
 from payments.sepa.signing import (
@@ -44,6 +44,7 @@ def approve(
         if refuse:
             if reject(engine, run_id, by=by, at=now, approvers=settings.finance_approvers):
                 stdout.print(f"Run {run_id} rejected by {by.name}: nothing will be sent.")
+                _anchor(settings, run_id)
             else:
                 stdout.print(f"Run {run_id} was already rejected: nothing changes.")
             return
@@ -105,3 +106,17 @@ def send(
             "upload; once it has stopped, `payments send --retry` carries it on)"
         )
         raise typer.Exit(1)
+
+
+def _anchor(settings: Settings, run_id: str) -> None:
+    """Sign the event chain's head into the rejected run's folder, as ``send`` does for a
+    sent one: the run's audit bundle then checks."""
+    from sqlalchemy.orm import Session
+
+    from payments.ledger.integrity import write_chain_head
+    from payments.ledger.migrate import engine_for
+
+    with Session(engine_for(settings.ledger_url)) as session:
+        write_chain_head(
+            session, settings.data_dir / "runs" / run_id, payment_signer(settings, create=False)
+        )

@@ -131,7 +131,8 @@ def report(airflow_run: tuple[str, str], *, dry_run: bool = False) -> dict[str, 
     }
     log.info("run %s: sent ties out to the files: %s", run_id, out["sent_ties_out"])
     decision, missing = run.decision, run.not_uploaded
-    if decision == RunDecision.APPROVED:
+    if decision in (RunDecision.APPROVED, RunDecision.REJECTED):
+        # A decided run's events are anchored: its audit bundle checks, rejected or not.
         _sign_chain_head(settings, run_dir=run_ref.run_dir)
     if decision == RunDecision.APPROVED and (missing or not out["sent_ties_out"]):
         raise TransportError(

@@ -187,3 +187,20 @@ def test_a_replay_never_deletes_the_folder_its_conf_names(
     )
     assert done["ok"] and done["replayed_run_id"] == run_id
     assert sorted(p.name for p in (data / "runs" / run_id).iterdir()) == before
+
+
+def test_a_rejected_runs_bundle_checks(tmp_path: Path) -> None:
+    """Issue 37: a rejected run's bundle always failed check-bundle (no signed chain head;
+    its cancelled payments counted against the manifest)."""
+    data = tmp_path / "data"
+    assert _payments(data, "sample", "--households", "200", "--funds", "13").returncode == 0
+    operator = str(voucher_file(data, "operator"))
+    ran = _payments(data, "run", "--funds", "13", "--json", "--voucher", operator)
+    run_id = json.loads(ran.stdout)["run_id"]
+    finance = str(voucher_file(data, "finance"))
+    rejected = _payments(data, "approve", run_id, "--reject", "--voucher", finance)
+    assert rejected.returncode == 0, rejected.stdout + rejected.stderr[-2000:]
+    bundle = tmp_path / "rejected.zip"
+    assert _payments(data, "audit", "bundle", run_id, "--out", str(bundle)).returncode == 0
+    checked = _payments(data, "audit", "check-bundle", str(bundle))
+    assert checked.returncode == 0, checked.stdout
