@@ -184,10 +184,19 @@ def _run_page(visitor: Visitor, run_id: str, answered: str = "") -> str:
     decided = _decisions().get(run_id, (None, None))
     state = _state(run_id, summary, decided)
     national = preview["national"]
+    payable = (
+        f"{national['payable']['households']:,} households, "
+        f"{esc(euros(national['payable_cents']))}"
+    )
+    headline = (
+        f"Not paid (rejected): {payable}, nothing sent; their households are paid by a "
+        "later run"
+        if decided[0] == "rejected"
+        else f"To be paid: {payable}"
+    )
     head = (
         f'<p class="big" id="state">{esc(preview["scheme_id"])}: {state}</p>'
-        f'<p class="big" id="to-pay">To be paid: {national["payable"]["households"]:,} '
-        f"households, {esc(euros(national['payable_cents']))}</p>"
+        f'<p class="big" id="to-pay">{headline}</p>'
     )
     if answered:
         head += (

@@ -251,3 +251,36 @@ def test_the_audit_page_offers_the_certificate_a_bundle_is_checked_with(client, 
     fingerprint = x509.load_pem_x509_certificate(pem.content).fingerprint(hashes.SHA256())
     page = app.get("/audit", headers=auditor).text
     assert 'id="certificate"' in page and fingerprint.hex(":").upper() in page
+
+
+@pytest.fixture(scope="module")
+def rejected_run(paid_run) -> str:  # type: ignore[no-untyped-def]
+    """A run of fund 2A finance rejected, beside the paid one."""
+    from datetime import datetime
+
+    from payments.pipeline import run_batch
+    from payments.release import reject
+    from payments.sample.writer import SampleSpec, write_sample
+    from payments.schemes import load_scheme
+    from tests.conftest import MAY_2020
+    from tests.households import APPROVERS, SECRET
+
+    root, url, _, _ = paid_run
+    write_sample(SampleSpec(households=300, seed=6, window=MAY_2020, funds=("2A",)), root)
+    signer = load_signer(root / "secrets/signing-key.pem", root / "secrets/signing-cert.pem")
+    result = run_batch(root, load_scheme("aes-2020-05"), secret=SECRET, signer=signer,
+                       ledger_url=url, funds=["2A"], triggered_by="operator")  # fmt: skip
+    reject(engine_for(url), result.run_id, by="finance", at=datetime(2020, 5, 14, 10),
+           approvers=APPROVERS)  # fmt: skip
+    return result.run_id
+
+
+def test_a_rejected_run_reads_as_rejected(client, rejected_run: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 37: a rejected run's page still headlined "To be paid"."""
+    app, tokens = client
+    page = app.get(
+        f"/runs/{rejected_run}", headers={"Authorization": f"Bearer {tokens['finance']}"}
+    )
+    assert page.status_code == 200
+    assert "rejected by finance" in page.text
+    assert "Not paid (rejected)" in page.text and "To be paid" not in page.text
