@@ -195,6 +195,8 @@ def _facts_page(visitor: Visitor, payment_id: int, asked: bool = False) -> str:
         *((k, esc(v)) for k, v in facts),
     ]
     body = table("facts", ("", ""), lines)
+    if "shared_iban" in hold.reasons.split(","):
+        body += _same_account(payment, visitor.base)
     if release[0]:
         body += (
             f'<p id="released">Released by {esc(release[0])} on {release[1]:%Y-%m-%d %H:%M} UTC: '
@@ -222,6 +224,86 @@ def _facts_page(visitor: Visitor, payment_id: int, asked: bool = False) -> str:
         base=visitor.base,
         roles=visitor.roles,
         here="holds",
+    )
+
+
+#: The most households on one account a hold's page lists (a shared IBAN may be a fraud's).
+SAME_ACCOUNT_SHOWN = 50
+
+
+def _same_account(payment: dict[str, Any], base: str) -> str:
+    """The other households of the run held on the same account, in every fund: what finance
+    must see to tell a family's joint account from one account collecting many aids."""
+    import io
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from payments.config import load_settings
+    from payments.ledger.models import Payment
+    from payments.logs import mask
+
+    storage = load_settings().storage()
+    key = f"runs/{payment['run_id']}/compute/review.parquet"
+    if not storage.exists(key):
+        return ""
+    review = pq.read_table(
+        io.BytesIO(storage.read_bytes(key)),
+        columns=["fund_code", "household_id", "iban", "account_holder", "entitled_cents"],
+    )
+    mine = review.filter(
+        pc.and_(
+            pc.equal(review["fund_code"], payment["fund_code"]),
+            pc.equal(review["household_id"], payment["household_id"]),
+        )
+    )
+    if not mine.num_rows:
+        return ""
+    iban = mine["iban"][0].as_py()
+    others = [
+        r
+        for r in review.filter(pc.equal(review["iban"], iban)).to_pylist()
+        if (r["fund_code"], r["household_id"]) != (payment["fund_code"], payment["household_id"])
+    ]
+    others.sort(key=lambda r: (r["fund_code"], r["household_id"]))
+    shown = others[:SAME_ACCOUNT_SHOWN]
+    with _session() as session:
+        ids = {
+            (str(f), str(h)): int(i)
+            for i, f, h in session.query(Payment.id, Payment.fund_code, Payment.household_id)
+            .filter(
+                Payment.run_id == payment["run_id"],
+                Payment.household_id.in_([str(r["household_id"]) for r in shown]),
+            )
+            .all()
+        }
+    rows = []
+    for r in shown:
+        pid = ids.get((str(r["fund_code"]), str(r["household_id"])))
+        household = esc(r["household_id"])
+        rows.append(
+            (
+                esc(r["fund_code"]),
+                f'<a href="{base}/holds/{pid}">{household}</a>' if pid else household,
+                esc(mask(str(r["account_holder"] or ""))),
+                money(int(r["entitled_cents"] or 0)),
+            )
+        )
+    more = (
+        f'<p class="note">{len(others) - len(shown):,} more households on this account are '
+        "not listed.</p>"
+        if len(others) > len(shown)
+        else ""
+    )
+    return (
+        f"<h2>Other households held on this account ({len(others):,})</h2>"
+        + table(
+            "same-account",
+            ("Fund", "Household", "Account holder", "Amount"),
+            rows,
+            empty="none in this run",
+        )
+        + more
     )
 
 

@@ -185,12 +185,10 @@ def _run_page(visitor: Visitor, run_id: str, answered: str = "") -> str:
     state = _state(run_id, summary, decided)
     national = preview["national"]
     payable = (
-        f"{national['payable']['households']:,} households, "
-        f"{esc(euros(national['payable_cents']))}"
+        f"{national['payable']['households']:,} households, {esc(euros(national['payable_cents']))}"
     )
     headline = (
-        f"Not paid (rejected): {payable}, nothing sent; their households are paid by a "
-        "later run"
+        f"Not paid (rejected): {payable}, nothing sent; their households are paid by a later run"
         if decided[0] == "rejected"
         else f"To be paid: {payable}"
     )

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from payments.ledger.migrate import engine_for
-from payments.ledger.models import Hold
+from payments.ledger.models import Hold, Payment
 from payments.sepa.signing import generate_demo_pair, load_signer
 from tests.vouchers import signing_key
 
@@ -284,3 +284,52 @@ def test_a_rejected_run_reads_as_rejected(client, rejected_run: str) -> None:  #
     assert page.status_code == 200
     assert "rejected by finance" in page.text
     assert "Not paid (rejected)" in page.text and "To be paid" not in page.text
+
+
+@pytest.fixture(scope="module")
+def shared_account(paid_run) -> int:  # type: ignore[no-untyped-def]
+    """A run of fund 2B where five households give one account: a held payment's id."""
+    from payments.pipeline import run_batch
+    from payments.sample.writer import SampleSpec, write_sample
+    from payments.schemes import load_scheme
+    from tests.conftest import MAY_2020
+    from tests.faults.runs import edit_fund_file
+    from tests.households import SECRET
+
+    root, url, _, _ = paid_run
+    write_sample(SampleSpec(households=300, seed=7, window=MAY_2020, funds=("2B",)), root)
+
+    def one_account(rows: list[list[str]], col: dict[str, int]) -> None:
+        for row in rows[1:5]:
+            row[col["iban"]] = rows[0][col["iban"]]
+
+    edit_fund_file(root, "2B", one_account)
+    signer = load_signer(root / "secrets/signing-key.pem", root / "secrets/signing-cert.pem")
+    result = run_batch(root, load_scheme("aes-2020-05"), secret=SECRET, signer=signer,
+                       ledger_url=url, funds=["2B"], triggered_by="operator")  # fmt: skip
+    with Session(engine_for(url)) as session:
+        held = (
+            session.execute(
+                select(Hold.payment_id)
+                .join(Payment, Payment.id == Hold.payment_id)
+                .where(Payment.run_id == result.run_id, Hold.reasons.contains("shared_iban"))
+                .order_by(Hold.payment_id)
+            )
+            .scalars()
+            .all()
+        )
+    assert len(held) >= 2, held
+    return int(held[0])
+
+
+def test_a_shared_account_hold_lists_the_other_households_on_it(client, shared_account) -> None:  # type: ignore[no-untyped-def]
+    """Issue 37: a shared-IBAN hold did not show the other households on the IBAN."""
+    app, tokens = client
+    page = app.get(
+        f"/holds/{shared_account}", headers={"Authorization": f"Bearer {tokens['finance']}"}
+    )
+    assert page.status_code == 200
+    listed = page.text.split('id="same-account"', 1)[1].split("</table>", 1)[0]
+    assert listed.count("<tr>") >= 2  # the heading and at least one other household
+    assert "/holds/" in listed  # each opens on its own hold
+    assert "FR76" not in listed  # no IBAN in clear
