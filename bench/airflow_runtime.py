@@ -196,6 +196,16 @@ def unpause(airflow: Airflow, dag_id: str) -> None:
     answer.raise_for_status()
 
 
+def wait_parsed(airflow: Airflow, dag_id: str, timeout: float = 300) -> None:
+    """Wait until the DAG processor has parsed ``dag_id`` (the API then knows it)."""
+    wait_for(
+        lambda: airflow.client("operator").get(f"/dags/{dag_id}").status_code == 200,
+        timeout=timeout,
+        what=f"the DAG processor to parse {dag_id}",
+        airflow=airflow,
+    )
+
+
 def _api_up(airflow: Airflow) -> bool:
     try:
         return httpx.get(f"{airflow.url}/api/v2/monitor/health", timeout=5).status_code == 200

@@ -56,6 +56,7 @@ from bench.airflow_runtime import (
     stop,
     unpause,
     wait_for,
+    wait_parsed,
 )
 from payments.storage import Storage
 
@@ -583,12 +584,7 @@ def xcom(airflow: Airflow, run_id: str, task_id: str) -> Any:
 
 def trigger_batch(airflow: Airflow, conf: Mapping[str, Any]) -> str:
     """``operator`` unpauses (new DAGs start paused, as compose sets) and triggers the batch."""
-    wait_for(
-        lambda: airflow.client("operator").get(f"/dags/{DAG}").status_code == 200,
-        timeout=300,
-        what=f"the DAG processor to parse {DAG}",
-        airflow=airflow,
-    )
+    wait_parsed(airflow, DAG)
     unpause(airflow, DAG)
     body = {"logical_date": None, "conf": dict(conf)}
     return str(api(airflow, "operator", "POST", f"/dags/{DAG}/dagRuns", json=body)["dag_run_id"])

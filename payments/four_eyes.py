@@ -46,6 +46,11 @@ def approvers_of(entries: Iterable[str]) -> tuple[Approver, ...]:
     return tuple(Approver.parse(e) for e in entries if e.strip())
 
 
+def is_approver(user: str, approvers: Iterable[str]) -> bool:
+    """True when the auth manager's user id ``user`` is a listed finance approver's."""
+    return bool(user_id(user)) and user_id(user) in {user_id(a.id) for a in approvers_of(approvers)}
+
+
 def check_decider(
     by: str | Identity,
     *,

@@ -161,6 +161,28 @@ def verify(
     return voucher
 
 
+def verify_for_run(
+    public: Ed25519PublicKey,
+    token: object,
+    *,
+    action: str,
+    params: Mapping[str, Any],
+    at: datetime,
+    triggered_as: str | None,
+) -> Voucher:
+    """:func:`verify`, for a DAG run a page started: the voucher's user is the one Airflow
+    recorded as triggering the run (a voucher copied into another's run serves nothing)."""
+    from payments.four_eyes import user_id
+
+    voucher = verify(public, token, action=action, params=params, at=at)
+    if user_id(voucher.user.name) != user_id(triggered_as):
+        raise VoucherRefused(
+            f"{action}: the voucher is {voucher.user.name}'s, the run was triggered as "
+            f"{triggered_as!r}: a voucher serves the run its page started"
+        )
+    return voucher
+
+
 def key_paths(data_dir: Path) -> tuple[Path, Path]:
     """(private, public) key files: the environment's, else ``<data>/secrets/identity-key*``."""
     folder = data_dir / "secrets"

@@ -28,7 +28,7 @@ from urllib.parse import unquote
 import pytest
 from sqlalchemy import create_engine, text
 
-from bench.airflow_runtime import Airflow, running_airflow, unpause, wait_for
+from bench.airflow_runtime import Airflow, running_airflow, unpause, wait_for, wait_parsed
 from payments.logs import IBAN_PATTERN, NIR_PATTERN
 from payments.money import euros
 from payments.sample.writer import SampleSpec, write_sample
@@ -120,12 +120,7 @@ def paid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaidRun]:
 
 def _pay(airflow: Airflow, data: Path) -> PaidRun:
     """Trigger as operator, approve as finance, wait for the end."""
-    wait_for(
-        lambda: airflow.client("operator").get(f"/dags/{DAG}").status_code == 200,
-        timeout=300,
-        what=f"the DAG processor to parse {DAG}",
-        airflow=airflow,
-    )
+    wait_parsed(airflow, DAG)
     if CHROMIUM and CHROMEDRIVER:
         run_id = _trigger_in_the_form(airflow)
     else:

@@ -25,8 +25,8 @@ from payments.clock import utc_now
 from payments.config import Settings
 from payments.credentials import identity_public_key
 from payments.errors import FourEyesError
-from payments.four_eyes import approvers_of, user_id
-from payments.identity import CLI, Identity, Voucher, VoucherRefused, verify
+from payments.four_eyes import is_approver
+from payments.identity import CLI, Identity, VoucherRefused, verify
 from payments.ledger.migrate import engine_for, upgrade
 from payments.ledger.vouchers import spend
 
@@ -60,15 +60,9 @@ def vouched(path: Path | None, settings: Settings, *, finance: bool) -> Identity
         identity_public_key(settings), path.read_text().strip(), action=CLI, params={},
         at=utc_now(),
     )  # fmt: skip
-    if finance:
-        _require_finance(voucher, settings)
+    if finance and not is_approver(voucher.user.id, settings.finance_approvers):
+        raise FourEyesError(f"{voucher.user.name} is not a finance approver")
     upgrade(settings.ledger_url)  # the first command on a new ledger creates it
     with Session(engine_for(settings.ledger_url)) as session, session.begin():
         spend(session, voucher, utc_now())
     return voucher.user
-
-
-def _require_finance(voucher: Voucher, settings: Settings) -> None:
-    ids = {user_id(a.id) for a in approvers_of(settings.finance_approvers)}
-    if user_id(voucher.user.id) not in ids:
-        raise FourEyesError(f"{voucher.user.name} is not a finance approver")

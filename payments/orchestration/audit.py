@@ -23,7 +23,7 @@ from payments.config import load_settings
 from payments.credentials import beneficiary_secret, identity_public_key, payment_signer
 from payments.errors import PaymentsError, Refused
 from payments.four_eyes import user_id
-from payments.identity import verify
+from payments.identity import verify_for_run
 from payments.ledger.integrity import audit
 from payments.ledger.migrate import engine_for
 from payments.ledger.vouchers import spend
@@ -64,16 +64,14 @@ def run_check(
     if check == "replay" and not RUN_ID.fullmatch(run_id):
         raise PaymentsError(f"a replay needs the id of a payments run, not {run_id!r}")
     settings = load_settings()
-    vouched = verify(
+    vouched = verify_for_run(
         identity_public_key(settings),
         voucher,
         action="audit",
         params={"check": check, "run_id": run_id if check == "replay" else None},
         at=utc_now(),
+        triggered_as=requested_by,
     )
-    if user_id(vouched.user.name) != user_id(requested_by):
-        raise Refused(f"the voucher is {vouched.user.name}'s, the run was triggered as "
-                      f"{requested_by!r}")  # fmt: skip
     if user_id(vouched.user.id) not in {user_id(a) for a in settings.auditors}:
         raise Refused(f"{vouched.user.name} is not an auditor (PAYMENTS_AUDITORS)")
     with Session(engine_for(settings.ledger_url)) as session, session.begin():

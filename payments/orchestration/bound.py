@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -71,9 +71,14 @@ def bound_required(airflow_run: AirflowRunRef) -> BoundRun:
 
 def final(action: Callable[[], T]) -> T:
     """Run a decision task's step; a refusal fails the task for good (no retry can change it)."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     try:
         return action()
     except Refused as exc:
-        raise AirflowFailException(str(exc)) from exc
+        fail_for_good(str(exc))
+
+
+def fail_for_good(message: str) -> NoReturn:
+    """Fail the running task without retry: ``message`` says what happened and what to do."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(message)

@@ -11,6 +11,7 @@ Four eyes are checked again here, whatever the auth manager allowed.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -72,8 +73,6 @@ def ask(airflow_run: AirflowRunRef) -> Question:
     manifest_key = f"{run.run_dir}/payments/{MANIFEST}"
     manifest_bytes = settings.storage().read_bytes(manifest_key)
     sha = hashlib.sha256(manifest_bytes).hexdigest()
-    import json
-
     with Session(engine_for(settings.ledger_url)) as session, session.begin():
         check_concluded(session, run.run_id, json.loads(manifest_bytes))
         ledger_approval.mark_shown(session, *airflow_run, sha, utc_now())

@@ -16,13 +16,12 @@ from sqlalchemy.orm import Session
 from payments.clock import utc_now
 from payments.config import Settings
 from payments.credentials import payment_signer
-from payments.errors import Refused
 from payments.ledger.approval import facts, funds_with_files
 from payments.ledger.finance import run_at_bank
 from payments.ledger.integrity import CHAIN_HEAD, write_chain_head
 from payments.ledger.migrate import engine_for
 from payments.money import euros
-from payments.orchestration.bound import bound_required, bound_run, final
+from payments.orchestration.bound import bound_required, bound_run, fail_for_good, final
 from payments.orchestration.endpoints import bank_target, describe
 from payments.orchestration.settings import task_settings
 from payments.send import send
@@ -53,7 +52,9 @@ def deliver(airflow_run: tuple[str, str], fund_code: str, *, owner: str) -> dict
     with Session(engine_for(settings.ledger_url)) as session:
         funds = funds_with_files(session, run.run_id)
     if fund_code not in funds:
-        final(lambda: _no_files(run.run_id, fund_code))
+        fail_for_good(
+            f"run {run.run_id} has no payment file for fund {fund_code}: nothing to deliver"
+        )
     trusted = load_certificate(signer_paths(settings.data_dir)[1])
     with (
         staged(settings.storage(), pull=[f"{run.run_dir}/payments"]) as area,
@@ -72,9 +73,11 @@ def deliver(airflow_run: tuple[str, str], fund_code: str, *, owner: str) -> dict
                 fund=fund_code,
             )
         except Inconsistent as exc:
-            why = str(exc)
-            final(lambda: _inconsistent(run.run_id, fund_code, why))
-            raise  # not reached: final() raises
+            fail_for_good(
+                f"run {run.run_id}, fund {fund_code}: the payment files and the ledger disagree "
+                f"({exc}); nothing more of this fund is sent: run `payments audit verify`, and "
+                "pay what is missing by a new run that finance approves"
+            )
     log.info(
         "fund %s: files %s; payments marked sent now: %s",
         fund_code,
@@ -87,19 +90,6 @@ def deliver(airflow_run: tuple[str, str], fund_code: str, *, owner: str) -> dict
             "(another sender's upload; its lease expires, then a retry carries on)"
         )
     return {"fund": fund_code, "files": sent.files, "payments_sent": sent.payments_sent}
-
-
-def _inconsistent(run_id: str, fund_code: str, why: str) -> None:
-    """A permanent disagreement between the files and the ledger: fails without retry."""
-    raise Refused(
-        f"run {run_id}, fund {fund_code}: the payment files and the ledger disagree ({why}); "
-        "nothing more of this fund is sent: run `payments audit verify`, and pay what is "
-        "missing by a new run that finance approves"
-    )
-
-
-def _no_files(run_id: str, fund_code: str) -> None:
-    raise Refused(f"run {run_id} has no payment file for fund {fund_code}: nothing to deliver")
 
 
 def report(airflow_run: tuple[str, str], *, dry_run: bool = False) -> dict[str, Any]:

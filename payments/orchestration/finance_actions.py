@@ -23,8 +23,8 @@ from payments.clock import utc_now
 from payments.config import load_settings
 from payments.credentials import identity_public_key
 from payments.errors import FourEyesError, Refused
-from payments.four_eyes import approvers_of, user_id
-from payments.identity import Voucher, verify
+from payments.four_eyes import is_approver, user_id
+from payments.identity import Voucher, verify_for_run
 from payments.ledger import events
 from payments.ledger.holds import release_hold
 from payments.ledger.migrate import engine_for
@@ -52,20 +52,15 @@ def act(params: dict[str, Any], *, triggered_as: str | None) -> dict[str, Any]:
     install_masking()
     action = str(params.get("action"))
     settings = load_settings()
-    voucher = verify(
+    voucher = verify_for_run(
         identity_public_key(settings),
         params.get("voucher"),
         action=action,
         params=subject(action, params),
         at=utc_now(),
+        triggered_as=triggered_as,
     )
-    if user_id(voucher.user.name) != user_id(triggered_as):
-        raise Refused(
-            f"{action}: the voucher is {voucher.user.name}'s, the run was triggered as "
-            f"{triggered_as!r}: a voucher serves the run its page started"
-        )
-    finance = {user_id(a.id) for a in approvers_of(settings.finance_approvers)}
-    if user_id(voucher.user.id) not in finance:
+    if not is_approver(voucher.user.id, settings.finance_approvers):
         raise FourEyesError(f"{action}: {voucher.user.name} is not a finance approver")
     if action == "release_hold":
         return _release(int(params["payment_id"]), str(params.get("note") or ""), voucher)

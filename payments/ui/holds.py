@@ -185,7 +185,8 @@ def _facts_page(visitor: Visitor, payment_id: int, asked: bool = False) -> str:
         payment |= {"household_id": found.household_id, "amount_cents": found.amount_cents}
         triggered_by = run.triggered_by if run else None
         release = (hold.released_by, hold.released_at, hold.release_note)
-    facts = _facts(payment)
+    review = _review(payment["run_id"])
+    facts = _facts(review, payment)
     lines = [
         ("Scheme", esc(payment["scheme_id"])),
         ("Run", esc(payment["run_id"]) + f" (triggered by {esc(triggered_by or 'unknown')})"),
@@ -195,8 +196,8 @@ def _facts_page(visitor: Visitor, payment_id: int, asked: bool = False) -> str:
         *((k, esc(v)) for k, v in facts),
     ]
     body = table("facts", ("", ""), lines)
-    if "shared_iban" in hold.reasons.split(","):
-        body += _same_account(payment, visitor.base)
+    if review is not None and "shared_iban" in hold.reasons.split(","):
+        body += _same_account(review, payment, visitor.base)
     if release[0]:
         body += (
             f'<p id="released">Released by {esc(release[0])} on {release[1]:%Y-%m-%d %H:%M} UTC: '
@@ -231,35 +232,44 @@ def _facts_page(visitor: Visitor, payment_id: int, asked: bool = False) -> str:
 SAME_ACCOUNT_SHOWN = 50
 
 
-def _same_account(payment: dict[str, Any], base: str) -> str:
-    """The other households of the run held on the same account, in every fund: what finance
-    must see to tell a family's joint account from one account collecting many aids."""
+def _review(run_id: str) -> Any:
+    """The run's review list (``compute/review.parquet``, held households only), if archived."""
     import io
 
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from payments.config import load_settings
-    from payments.ledger.models import Payment
-    from payments.logs import mask
 
     storage = load_settings().storage()
-    key = f"runs/{payment['run_id']}/compute/review.parquet"
-    if not storage.exists(key):
-        return ""
-    review = pq.read_table(
-        io.BytesIO(storage.read_bytes(key)),
-        columns=["fund_code", "household_id", "iban", "account_holder", "entitled_cents"],
-    )
-    mine = review.filter(
+    key = f"runs/{run_id}/compute/review.parquet"
+    return pq.read_table(io.BytesIO(storage.read_bytes(key))) if storage.exists(key) else None
+
+
+def _household(review: Any, payment: dict[str, Any]) -> dict[str, Any] | None:
+    """The payment's household's row of the review list."""
+    import pyarrow.compute as pc
+
+    rows = review.filter(
         pc.and_(
             pc.equal(review["fund_code"], payment["fund_code"]),
             pc.equal(review["household_id"], payment["household_id"]),
         )
-    )
-    if not mine.num_rows:
+    ).to_pylist()
+    return dict(rows[0]) if rows else None
+
+
+def _same_account(review: Any, payment: dict[str, Any], base: str) -> str:
+    """The other households of the run held on the same account, in every fund: what finance
+    must see to tell a family's joint account from one account collecting many aids."""
+    import pyarrow.compute as pc
+
+    from payments.ledger.models import Payment
+    from payments.logs import mask
+
+    mine = _household(review, payment)
+    if mine is None:
         return ""
-    iban = mine["iban"][0].as_py()
+    iban = mine["iban"]
     others = [
         r
         for r in review.filter(pc.equal(review["iban"], iban)).to_pylist()
@@ -327,30 +337,15 @@ FACTS = (
 )
 
 
-def _facts(payment: dict[str, Any]) -> list[tuple[str, str]]:
+def _facts(review: Any, payment: dict[str, Any]) -> list[tuple[str, str]]:
     """What the rule and the hold checks read, from the run's review list (when archived)."""
-    import io
-
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from payments.config import load_settings
     from payments.logs import mask
 
-    storage = load_settings().storage()
-    key = f"runs/{payment['run_id']}/compute/review.parquet"
-    if not storage.exists(key):
+    if review is None:
         return [("Facts", "not found: the run's review list is not in the storage root")]
-    review = pq.read_table(io.BytesIO(storage.read_bytes(key)))
-    row = review.filter(
-        pc.and_(
-            pc.equal(review["fund_code"], payment["fund_code"]),
-            pc.equal(review["household_id"], payment["household_id"]),
-        )
-    ).to_pylist()
-    if not row:
+    facts = _household(review, payment)
+    if facts is None:
         return [("Facts", "this household is not in the run's review list")]
-    facts = row[0]
     shown = [
         (label, mask("" if facts[k] is None else str(facts[k]))) for k, label in FACTS if k in facts
     ]

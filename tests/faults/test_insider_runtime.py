@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from bench.airflow_runtime import BIN, Airflow, running_airflow, unpause, wait_for
+from bench.airflow_runtime import BIN, Airflow, running_airflow, unpause, wait_for, wait_parsed
 from payments.sample.writer import SampleSpec, write_sample
 from tests.conftest import MAY_2020
 
@@ -52,12 +52,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Airflow,
         "PAYMENTS_OPERATORS": "operator",
     }
     with running_airflow(tmp / "airflow", data, extra) as running:
-        wait_for(
-            lambda: running.client("operator").get(f"/dags/{DAG}").status_code == 200,
-            timeout=300,
-            what=f"the DAG processor to parse {DAG}",
-            airflow=running,
-        )
+        wait_parsed(running, DAG)
         unpause(running, DAG)
         yield running, data
 
