@@ -533,8 +533,10 @@ def test_auditor_verifies_replays_and_downloads_the_bundle(paid: PaidRun, tmp_pa
         verified = wait_for(
             lambda: result_of("verify"), timeout=300, what="the verification", airflow=paid.airflow
         )
-        Select(driver.find_element(By.ID, "replay-run")).select_by_value(run_id)
+        driver.get(base + "/audit")  # a page that has finished loading, not the poll's
+        Select(appears(driver, By.ID, "replay-run")).select_by_value(run_id)
         driver.find_element(By.CSS_SELECTOR, "#replay button").click()
+        assert "Started" in appears(driver, By.ID, "notice").text
         replayed = wait_for(
             lambda: result_of("replay"), timeout=600, what="the replay", airflow=paid.airflow
         )
